@@ -1,0 +1,19 @@
+//! `burrow-proto`: the AWS IoT Secure Tunneling wire protocol, with no IO.
+//!
+//! - [`message`]: the protobuf `Message` (generated from `proto/tunnel.proto` by prost; the
+//!   generated file is committed and a test checks that it is current, so no `protoc` is needed).
+//! - [`codec`]: the frame codec (u16 big-endian length + `Message`) on caller buffers, with the
+//!   protocol's limits as typed errors.
+//! - [`endpoint`]: a sans-IO tunnel endpoint (source or destination role; V1, V2 and V3 message
+//!   formats) that turns bytes, commands and the current time into bytes to send, events and the
+//!   next deadline.
+//!
+//! This crate deliberately owns no socket, reads no clock, spawns nothing and logs nothing, so the
+//! same code runs in the browser (wasm32), in the server and in deterministic tests.
+
+pub mod codec;
+pub mod endpoint;
+pub mod message;
+
+pub use codec::{FrameDecoder, FrameError, decode_frame, encode_frame, validate};
+pub use message::{Message, MessageType};
