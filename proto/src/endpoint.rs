@@ -54,6 +54,10 @@ pub struct Config {
     pub services: Vec<String>,
     /// How often the driver should ping the WebSocket; `None` never asks.
     pub ping_interval: Option<Duration>,
+    /// The stream id the first [`Endpoint::open_stream`] uses; later streams count up (wrapping
+    /// past `i32::MAX` to 1, never 0). Drivers pass a random positive value so ids are unlikely
+    /// to repeat across reconnects. Unused by destinations.
+    pub first_stream_id: i32,
 }
 
 /// One connection inside one stream of one service.

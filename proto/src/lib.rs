@@ -7,6 +7,8 @@
 //! - [`endpoint`]: a sans-IO tunnel endpoint (source or destination role; V1, V2 and V3 message
 //!   formats) that turns bytes, commands and the current time into bytes to send, events and the
 //!   next deadline.
+//! - [`service`]: the tunneling service's own rules (what it refuses from a source or a
+//!   destination), used by the local service in `burrow-server`.
 //!
 //! This crate deliberately owns no socket, reads no clock, spawns nothing and logs nothing, so the
 //! same code runs in the browser (wasm32), in the server and in deterministic tests.
@@ -14,6 +16,7 @@
 pub mod codec;
 pub mod endpoint;
 pub mod message;
+pub mod service;
 
 pub use codec::{FrameDecoder, FrameError, decode_frame, encode_frame, validate};
 pub use message::{Message, MessageType};
