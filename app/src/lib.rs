@@ -1,0 +1,14 @@
+//! `burrow-app`: the browser app. `main.rs` only mounts [`components::App`].
+//!
+//! - [`session`]: the connection's state machine, errors in operator words, and the
+//!   [`session::SessionHost`] trait the UI implements (plain Rust, native tests).
+//! - [`ssh`]: russh client glue (auth, host-key check, pty, resize, keep-alive).
+//! - [`driver`]: the only module that touches `web_sys::WebSocket`, plus the cookie-helper call.
+//! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
+//! - [`components`]: the Leptos UI; holds no session logic.
+
+pub mod components;
+pub mod driver;
+pub mod session;
+pub mod ssh;
+pub mod term;
