@@ -1,1 +1,196 @@
-//! Placeholder for the `session` module.
+//! The connection as the operator sees it: what the UI asks for ([`ConnectRequest`]), what it is
+//! told ([`SessionHost`]), and what it can do while connected ([`SessionHandle`]).
+//!
+//! This module is the contract between the UI (`components`, `term`) and the session machinery
+//! (`driver`, `ssh`). It holds no browser objects itself, so its logic is tested natively.
+//! `start` lives in the session machinery and spawns the session on the browser's executor.
+
+use zeroize::Zeroizing;
+
+pub use burrow_proto::endpoint::Format;
+
+/// Where the tunneling service is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelEndpoint {
+    /// A service the page reaches same-site (the local service, or a relay in front of AWS):
+    /// the token goes through the cookie helper. The URL is the service's base, e.g.
+    /// `http://127.0.0.1:8080` or `wss://burrow.example.com`.
+    SameSite(String),
+    /// AWS IoT Secure Tunneling directly in a region: the token goes in the WebSocket URL's
+    /// `access-token` query parameter (a cookie cannot work there).
+    AwsRegion(String),
+}
+
+/// How the operator proves who they are to the device's sshd.
+pub enum Credential {
+    /// Password (also used to answer a keyboard-interactive password prompt).
+    Password(Zeroizing<String>),
+    /// A private key as pasted or read from a file (OpenSSH, PEM, PKCS#8 or PuTTY).
+    PrivateKey {
+        /// The key file's text.
+        text: Zeroizing<String>,
+        /// Its passphrase, when encrypted.
+        passphrase: Option<Zeroizing<String>>,
+    },
+}
+
+/// Everything needed to connect once.
+pub struct ConnectRequest {
+    /// The tunneling service.
+    pub endpoint: TunnelEndpoint,
+    /// The cookie helper's URL (used with [`TunnelEndpoint::SameSite`]).
+    pub cookie_helper: String,
+    /// The source access token.
+    pub token: Zeroizing<String>,
+    /// The service id to start, when the tunnel has several.
+    pub service_id: Option<String>,
+    /// The message format the destination speaks.
+    pub format: Format,
+    /// The SSH user name.
+    pub username: String,
+    /// Password or key.
+    pub credential: Credential,
+    /// Terminal size in columns and rows.
+    pub cols: u32,
+    /// Terminal rows.
+    pub rows: u32,
+}
+
+/// The steps of connecting, in order, as shown in the status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Handing the token to the cookie helper.
+    Cookie,
+    /// Opening the tunnel WebSocket and waiting for the service.
+    Tunnel,
+    /// SSH key exchange and host key check.
+    SshHandshake,
+    /// SSH user authentication.
+    Auth,
+    /// Opening the session channel, pty and shell.
+    Shell,
+    /// The shell is running.
+    Connected,
+    /// The session ended (see [`SessionHost::ended`]).
+    Closed,
+}
+
+/// Live figures for the status line.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    /// Last keep-alive round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Bytes received from the tunnel WebSocket.
+    pub bytes_in: u64,
+    /// Bytes sent on the tunnel WebSocket.
+    pub bytes_out: u64,
+}
+
+/// The host key the device presented, and what we already knew about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyQuestion {
+    /// The key's algorithm, e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    /// `SHA256:…` as OpenSSH prints it.
+    pub fingerprint: String,
+    /// Where it is remembered (endpoint + tunnel destination + service), for display.
+    pub target: String,
+}
+
+/// One keyboard-interactive round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbdQuestion {
+    /// The server's name for the round (may be empty).
+    pub name: String,
+    /// Its instructions (may be empty).
+    pub instructions: String,
+    /// Each prompt and whether the answer may be echoed.
+    pub prompts: Vec<(String, bool)>,
+}
+
+/// The UI side of a session. Every method is called on the browser's single thread.
+pub trait SessionHost {
+    /// The session moved to `phase`.
+    fn phase(&self, phase: Phase);
+    /// New figures for the status line.
+    fn stats(&self, stats: Stats);
+    /// The tunnel offers several services and none was chosen (or the chosen one is absent).
+    fn services(&self, ids: Vec<String>);
+    /// Terminal output. `parsed` must be called once the terminal has processed the bytes
+    /// (xterm.js's write callback); the session withholds SSH window space until then.
+    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>);
+    /// First use of a host key: ask the operator. Answer `true` to trust and remember it.
+    fn ask_host_key(&self, question: HostKeyQuestion) -> futures_channel::oneshot::Receiver<bool>;
+    /// A keyboard-interactive round; answer `None` to cancel.
+    fn ask_keyboard_interactive(
+        &self,
+        question: KbdQuestion,
+    ) -> futures_channel::oneshot::Receiver<Option<Vec<Zeroizing<String>>>>;
+    /// The session is over: `Ok` when the shell exited or the operator disconnected.
+    fn ended(&self, outcome: Result<(), crate::session::SessionError>);
+}
+
+/// Everything that can end a session early, split by where the fault lies; each variant maps to
+/// words an operator can act on in [`SessionError::user_message`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The form is incomplete or inconsistent (a message says what to fix).
+    #[error("invalid input: {0}")]
+    Input(String),
+}
+
+impl SessionError {
+    /// The text shown in the page's error panel.
+    pub fn user_message(&self) -> String {
+        match self {
+            SessionError::Input(what) => format!("Please check the form: {what}."),
+        }
+    }
+}
+
+/// What the UI can ask of a running session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserCommand {
+    /// Keystrokes or pasted text from the terminal.
+    Input(Vec<u8>),
+    /// The terminal's size changed.
+    Resize {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+    /// Close the session.
+    Disconnect,
+}
+
+/// The UI's handle on a running session; dropping it does not end the session
+/// (call [`SessionHandle::disconnect`]).
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    commands: futures_channel::mpsc::UnboundedSender<UserCommand>,
+}
+
+impl SessionHandle {
+    /// A handle that feeds `commands`; the session machinery keeps the receiving end.
+    pub fn new(commands: futures_channel::mpsc::UnboundedSender<UserCommand>) -> Self {
+        Self { commands }
+    }
+
+    /// Sends terminal input to the shell.
+    pub fn input(&self, data: &[u8]) {
+        // A closed channel means the session is over; input then has nowhere to go.
+        let _ = self.commands.unbounded_send(UserCommand::Input(data.to_vec()));
+    }
+
+    /// Tells the remote pty the new size.
+    pub fn resize(&self, cols: u32, rows: u32) {
+        let _ = self.commands.unbounded_send(UserCommand::Resize { cols, rows });
+    }
+
+    /// Ends the session.
+    pub fn disconnect(&self) {
+        let _ = self.commands.unbounded_send(UserCommand::Disconnect);
+    }
+}
