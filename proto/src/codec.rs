@@ -13,7 +13,9 @@
 
 use prost::Message as _;
 use prost::bytes::Buf;
-use prost::encoding::{WireType, decode_key, skip_field};
+use prost::encoding::{
+    WireType, decode_key, encode_key, encode_varint, encoded_len_varint, key_len, skip_field,
+};
 
 use crate::message::{Message, MessageType};
 
@@ -86,6 +88,85 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) -> Result<(), FrameError> 
     out.reserve(LENGTH_PREFIX_LEN + len);
     out.extend_from_slice(&prefix.to_be_bytes());
     msg.encode_raw(out);
+    Ok(())
+}
+
+/// The fields of a DATA message, borrowed, for [`encode_data_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataHeader<'a> {
+    /// The stream the data belongs to (must not be 0).
+    pub stream_id: i32,
+    /// The service id ("" writes none).
+    pub service_id: &'a str,
+    /// The connection id (0 writes none).
+    pub connection_id: u32,
+}
+
+impl DataHeader<'_> {
+    /// The length of the whole frame (prefix included) carrying `payload_len` bytes of payload.
+    pub fn frame_len(&self, payload_len: usize) -> usize {
+        LENGTH_PREFIX_LEN + self.body_len(payload_len)
+    }
+
+    fn body_len(&self, payload_len: usize) -> usize {
+        let mut len = key_len(1) + encoded_len_varint(MessageType::Data as u64);
+        if self.stream_id != 0 {
+            len += key_len(2) + encoded_len_varint(i64::from(self.stream_id) as u64);
+        }
+        if payload_len != 0 {
+            len += key_len(4) + encoded_len_varint(payload_len as u64) + payload_len;
+        }
+        if !self.service_id.is_empty() {
+            len += key_len(5)
+                + encoded_len_varint(self.service_id.len() as u64)
+                + self.service_id.len();
+        }
+        if self.connection_id != 0 {
+            len += key_len(7) + encoded_len_varint(u64::from(self.connection_id));
+        }
+        len
+    }
+}
+
+/// Appends one DATA frame to `out`, copying `payload` once, straight from the caller's slice.
+///
+/// The bytes are exactly those [`encode_frame`] writes for the equivalent [`Message`] (fields in
+/// number order, proto3 defaults omitted), without first copying the payload into a `Message`.
+/// Refuses what [`encode_frame`] refuses and leaves `out` untouched on error.
+pub fn encode_data_frame(
+    header: &DataHeader<'_>,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    if payload.len() > MAX_PAYLOAD_LEN {
+        return Err(FrameError::PayloadTooLarge(payload.len()));
+    }
+    if header.stream_id == 0 {
+        return Err(FrameError::StreamIdZero(MessageType::Data));
+    }
+    let len = header.body_len(payload.len());
+    let prefix = u16::try_from(len).map_err(|_| FrameError::MessageTooLarge(len))?;
+    out.reserve(LENGTH_PREFIX_LEN + len);
+    out.extend_from_slice(&prefix.to_be_bytes());
+    encode_key(1, WireType::Varint, out);
+    encode_varint(MessageType::Data as u64, out);
+    encode_key(2, WireType::Varint, out);
+    // Negative int32 values are sign-extended to ten bytes, as protobuf requires.
+    encode_varint(i64::from(header.stream_id) as u64, out);
+    if !payload.is_empty() {
+        encode_key(4, WireType::LengthDelimited, out);
+        encode_varint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+    if !header.service_id.is_empty() {
+        encode_key(5, WireType::LengthDelimited, out);
+        encode_varint(header.service_id.len() as u64, out);
+        out.extend_from_slice(header.service_id.as_bytes());
+    }
+    if header.connection_id != 0 {
+        encode_key(7, WireType::Varint, out);
+        encode_varint(u64::from(header.connection_id), out);
+    }
     Ok(())
 }
 
@@ -260,7 +341,8 @@ impl FrameDecoder {
         let n = want.min(input.len());
         if self.partial.capacity() == 0 && self.partial.len() + n >= LENGTH_PREFIX_LEN {
             // Reserve only what the declared frame needs, never more than one maximal frame.
-            self.partial.reserve(MAX_FRAME_LEN.min(self.partial.len() + input.len()));
+            self.partial
+                .reserve(MAX_FRAME_LEN.min(self.partial.len() + input.len()));
         }
         self.partial.extend_from_slice(&input[..n]);
         *input = &input[n..];
@@ -287,7 +369,11 @@ mod tests {
 
     #[test]
     fn round_trip_across_every_split() {
-        let msgs = [data(1, b"hello"), data(7, &[0u8; 300]), Message::of(MessageType::SessionReset)];
+        let msgs = [
+            data(1, b"hello"),
+            data(7, &[0u8; 300]),
+            Message::of(MessageType::SessionReset),
+        ];
         let wire: Vec<u8> = msgs.iter().flat_map(frame).collect();
         for split in 0..=wire.len() {
             let mut dec = FrameDecoder::strict();
@@ -342,7 +428,10 @@ mod tests {
     fn stays_failed_after_an_error() {
         let mut dec = FrameDecoder::new();
         let mut input: &[u8] = &[0, 1, 0xff];
-        assert!(matches!(dec.decode(&mut input), Err(FrameError::Undecodable(_))));
+        assert!(matches!(
+            dec.decode(&mut input),
+            Err(FrameError::Undecodable(_))
+        ));
         let mut good: &[u8] = &frame(&data(1, b"x"));
         assert!(dec.decode(&mut good).is_err());
     }

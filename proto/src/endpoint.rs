@@ -15,10 +15,38 @@
 //! connection id (0 on the wire means 1). The [`Format`] is what this endpoint *writes*; it reads
 //! every format, as AWS's localproxy does.
 //!
+//! Rules it applies (see `docs`' tunneling-protocol summary and AWS's V2/V3 protocol guides):
+//! - A source's streams get fresh ids (counting up from [`Config::first_stream_id`], never 0);
+//!   opening a stream for a service replaces that service's live stream. A destination treats
+//!   a STREAM_START as replacing the service's live stream, and answers a STREAM_START for a
+//!   service it does not have with STREAM_RESET.
+//! - DATA and resets whose stream id is not the live one of their service (or whose connection
+//!   is not open) are stale and dropped silently.
+//! - Messages without a service id (V1 peers) belong to the only known service.
+//! - A stream at a destination is answered in the format the peer started it with (no service
+//!   id if the STREAM_START had none, no connection ids if it had none), within this endpoint's
+//!   own [`Format`].
+//! - Outgoing frames are packed into WebSocket messages of at most
+//!   [`MAX_WS_MESSAGE_LEN`](crate::codec::MAX_WS_MESSAGE_LEN) bytes; payloads are copied once,
+//!   from the caller's slice into the outgoing message.
+//! - Any [`PeerError`] fails the endpoint for good: the driver closes the WebSocket.
+//!
 //! It deliberately does not decide what to connect to, how to retry, or how to log: that is the
 //! driver's business.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
+
+use crate::codec::{
+    DataHeader, FrameDecoder, LENGTH_PREFIX_LEN, MAX_PAYLOAD_LEN, MAX_WS_MESSAGE_LEN,
+    encode_data_frame, encode_frame,
+};
+use crate::message::{Message, MessageType};
+
+/// Most service ids a tunnel can have.
+pub const MAX_SERVICES: usize = 3;
+/// Longest service id this endpoint writes (AWS allows up to 128 characters).
+pub const MAX_SERVICE_ID_LEN: usize = 128;
 
 /// Which end of the tunnel this endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +106,8 @@ pub enum CloseCause {
     ConnectionReset,
     /// The peer (or the service) sent STREAM_RESET for its stream.
     StreamReset,
-    /// A new STREAM_START for the same service replaced its stream (destination only).
+    /// A new stream for the same service replaced its stream: at a destination, the peer's new
+    /// STREAM_START; at a source, the application's own [`Endpoint::open_stream`].
     StreamReplaced,
     /// The service sent SESSION_RESET.
     SessionReset,
@@ -133,7 +162,7 @@ pub enum PeerError {
         /// This endpoint's role.
         role: Role,
     },
-    /// SERVICE_IDS listed more than three services or a duplicate.
+    /// SERVICE_IDS listed more than three services, a duplicate or an empty id.
     #[error("invalid service id list: {0}")]
     InvalidServiceIds(String),
 }
@@ -156,23 +185,699 @@ pub enum LocalError {
     /// Several connections per stream need the V3 format.
     #[error("more than one connection per stream needs the V3 message format")]
     NeedsV3,
+    /// The endpoint failed earlier on peer input; the WebSocket must be closed and a new
+    /// endpoint built for the next one.
+    #[error("the tunnel endpoint has failed: {0}")]
+    Failed(PeerError),
+}
+
+impl Config {
+    /// A configuration with no service list, no keep-alive and first stream id 1.
+    pub fn new(role: Role, format: Format) -> Self {
+        Self {
+            role,
+            format,
+            services: Vec::new(),
+            ping_interval: None,
+            first_stream_id: 1,
+        }
+    }
+}
+
+/// One stream: the active stream id of one service and its open connections.
+#[derive(Debug)]
+struct Stream {
+    stream_id: i32,
+    /// The connection ids currently open in this stream.
+    connections: BTreeSet<u32>,
+    /// The connection id the next [`Endpoint::open_connection`] tries (source only).
+    next_connection_id: u32,
+    /// Whether this endpoint writes the service id on this stream's messages.
+    write_service_id: bool,
+    /// Whether this endpoint writes connection ids (and so closes single connections with
+    /// CONNECTION_RESET) on this stream.
+    write_connection_id: bool,
+}
+
+/// The bytes waiting to be sent, already cut into WebSocket messages.
+#[derive(Debug, Default)]
+struct TxQueue {
+    /// Finished messages, oldest first.
+    ready: VecDeque<Vec<u8>>,
+    /// Bytes in `ready`.
+    ready_bytes: usize,
+    /// The message being filled; never over [`MAX_WS_MESSAGE_LEN`].
+    current: Vec<u8>,
+}
+
+impl TxQueue {
+    /// Makes room for a frame of `frame_len` bytes in the current message and returns it.
+    ///
+    /// `hint` is how many bytes the caller expects to append soon (so a large send allocates
+    /// each message once); it never makes a message longer than the limit.
+    fn room(&mut self, frame_len: usize, hint: usize) -> &mut Vec<u8> {
+        if self.current.len() + frame_len > MAX_WS_MESSAGE_LEN {
+            let full = std::mem::take(&mut self.current);
+            self.ready_bytes += full.len();
+            self.ready.push_back(full);
+        }
+        if self.current.capacity() - self.current.len() < frame_len {
+            let want = hint
+                .max(frame_len)
+                .min(MAX_WS_MESSAGE_LEN - self.current.len());
+            self.current.reserve(want);
+        }
+        &mut self.current
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        if let Some(msg) = self.ready.pop_front() {
+            self.ready_bytes -= msg.len();
+            return Some(msg);
+        }
+        if self.current.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.current))
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ready_bytes + self.current.len()
+    }
 }
 
 /// The sans-IO endpoint. See the module documentation for the driving loop.
+///
+/// Every method runs to completion without blocking; after each call the driver drains
+/// [`Endpoint::poll_output`] until it returns `None`, then waits for the next input or for the
+/// deadline of [`Endpoint::poll_timeout`].
 #[derive(Debug)]
 pub struct Endpoint {
     config: Config,
+    /// Lenient: unknown protobuf fields from newer peers are skipped.
+    decoder: FrameDecoder,
+    /// Set by the first peer error; every later input returns it again.
+    failed: Option<PeerError>,
+    /// The service ids the last SERVICE_IDS announced.
+    service_ids: Vec<String>,
+    /// The live stream of each service, keyed by the service id the application sees.
+    streams: BTreeMap<String, Stream>,
+    /// The id the next stream this source opens gets.
+    next_stream_id: i32,
+    events: VecDeque<Event>,
+    tx: TxQueue,
+    /// When the next keep-alive ping is due.
+    next_ping: Option<Duration>,
+    ping_due: bool,
 }
 
 impl Endpoint {
     /// A fresh endpoint; `now` starts the keep-alive clock.
+    ///
+    /// A `ping_interval` of zero is treated as no keep-alive.
     pub fn new(config: Config, now: Duration) -> Self {
-        let _ = now;
-        Self { config }
+        let next_ping = config
+            .ping_interval
+            .filter(|interval| !interval.is_zero())
+            .and_then(|interval| now.checked_add(interval));
+        let next_stream_id = if config.first_stream_id == 0 {
+            1
+        } else {
+            config.first_stream_id
+        };
+        Self {
+            config,
+            decoder: FrameDecoder::new(),
+            failed: None,
+            service_ids: Vec::new(),
+            streams: BTreeMap::new(),
+            next_stream_id,
+            events: VecDeque::new(),
+            tx: TxQueue::default(),
+            next_ping,
+            ping_due: false,
+        }
     }
 
     /// The configuration it was built with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The service ids the tunneling service announced (empty until SERVICE_IDS arrives).
+    pub fn service_ids(&self) -> &[String] {
+        &self.service_ids
+    }
+
+    /// The error that failed this endpoint, if any.
+    pub fn failure(&self) -> Option<&PeerError> {
+        self.failed.as_ref()
+    }
+
+    /// Bytes encoded but not yet handed out by [`Endpoint::poll_output`].
+    pub fn pending_bytes(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Whether `conn` is open: its stream is the live stream of its service and the connection
+    /// has not been closed by either side.
+    pub fn is_open(&self, conn: &ConnId) -> bool {
+        self.streams.get(&conn.service_id).is_some_and(|stream| {
+            stream.stream_id == conn.stream_id && stream.connections.contains(&conn.connection_id)
+        })
+    }
+
+    /// The open connections, in order.
+    pub fn connections(&self) -> Vec<ConnId> {
+        self.streams
+            .iter()
+            .flat_map(|(service_id, stream)| {
+                stream.connections.iter().map(|&connection_id| ConnId {
+                    service_id: service_id.clone(),
+                    stream_id: stream.stream_id,
+                    connection_id,
+                })
+            })
+            .collect()
+    }
+
+    /// The next output: a ping request, then bytes to send, then events.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if std::mem::take(&mut self.ping_due) {
+            return Some(Output::Ping);
+        }
+        if let Some(bytes) = self.tx.pop() {
+            return Some(Output::Transmit(bytes));
+        }
+        self.events.pop_front().map(Output::Event)
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.failed.is_some() {
+            return None;
+        }
+        self.next_ping
+    }
+
+    /// Advances time to `now`: asks for a ping when one is due and schedules the next.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.failed.is_some() {
+            return;
+        }
+        let (Some(deadline), Some(interval)) = (self.next_ping, self.config.ping_interval) else {
+            return;
+        };
+        if now >= deadline {
+            self.ping_due = true;
+            // Scheduling from `now` (not from the missed deadline) avoids a burst of pings
+            // after the driver was late.
+            self.next_ping = now.checked_add(interval);
+        }
+    }
+
+    /// Handles the payload of one binary WebSocket message from the service.
+    ///
+    /// Frames may span messages; an unfinished frame is kept for the next call. On error the
+    /// endpoint is failed for good: every stream is dropped (without events) and every later
+    /// call returns the same error; the driver should close the WebSocket.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), PeerError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let mut input = bytes;
+        let result = loop {
+            match self.decoder.decode(&mut input) {
+                Ok(Some(msg)) => {
+                    if let Err(err) = self.handle_message(msg) {
+                        break Err(err);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(err) => break Err(PeerError::Frame(err)),
+            }
+        };
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+            self.streams.clear();
+            self.ping_due = false;
+        }
+        result
+    }
+
+    /// Source: starts a new stream for `service_id` (STREAM_START) and returns its first
+    /// connection. Data may be sent on it at once.
+    ///
+    /// `None` picks the tunnel's only service (or none in a single-service tunnel without
+    /// service ids). A live stream of the same service is replaced: its connections are
+    /// reported closed with [`CloseCause::StreamReplaced`].
+    pub fn open_stream(&mut self, service_id: Option<&str>) -> Result<ConnId, LocalError> {
+        self.check_usable()?;
+        self.check_role(Role::Source)?;
+        let service_id = self.pick_service(service_id)?;
+        Ok(self.start_stream(service_id))
+    }
+
+    /// Source, V3 only: opens one more connection in the live stream of `service_id`
+    /// (CONNECTION_START), or starts a stream when the service has none.
+    pub fn open_connection(&mut self, service_id: Option<&str>) -> Result<ConnId, LocalError> {
+        self.check_usable()?;
+        self.check_role(Role::Source)?;
+        if self.config.format != Format::V3 {
+            return Err(LocalError::NeedsV3);
+        }
+        let service_id = self.pick_service(service_id)?;
+        let Some(stream) = self.streams.get_mut(&service_id) else {
+            return Ok(self.start_stream(service_id));
+        };
+        let mut connection_id = stream.next_connection_id;
+        // Skip 0 (it means 1 on the wire) and ids still open after the counter wrapped.
+        while connection_id == 0 || stream.connections.contains(&connection_id) {
+            connection_id = connection_id.wrapping_add(1);
+        }
+        stream.next_connection_id = connection_id.wrapping_add(1);
+        stream.connections.insert(connection_id);
+        let conn = ConnId {
+            service_id,
+            stream_id: stream.stream_id,
+            connection_id,
+        };
+        let msg = stream_message(MessageType::ConnectionStart, stream, &conn);
+        self.queue_control(&msg);
+        Ok(conn)
+    }
+
+    /// Sends `data` on an open connection, as DATA frames of at most 63 KiB.
+    pub fn send(&mut self, conn: &ConnId, data: &[u8]) -> Result<(), LocalError> {
+        self.check_usable()?;
+        let stream = self.open_stream_of(conn)?;
+        let header = DataHeader {
+            stream_id: stream.stream_id,
+            service_id: if stream.write_service_id {
+                &conn.service_id
+            } else {
+                ""
+            },
+            connection_id: if stream.write_connection_id {
+                conn.connection_id
+            } else {
+                0
+            },
+        };
+        let mut remaining = data.len();
+        for chunk in data.chunks(MAX_PAYLOAD_LEN) {
+            let frame_len = header.frame_len(chunk.len());
+            let hint = remaining + remaining.div_ceil(MAX_PAYLOAD_LEN) * (frame_len - chunk.len());
+            let out = self.tx.room(frame_len, hint);
+            encode_data_frame(&header, chunk, out)
+                .expect("a DATA frame with a checked stream id and service id encodes");
+            remaining -= chunk.len();
+        }
+        Ok(())
+    }
+
+    /// Closes an open connection: CONNECTION_RESET when the stream uses connection ids (V3),
+    /// else STREAM_RESET for its whole stream. A destination refuses a requested connection
+    /// this way. No event is reported for a connection the application closed itself.
+    pub fn close(&mut self, conn: &ConnId) -> Result<(), LocalError> {
+        self.check_usable()?;
+        let stream = self.open_stream_of(conn)?;
+        if stream.write_connection_id {
+            let msg = stream_message(MessageType::ConnectionReset, stream, conn);
+            if let Some(stream) = self.streams.get_mut(&conn.service_id) {
+                stream.connections.remove(&conn.connection_id);
+            }
+            self.queue_control(&msg);
+        } else {
+            let msg = stream_message(MessageType::StreamReset, stream, conn);
+            self.streams.remove(&conn.service_id);
+            self.queue_control(&msg);
+        }
+        Ok(())
+    }
+
+    /// Ends the live stream of `service_id` (STREAM_RESET); all its connections close without
+    /// events. Nothing happens when the service has no live stream.
+    pub fn reset_stream(&mut self, service_id: &str) -> Result<(), LocalError> {
+        self.check_usable()?;
+        let known = self.known_services();
+        if !known.is_empty() && !known.iter().any(|s| s == service_id) {
+            return Err(LocalError::UnknownService(service_id.to_owned()));
+        }
+        if let Some(stream) = self.streams.remove(service_id) {
+            let conn = ConnId {
+                service_id: service_id.to_owned(),
+                stream_id: stream.stream_id,
+                connection_id: 1,
+            };
+            let msg = stream_message(MessageType::StreamReset, &stream, &conn);
+            self.queue_control(&msg);
+        }
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<(), LocalError> {
+        match &self.failed {
+            Some(err) => Err(LocalError::Failed(err.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn check_role(&self, wanted: Role) -> Result<(), LocalError> {
+        if self.config.role == wanted {
+            Ok(())
+        } else {
+            Err(LocalError::WrongRole(self.config.role))
+        }
+    }
+
+    /// The services this endpoint knows of: its configuration, else the announced list.
+    fn known_services(&self) -> &[String] {
+        if self.config.services.is_empty() {
+            &self.service_ids
+        } else {
+            &self.config.services
+        }
+    }
+
+    /// Chooses the service a source command applies to.
+    fn pick_service(&self, service_id: Option<&str>) -> Result<String, LocalError> {
+        let known = self.known_services();
+        match service_id {
+            Some(id) => {
+                let is_known = known.is_empty() || known.iter().any(|s| s == id);
+                if is_known && id.len() <= MAX_SERVICE_ID_LEN {
+                    Ok(id.to_owned())
+                } else {
+                    Err(LocalError::UnknownService(id.to_owned()))
+                }
+            }
+            None => match known {
+                [] => Ok(String::new()),
+                [only] => Ok(only.clone()),
+                _ if self.config.format == Format::V1 => Ok(String::new()),
+                _ => Err(LocalError::ServiceRequired(known.to_vec())),
+            },
+        }
+    }
+
+    /// The stream of an open connection, or [`LocalError::NotOpen`].
+    fn open_stream_of(&self, conn: &ConnId) -> Result<&Stream, LocalError> {
+        self.streams
+            .get(&conn.service_id)
+            .filter(|stream| {
+                stream.stream_id == conn.stream_id
+                    && stream.connections.contains(&conn.connection_id)
+            })
+            .ok_or_else(|| LocalError::NotOpen(conn.clone()))
+    }
+
+    /// Source: starts a stream for an already chosen service, replacing its live one.
+    fn start_stream(&mut self, service_id: String) -> ConnId {
+        self.close_stream(&service_id, CloseCause::StreamReplaced);
+        let stream_id = self.next_stream_id;
+        self.next_stream_id = match stream_id.checked_add(1) {
+            None | Some(0) => 1,
+            Some(next) => next,
+        };
+        let stream = Stream {
+            stream_id,
+            connections: BTreeSet::from([1]),
+            next_connection_id: 2,
+            write_service_id: self.config.format != Format::V1,
+            write_connection_id: self.config.format == Format::V3,
+        };
+        let conn = ConnId {
+            service_id,
+            stream_id,
+            connection_id: 1,
+        };
+        let msg = stream_message(MessageType::StreamStart, &stream, &conn);
+        self.streams.insert(conn.service_id.clone(), stream);
+        self.queue_control(&msg);
+        conn
+    }
+
+    /// Drops the live stream of `service_id`, reporting each of its connections closed.
+    fn close_stream(&mut self, service_id: &str, cause: CloseCause) {
+        if let Some(stream) = self.streams.remove(service_id) {
+            for connection_id in stream.connections {
+                self.events.push_back(Event::ConnectionClosed {
+                    conn: ConnId {
+                        service_id: service_id.to_owned(),
+                        stream_id: stream.stream_id,
+                        connection_id,
+                    },
+                    cause,
+                });
+            }
+        }
+    }
+
+    /// Encodes a control message (no payload) into the transmit queue.
+    fn queue_control(&mut self, msg: &Message) {
+        let frame_len = LENGTH_PREFIX_LEN + prost::Message::encoded_len(msg);
+        let out = self.tx.room(frame_len, frame_len);
+        // Control messages carry no payload, a non-zero stream id and a service id that is
+        // either checked against MAX_SERVICE_ID_LEN or echoed from a frame that itself fitted.
+        encode_frame(msg, out).expect("a control message built by the endpoint encodes");
+    }
+
+    /// The service key an incoming stream message (other than STREAM_START) belongs to.
+    ///
+    /// Peers writing V1 send no service id: such a message belongs to the stream kept under
+    /// "", else to the only known service, else to the one stream with its stream id.
+    fn resolve_incoming(&self, msg: &Message) -> String {
+        if !msg.service_id.is_empty() {
+            return msg.service_id.clone();
+        }
+        if self.streams.contains_key("") {
+            return String::new();
+        }
+        if let [only] = self.known_services() {
+            return only.clone();
+        }
+        let mut matching = self
+            .streams
+            .iter()
+            .filter(|(_, stream)| stream.stream_id == msg.stream_id);
+        match (matching.next(), matching.next()) {
+            (Some((service_id, _)), None) => service_id.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn handle_message(&mut self, msg: Message) -> Result<(), PeerError> {
+        // The codec has validated the frame: unknown types reaching this point are ignorable.
+        let Some(kind) = msg.kind() else {
+            return Ok(());
+        };
+        match kind {
+            MessageType::Unknown => Err(crate::codec::FrameError::TypeMissing.into()),
+            MessageType::ServiceIds => self.on_service_ids(msg.available_service_ids),
+            MessageType::SessionReset => {
+                let services: Vec<String> = self.streams.keys().cloned().collect();
+                for service_id in services {
+                    self.close_stream(&service_id, CloseCause::SessionReset);
+                }
+                Ok(())
+            }
+            MessageType::StreamStart | MessageType::ConnectionStart
+                if self.config.role == Role::Source =>
+            {
+                Err(PeerError::Unexpected {
+                    kind,
+                    role: Role::Source,
+                })
+            }
+            MessageType::StreamStart => {
+                self.on_stream_start(msg);
+                Ok(())
+            }
+            MessageType::ConnectionStart => {
+                self.on_connection_start(msg);
+                Ok(())
+            }
+            MessageType::Data => {
+                self.on_data(msg);
+                Ok(())
+            }
+            MessageType::StreamReset => {
+                let service_id = self.resolve_incoming(&msg);
+                if self
+                    .streams
+                    .get(&service_id)
+                    .is_some_and(|stream| stream.stream_id == msg.stream_id)
+                {
+                    self.close_stream(&service_id, CloseCause::StreamReset);
+                }
+                Ok(())
+            }
+            MessageType::ConnectionReset => {
+                let service_id = self.resolve_incoming(&msg);
+                let connection_id = msg.connection_id.max(1);
+                if let Some(stream) = self.streams.get_mut(&service_id)
+                    && stream.stream_id == msg.stream_id
+                    && stream.connections.remove(&connection_id)
+                {
+                    let conn = ConnId {
+                        service_id,
+                        stream_id: msg.stream_id,
+                        connection_id,
+                    };
+                    self.events.push_back(Event::ConnectionClosed {
+                        conn,
+                        cause: CloseCause::ConnectionReset,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_service_ids(&mut self, ids: Vec<String>) -> Result<(), PeerError> {
+        if ids.len() > MAX_SERVICES {
+            return Err(PeerError::InvalidServiceIds(format!(
+                "{} services, at most {MAX_SERVICES} allowed",
+                ids.len()
+            )));
+        }
+        if ids.iter().any(String::is_empty) {
+            return Err(PeerError::InvalidServiceIds("empty service id".to_owned()));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                return Err(PeerError::InvalidServiceIds(format!(
+                    "duplicate service id {id:?}"
+                )));
+            }
+        }
+        self.service_ids.clone_from(&ids);
+        self.events.push_back(Event::ServiceIds(ids));
+        Ok(())
+    }
+
+    /// Destination: a new stream (replacing the service's live one), or a refusal.
+    fn on_stream_start(&mut self, msg: Message) {
+        let service_id = if msg.service_id.is_empty() {
+            match self.known_services() {
+                [only] => only.clone(),
+                _ => String::new(),
+            }
+        } else {
+            msg.service_id.clone()
+        };
+        let services = &self.config.services;
+        if !services.is_empty() && !services.contains(&service_id) {
+            // Not a service this destination connects: refuse, echoing the peer's fields.
+            let reply = Message {
+                stream_id: msg.stream_id,
+                service_id: msg.service_id,
+                ..Message::of(MessageType::StreamReset)
+            };
+            self.queue_control(&reply);
+            return;
+        }
+        self.close_stream(&service_id, CloseCause::StreamReplaced);
+        let connection_id = msg.connection_id.max(1);
+        let stream = Stream {
+            stream_id: msg.stream_id,
+            connections: BTreeSet::from([connection_id]),
+            next_connection_id: connection_id.wrapping_add(1),
+            write_service_id: self.config.format != Format::V1 && !msg.service_id.is_empty(),
+            write_connection_id: self.config.format == Format::V3 && msg.connection_id != 0,
+        };
+        self.streams.insert(service_id.clone(), stream);
+        self.events.push_back(Event::ConnectionRequested(ConnId {
+            service_id,
+            stream_id: msg.stream_id,
+            connection_id,
+        }));
+    }
+
+    /// Destination: one more connection in a live stream, or a CONNECTION_RESET refusal.
+    fn on_connection_start(&mut self, msg: Message) {
+        let service_id = self.resolve_incoming(&msg);
+        let connection_id = msg.connection_id.max(1);
+        let format = self.config.format;
+        let mut refuse = true;
+        if let Some(stream) = self.streams.get_mut(&service_id)
+            && stream.stream_id == msg.stream_id
+            && format == Format::V3
+        {
+            stream.write_connection_id = true;
+            if stream.connections.insert(connection_id) {
+                refuse = false;
+            } else {
+                // A start for a connection that is already open is a peer error on that
+                // connection: close ours and refuse theirs.
+                stream.connections.remove(&connection_id);
+                self.events.push_back(Event::ConnectionClosed {
+                    conn: ConnId {
+                        service_id: service_id.clone(),
+                        stream_id: msg.stream_id,
+                        connection_id,
+                    },
+                    cause: CloseCause::ConnectionReset,
+                });
+            }
+        }
+        if refuse {
+            // No live stream with that id, or this endpoint cannot label several connections:
+            // tell the peer the connection is gone (it drops the reset if it is stale).
+            let reply = Message {
+                stream_id: msg.stream_id,
+                service_id: msg.service_id,
+                connection_id,
+                ..Message::of(MessageType::ConnectionReset)
+            };
+            self.queue_control(&reply);
+        } else {
+            self.events.push_back(Event::ConnectionRequested(ConnId {
+                service_id,
+                stream_id: msg.stream_id,
+                connection_id,
+            }));
+        }
+    }
+
+    /// Delivers DATA for an open connection; stale or unknown ones are dropped silently.
+    fn on_data(&mut self, msg: Message) {
+        let service_id = self.resolve_incoming(&msg);
+        let connection_id = msg.connection_id.max(1);
+        let open = self.streams.get(&service_id).is_some_and(|stream| {
+            stream.stream_id == msg.stream_id && stream.connections.contains(&connection_id)
+        });
+        if open && !msg.payload.is_empty() {
+            self.events.push_back(Event::Data {
+                conn: ConnId {
+                    service_id,
+                    stream_id: msg.stream_id,
+                    connection_id,
+                },
+                data: msg.payload,
+            });
+        }
+    }
+}
+
+/// A payload-less message of `kind` for `conn` in `stream`, written in the stream's format.
+///
+/// STREAM_RESET concerns the whole stream and so carries no connection id.
+fn stream_message(kind: MessageType, stream: &Stream, conn: &ConnId) -> Message {
+    Message {
+        stream_id: stream.stream_id,
+        service_id: if stream.write_service_id {
+            conn.service_id.clone()
+        } else {
+            String::new()
+        },
+        connection_id: if stream.write_connection_id && kind != MessageType::StreamReset {
+            conn.connection_id
+        } else {
+            0
+        },
+        ..Message::of(kind)
     }
 }

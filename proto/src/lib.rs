@@ -18,5 +18,10 @@ pub mod endpoint;
 pub mod message;
 pub mod service;
 
-pub use codec::{FrameDecoder, FrameError, decode_frame, encode_frame, validate};
+pub use codec::{
+    DataHeader, FrameDecoder, FrameError, decode_frame, encode_data_frame, encode_frame, validate,
+};
+pub use endpoint::{
+    CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, Output, PeerError, Role,
+};
 pub use message::{Message, MessageType};
