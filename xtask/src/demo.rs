@@ -1,0 +1,59 @@
+//! `cargo xtask demo`: installs what the demo needs, builds the app and starts `burrow demo`.
+//!
+//! Everything after `demo` on the command line goes to `burrow demo` unchanged (for example
+//! `cargo xtask demo -- --device 127.0.0.1:22`). The last step replaces this process with
+//! `cargo run --release -p burrow-server -- demo …`, so Ctrl-C reaches `burrow` directly and
+//! nothing of the xtask is left behind. The demo's own behaviour lives in `server/`.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::run::{Cmd, XtaskError, say};
+use crate::setup::{self, BINARYEN, CLANG};
+
+/// Prepares and starts the demo; returns only if something fails.
+pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
+    let passthrough: Vec<String> = match args.split_first() {
+        Some((first, rest)) if first == "--" => rest.to_vec(),
+        _ => args.to_vec(),
+    };
+    say(
+        "checking what the demo needs (wasm target, clang, binaryen, trunk, wasm-bindgen-cli, npm packages)",
+    );
+    setup::ensure_wasm_target()?;
+    setup::ensure_apt(&[CLANG, BINARYEN])?;
+    setup::ensure_trunk()?;
+    setup::ensure_wasm_bindgen(root)?;
+    setup::ensure_npm_packages(root)?;
+    say("building the browser app into dist/");
+    Cmd::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .dir(root)
+        .run()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "-p",
+            "burrow-server",
+            "--",
+            "demo",
+        ])
+        .args(&passthrough);
+    say(format!(
+        "starting the demo: cargo run --release --locked -p burrow-server -- demo {}",
+        passthrough.join(" ")
+    ));
+    crate::run::flush();
+    // `exec` only returns when the program could not be started.
+    let source = command.exec();
+    Err(XtaskError::Spawn {
+        command: "cargo run --release -p burrow-server -- demo".to_owned(),
+        source,
+    })
+}
