@@ -636,12 +636,32 @@ impl Endpoint {
     }
 
     /// Encodes a control message (no payload) into the transmit queue.
+    ///
+    /// Every stream this endpoint keeps has a non-zero stream id and a service id of at most
+    /// [`MAX_SERVICE_ID_LEN`] bytes (checked when the stream is opened or accepted), so its
+    /// control messages always fit in a frame.
     fn queue_control(&mut self, msg: &Message) {
+        self.try_queue_control(msg)
+            .expect("a control message of a kept stream fits in a frame");
+    }
+
+    /// Encodes a control message, or refuses it (leaving the queue as it was) when it does not
+    /// fit in a frame.
+    fn try_queue_control(&mut self, msg: &Message) -> Result<(), crate::codec::FrameError> {
         let frame_len = LENGTH_PREFIX_LEN + prost::Message::encoded_len(msg);
+        if frame_len > crate::codec::MAX_FRAME_LEN {
+            return Err(crate::codec::FrameError::MessageTooLarge(
+                frame_len - LENGTH_PREFIX_LEN,
+            ));
+        }
         let out = self.tx.room(frame_len, frame_len);
-        // Control messages carry no payload, a non-zero stream id and a service id that is
-        // either checked against MAX_SERVICE_ID_LEN or echoed from a frame that itself fitted.
-        encode_frame(msg, out).expect("a control message built by the endpoint encodes");
+        encode_frame(msg, out)
+    }
+
+    /// Queues a refusal echoing a peer's fields. A refusal that cannot be framed (the peer's
+    /// service id filled its whole frame) concerns no service a tunnel can have and is dropped.
+    fn queue_refusal(&mut self, msg: &Message) {
+        let _unframeable = self.try_queue_control(msg);
     }
 
     /// The service key an incoming stream message (other than STREAM_START) belongs to.
@@ -665,6 +685,15 @@ impl Endpoint {
         match (matching.next(), matching.next()) {
             (Some((service_id, _)), None) => service_id.clone(),
             _ => String::new(),
+        }
+    }
+
+    /// The service id to write in a refusal: the peer's, unless this endpoint writes V1.
+    fn echo_service_id(&self, service_id: String) -> String {
+        if self.config.format == Format::V1 {
+            String::new()
+        } else {
+            service_id
         }
     }
 
@@ -746,6 +775,11 @@ impl Endpoint {
         if ids.iter().any(String::is_empty) {
             return Err(PeerError::InvalidServiceIds("empty service id".to_owned()));
         }
+        if ids.iter().any(|id| id.len() > MAX_SERVICE_ID_LEN) {
+            return Err(PeerError::InvalidServiceIds(format!(
+                "service id longer than {MAX_SERVICE_ID_LEN} bytes"
+            )));
+        }
         for (i, id) in ids.iter().enumerate() {
             if ids[..i].contains(id) {
                 return Err(PeerError::InvalidServiceIds(format!(
@@ -769,14 +803,15 @@ impl Endpoint {
             msg.service_id.clone()
         };
         let services = &self.config.services;
-        if !services.is_empty() && !services.contains(&service_id) {
+        let unknown = !services.is_empty() && !services.contains(&service_id);
+        if unknown || service_id.len() > MAX_SERVICE_ID_LEN {
             // Not a service this destination connects: refuse, echoing the peer's fields.
             let reply = Message {
                 stream_id: msg.stream_id,
-                service_id: msg.service_id,
+                service_id: self.echo_service_id(msg.service_id),
                 ..Message::of(MessageType::StreamReset)
             };
-            self.queue_control(&reply);
+            self.queue_refusal(&reply);
             return;
         }
         self.close_stream(&service_id, CloseCause::StreamReplaced);
@@ -828,11 +863,11 @@ impl Endpoint {
             // tell the peer the connection is gone (it drops the reset if it is stale).
             let reply = Message {
                 stream_id: msg.stream_id,
-                service_id: msg.service_id,
+                service_id: self.echo_service_id(msg.service_id),
                 connection_id,
                 ..Message::of(MessageType::ConnectionReset)
             };
-            self.queue_control(&reply);
+            self.queue_refusal(&reply);
         } else {
             self.events.push_back(Event::ConnectionRequested(ConnId {
                 service_id,
