@@ -6,7 +6,6 @@
 //! cargo-deny fetches from GitHub; no package registry ships it. So this module uses a copy
 //! when one is present (or can be fetched within a time limit), and otherwise says loudly that
 //! advisories were *not* checked. `BURROW_REQUIRE_ADVISORIES=1` turns that case into a failure.
-//! `BURROW_ADVISORY_DB` overrides where the database copies live (see `deny.toml`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +18,15 @@ const FETCH_LIMIT: Duration = Duration::from_secs(180);
 /// Runs every cargo-deny check that can run here; see the module documentation.
 pub fn run(root: &Path) -> Result<(), XtaskError> {
     Cmd::cargo()
-        .args(["deny", "--locked", "check", "bans", "licenses", "sources"])
+        .args([
+            "deny",
+            "--locked",
+            "check",
+            "--hide-inclusion-graph",
+            "bans",
+            "licenses",
+            "sources",
+        ])
         .dir(root)
         .run()?;
 
@@ -42,8 +49,18 @@ pub fn run(root: &Path) -> Result<(), XtaskError> {
             "checking advisories against the database in {}",
             db_root.display()
         ));
+        // `--offline` keeps cargo-deny from fetching the database again, and also from
+        // downloading crates: make sure every locked crate (all targets) is in the local cache.
+        Cmd::cargo().args(["fetch", "--locked"]).dir(root).run()?;
         return Cmd::cargo()
-            .args(["deny", "--locked", "check", "--disable-fetch", "advisories"])
+            .args([
+                "deny",
+                "--locked",
+                "--offline",
+                "check",
+                "--hide-inclusion-graph",
+                "advisories",
+            ])
             .dir(root)
             .run();
     }
@@ -65,9 +82,6 @@ pub fn run(root: &Path) -> Result<(), XtaskError> {
 
 /// The directory cargo-deny keeps advisory database clones in, as `deny.toml` configures it.
 fn advisory_db_root() -> PathBuf {
-    if let Some(path) = std::env::var_os("BURROW_ADVISORY_DB") {
-        return PathBuf::from(path);
-    }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
