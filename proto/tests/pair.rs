@@ -1,6 +1,38 @@
 //! Scenario tests on the in-memory tunnel (`harness/`): source endpoint ⇄ simulated service ⇄
 //! destination endpoint, simulated time. Each test names the protocol rule it checks (see
 //! `docs/tunneling-protocol.md` and AWS's V2/V3 WebSocket protocol guides).
+//!
+//! Rules of the protocol summary that concern an endpoint, and where they are checked:
+//! - frames are a byte stream across WebSocket messages:
+//!   `data_survives_every_regrouping_by_the_service`, `truncated_frames_wait_for_more_bytes` (and
+//!   `codec_props.rs`);
+//! - WebSocket messages ≤ 131076 bytes, payload ≤ 63 KiB:
+//!   `transmits_are_batched_up_to_the_websocket_limit`, `full_v3_session`,
+//!   `hostile_input_fails_the_endpoint_with_a_typed_error`;
+//! - keep-alive pings: `keep_alive_deadlines`;
+//! - type non-zero, stream id non-zero on stream messages, ≤ 3 unique service ids:
+//!   `hostile_input_…`;
+//! - no unknown fields, no SERVICE_IDS / SESSION_RESET from clients, no service id added to a
+//!   stream started without one, no DATA for a service never started, only the tunnel's service
+//!   ids: checked by the harness's service on every frame of every test;
+//! - SERVICE_IDS after the handshake: `service_ids_are_announced_to_both_sides`,
+//!   `service_ids_may_change_and_restrict_later_streams`;
+//! - STREAM_START (fresh id, service id, connection id 1, data right after, replacement, error at a
+//!   source): `full_v3_session`, `stream_ids_count_up_skip_zero_and_wrap`,
+//!   `a_reconnecting_source_replaces_the_destinations_stream`, `hostile_input_…`;
+//! - stale DATA / resets dropped: `stale_and_unknown_ids_are_dropped_silently`;
+//! - STREAM_RESET (also from the service): `stream_reset_from_the_service_closes_the_stream`,
+//!   `destination_answers_an_unknown_service_with_stream_reset`;
+//! - CONNECTION_START / CONNECTION_RESET, id 0 means 1, V2 interop with one connection:
+//!   `full_v3_session`, `connection_id_zero_or_absent_means_one`,
+//!   `a_v2_destination_refuses_a_second_connection`,
+//!   `destination_rejects_a_duplicate_connection_start`;
+//! - formats V1/V2/V3 and their pairings:
+//!   `every_format_pairing_the_guides_allow_carries_data_both_ways`,
+//!   `v1_messages_without_service_id_map_to_the_single_service`,
+//!   `destination_refuses_an_empty_service_id_when_it_has_several`;
+//! - ignorable unknown types: `ignorable_unknown_types_are_skipped`;
+//! - SESSION_RESET: `full_v3_session`, `session_reset_without_streams_is_harmless`.
 
 mod harness;
 
@@ -1087,4 +1119,25 @@ fn service_ids_may_change_and_restrict_later_streams() {
             "SSH".into()
         ]))
     );
+}
+
+#[test]
+fn stream_reset_from_the_service_closes_the_stream() {
+    // The service sends STREAM_RESET when the peer is replaced by a reconnecting one.
+    let mut pair = Pair::v3_ssh();
+    let c1 = pair.src.open_stream(None).expect("open");
+    let c2 = pair.src.open_connection(None).expect("V3");
+    pair.drive();
+    pair.src_side.take_events();
+    pair.service_sends(Dir::ToSrc, &[msg(MessageType::StreamReset, 41, "SSH", 0)])
+        .expect("allowed");
+    assert_eq!(
+        pair.src_side.take_events(),
+        vec![
+            closed(&c1, CloseCause::StreamReset),
+            closed(&c2, CloseCause::StreamReset)
+        ]
+    );
+    // The service keeps no stream: the next open_connection starts a new one.
+    assert_eq!(pair.src.open_connection(None), Ok(conn("SSH", 42, 1)));
 }
