@@ -168,7 +168,11 @@ impl Harness {
                 .unwrap_or(7),
         };
         let kind = i32::from(f.kind % 10);
-        let len = usize::from(f.payload_len) % (MAX_PAYLOAD_LEN + 2);
+        // Mostly small payloads (fast runs), and sometimes one right at the limit.
+        let len = match f.payload_len {
+            n @ 0..=64_999 => usize::from(n) % 700,
+            n => MAX_PAYLOAD_LEN - 1 + usize::from(n - 65_000) % 3,
+        };
         let payload = if kind == 1 { vec![0xA5; len] } else { Vec::new() };
         Message {
             r#type: kind,
@@ -257,7 +261,13 @@ impl Harness {
             }
             Op::Send { conn, len, times } => {
                 let conn = self.pick(conn);
-                let data = vec![0x3C; usize::from(len) * (usize::from(times % 4) + 1)];
+                // Mostly keystroke-sized sends; `times` ≥ 250 makes one of up to 256 KiB.
+                let n = if times >= 250 {
+                    usize::from(len) * usize::from(times - 249)
+                } else {
+                    usize::from(len) % 1500
+                };
+                let data = vec![0x3C; n];
                 let was_open = self.ep.is_open(&conn);
                 let result = self.ep.send(&conn, &data);
                 assert_eq!(result.is_ok(), was_open && self.failed.is_none());

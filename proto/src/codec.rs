@@ -7,6 +7,10 @@
 //! from "invalid" (`Err`). Hostile input can neither panic the decoder nor make it allocate more
 //! than one maximal frame.
 //!
+//! Encoding appends to a caller's `Vec`: [`encode_frame`] for any message, and
+//! [`encode_data_frame`] for DATA straight from a borrowed payload (one copy, byte-identical
+//! output), which is what the endpoint uses on its hot path.
+//!
 //! The codec checks what every frame must satisfy on its own (type set, stream id for stream
 //! messages, payload size, unknown fields in strict mode). Rules that depend on the session
 //! (which stream is current, who may send what) belong to [`crate::endpoint`] and the service.
@@ -307,7 +311,9 @@ impl FrameDecoder {
                     *input = &input[consumed..];
                     return Ok(Some(message));
                 }
-                Decoded::NeedMore { .. } => {
+                Decoded::NeedMore { needed } => {
+                    // Allocate once for the whole declared frame (or for the prefix).
+                    self.partial.reserve_exact(input.len() + needed);
                     self.take(input, input.len());
                     return Ok(None);
                 }
@@ -324,6 +330,8 @@ impl FrameDecoder {
         let len = usize::from(u16::from_be_bytes([self.partial[0], self.partial[1]]));
         let total = LENGTH_PREFIX_LEN + len;
         let want = total - self.partial.len();
+        // Never more than one maximal frame: `total` is at most MAX_FRAME_LEN.
+        self.partial.reserve_exact(want);
         self.take(input, want);
         if self.partial.len() < total {
             return Ok(None);
@@ -339,11 +347,6 @@ impl FrameDecoder {
     /// Moves up to `want` bytes from the front of `input` into the held-back buffer.
     fn take(&mut self, input: &mut &[u8], want: usize) {
         let n = want.min(input.len());
-        if self.partial.capacity() == 0 && self.partial.len() + n >= LENGTH_PREFIX_LEN {
-            // Reserve only what the declared frame needs, never more than one maximal frame.
-            self.partial
-                .reserve(MAX_FRAME_LEN.min(self.partial.len() + input.len()));
-        }
         self.partial.extend_from_slice(&input[..n]);
         *input = &input[n..];
     }
@@ -422,6 +425,27 @@ mod tests {
             FrameDecoder::new().decode(&mut input),
             Ok(Some(data(1, b"")))
         );
+    }
+
+    #[test]
+    fn held_back_allocation_never_exceeds_one_frame() {
+        // A maximal frame fed in uneven pieces, then a small one: the buffer is allocated for
+        // the declared frame only.
+        let big = data(1, &vec![7; MAX_PAYLOAD_LEN]);
+        let mut wire = frame(&big);
+        wire.extend(frame(&data(2, b"x")));
+        for piece in [1, 2, 3, 1000, 40_000] {
+            let mut dec = FrameDecoder::new();
+            let mut got = Vec::new();
+            for chunk in wire.chunks(piece) {
+                let mut input = chunk;
+                while let Some(m) = dec.decode(&mut input).expect("valid stream") {
+                    got.push(m);
+                }
+                assert!(dec.partial.capacity() <= MAX_FRAME_LEN, "piece {piece}");
+            }
+            assert_eq!(got.len(), 2, "piece {piece}");
+        }
     }
 
     #[test]
