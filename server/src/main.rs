@@ -3,6 +3,7 @@
 
 mod agent;
 mod serve;
+mod wsclient;
 
 use clap::{Parser, Subcommand};
 
@@ -26,7 +27,14 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+                // The WebSocket client library traces whole handshake requests, headers (and so
+                // tunnel tokens) included: never let that through, whatever RUST_LOG says.
+                .add_directive(
+                    "tungstenite::handshake::client=debug"
+                        .parse()
+                        .expect("a constant, valid log directive"),
+                ),
         )
         .with_writer(std::io::stderr)
         .init();
