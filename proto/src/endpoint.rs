@@ -281,6 +281,8 @@ pub struct Endpoint {
     failed: Option<PeerError>,
     /// The service ids the last SERVICE_IDS announced.
     service_ids: Vec<String>,
+    /// Whether SERVICE_IDS has arrived (an empty list then means a tunnel without services).
+    service_ids_received: bool,
     /// The live stream of each service, keyed by the service id the application sees.
     streams: BTreeMap<String, Stream>,
     /// The id the next stream this source opens gets.
@@ -311,6 +313,7 @@ impl Endpoint {
             decoder: FrameDecoder::new(),
             failed: None,
             service_ids: Vec::new(),
+            service_ids_received: false,
             streams: BTreeMap::new(),
             next_stream_id,
             events: VecDeque::new(),
@@ -429,8 +432,10 @@ impl Endpoint {
     /// Source: starts a new stream for `service_id` (STREAM_START) and returns its first
     /// connection. Data may be sent on it at once.
     ///
-    /// `None` picks the tunnel's only service (or none in a single-service tunnel without
-    /// service ids). A live stream of the same service is replaced: its connections are
+    /// `None` picks the tunnel's only service: the one configured, else the one SERVICE_IDS
+    /// announced, else none when SERVICE_IDS announced an empty list (or the format is V1).
+    /// Before SERVICE_IDS, with no configured services, V2/V3 need a named service
+    /// ([`LocalError::ServiceRequired`] with an empty list). A live stream of the same service is replaced: its connections are
     /// reported closed with [`CloseCause::StreamReplaced`].
     pub fn open_stream(&mut self, service_id: Option<&str>) -> Result<ConnId, LocalError> {
         self.check_usable()?;
@@ -574,9 +579,13 @@ impl Endpoint {
                 }
             }
             None => match known {
-                [] => Ok(String::new()),
+                _ if self.config.format == Format::V1 => Ok(match known {
+                    [only] => only.clone(),
+                    _ => String::new(),
+                }),
                 [only] => Ok(only.clone()),
-                _ if self.config.format == Format::V1 => Ok(String::new()),
+                // SERVICE_IDS said the tunnel has no services: streams carry no service id.
+                [] if self.service_ids_received => Ok(String::new()),
                 _ => Err(LocalError::ServiceRequired(known.to_vec())),
             },
         }
@@ -788,6 +797,7 @@ impl Endpoint {
             }
         }
         self.service_ids.clone_from(&ids);
+        self.service_ids_received = true;
         self.events.push_back(Event::ServiceIds(ids));
         Ok(())
     }

@@ -1068,7 +1068,7 @@ fn stream_ids_count_up_skip_zero_and_wrap() {
         (-2, [-2, -1, 1]),
         (i32::MAX - 1, [i32::MAX - 1, i32::MAX, 1]),
     ] {
-        let mut cfg = config(Role::Source, Format::V3, &[]);
+        let mut cfg = config(Role::Source, Format::V3, &["SSH"]);
         cfg.first_stream_id = first;
         let mut ep = Endpoint::new(cfg, Duration::ZERO);
         let ids: Vec<i32> = (0..3)
