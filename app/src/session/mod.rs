@@ -3,11 +3,19 @@
 //!
 //! This module is the contract between the UI (`components`, `term`) and the session machinery
 //! (`driver`, `ssh`). It holds no browser objects itself, so its logic is tested natively.
-//! `start` lives in the session machinery and spawns the session on the browser's executor.
+//! [`start`] (in `run`) spawns the session on the browser's executor; `error` holds
+//! [`SessionError`] and its operator-facing words; `target` names where host keys are remembered.
 
 use zeroize::Zeroizing;
 
 pub use burrow_proto::endpoint::Format;
+
+mod error;
+pub mod run;
+pub mod target;
+
+pub use error::{ROTATE_COMMAND, SUPPORTED_KEY_FORMATS, SessionError, key_type_word};
+pub use run::start;
 
 /// Where the tunneling service is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,25 +138,6 @@ pub trait SessionHost {
     fn ended(&self, outcome: Result<(), crate::session::SessionError>);
 }
 
-/// Everything that can end a session early, split by where the fault lies; each variant maps to
-/// words an operator can act on in [`SessionError::user_message`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// The form is incomplete or inconsistent (a message says what to fix).
-    #[error("invalid input: {0}")]
-    Input(String),
-}
-
-impl SessionError {
-    /// The text shown in the page's error panel.
-    pub fn user_message(&self) -> String {
-        match self {
-            SessionError::Input(what) => format!("Please check the form: {what}."),
-        }
-    }
-}
-
 /// What the UI can ask of a running session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
@@ -181,12 +170,16 @@ impl SessionHandle {
     /// Sends terminal input to the shell.
     pub fn input(&self, data: &[u8]) {
         // A closed channel means the session is over; input then has nowhere to go.
-        let _ = self.commands.unbounded_send(UserCommand::Input(data.to_vec()));
+        let _ = self
+            .commands
+            .unbounded_send(UserCommand::Input(data.to_vec()));
     }
 
     /// Tells the remote pty the new size.
     pub fn resize(&self, cols: u32, rows: u32) {
-        let _ = self.commands.unbounded_send(UserCommand::Resize { cols, rows });
+        let _ = self
+            .commands
+            .unbounded_send(UserCommand::Resize { cols, rows });
     }
 
     /// Ends the session.

@@ -1,0 +1,287 @@
+//! The browser driver: opens the tunnel WebSocket, runs the [`TunnelCore`] over it, and hands
+//! the SSH client a [`TunnelStream`].
+//!
+//! One task (the *pump*) owns the [`Socket`] and the core and waits on a closed set of inputs:
+//! socket events, bytes the SSH client wrote, a close request, and the SERVICE_IDS timer. After
+//! each input it drains the core's outputs. It holds no `RefCell` borrow across an `.await`
+//! (the only shared cells are counters and the end reason, touched synchronously).
+//!
+//! A handshake the browser reports as failed (close before open; browsers hide the HTTP status)
+//! is explained by asking the same-site service (`cookie::probe_handshake`); against AWS
+//! directly the error says what is likely.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_channel::oneshot;
+use futures_util::{FutureExt, StreamExt, select, select_biased};
+use gloo_timers::future::TimeoutFuture;
+
+use super::answers::{handshake_error, shown};
+use super::cookie::probe_handshake;
+use super::socket::{Socket, SocketEvent};
+use super::stream::{StreamSide, TunnelStream, stream_pair};
+use super::tunnel::{CoreOutput, TunnelCore, random_stream_id};
+use super::url::SUBPROTOCOLS;
+use crate::session::{Format, SessionError};
+
+/// How long the WebSocket handshake may take.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait for SERVICE_IDS (V2/V3 fail after it).
+pub const SERVICE_IDS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a V1 source waits for SERVICE_IDS before opening a stream without a service id.
+pub const SERVICE_IDS_V1_WAIT: Duration = Duration::from_secs(3);
+
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// What to connect to.
+pub struct TunnelSpec<'a> {
+    /// The WebSocket URL (it carries the token for AWS directly: never log it).
+    pub url: &'a str,
+    /// The same-site base to probe after a failed handshake (`None` for AWS).
+    pub probe_base: Option<&'a str>,
+    /// Whether the endpoint is AWS directly.
+    pub aws: bool,
+    /// The destination's message format.
+    pub format: Format,
+    /// The service to open, if chosen.
+    pub service_id: Option<String>,
+}
+
+/// Bytes on the tunnel WebSocket, both ways.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes received.
+    pub bytes_in: Cell<u64>,
+    /// Bytes sent.
+    pub bytes_out: Cell<u64>,
+}
+
+impl Counters {
+    fn add(cell: &Cell<u64>, n: usize) {
+        cell.set(cell.get().saturating_add(n as u64));
+    }
+}
+
+/// A running tunnel. Dropping it closes the stream (CONNECTION_RESET/STREAM_RESET) and the
+/// WebSocket.
+pub struct Tunnel {
+    /// The service the stream belongs to ("" when none).
+    pub service_id: String,
+    /// Byte counters for the status line.
+    pub counters: Rc<Counters>,
+    end: Rc<RefCell<Option<SessionError>>>,
+    closer: UnboundedSender<()>,
+}
+
+impl Tunnel {
+    /// Why the tunnel ended, if it did.
+    pub fn end_reason(&self) -> Option<SessionError> {
+        self.end.borrow().clone()
+    }
+
+    /// Closes the stream and the WebSocket.
+    pub fn close(&self) {
+        // The pump may be gone already; then everything is closed.
+        let _ = self.closer.unbounded_send(());
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Connects: WebSocket handshake, SERVICE_IDS, service choice, stream start. Returns the running
+/// tunnel and the SSH client's stream.
+pub async fn open_tunnel(spec: TunnelSpec<'_>) -> Result<(Tunnel, TunnelStream), SessionError> {
+    let (socket, mut events) = Socket::open(spec.url, &SUBPROTOCOLS)?;
+    let mut timer = TimeoutFuture::new(millis(OPEN_TIMEOUT)).fuse();
+    loop {
+        select! {
+            event = events.next() => match event {
+                Some(SocketEvent::Open) => break,
+                Some(SocketEvent::Close { code, reason }) => {
+                    drop(socket);
+                    let probe = match spec.probe_base {
+                        Some(base) => probe_handshake(base).await,
+                        None => None,
+                    };
+                    return Err(handshake_error(probe, spec.aws, code, &reason));
+                }
+                // The close event follows an error event; messages cannot come before open.
+                Some(_) => {}
+                None => return Err(SessionError::Browser("the WebSocket vanished".to_owned())),
+            },
+            () = timer => {
+                return Err(SessionError::Timeout {
+                    what: "the tunneling service to accept the WebSocket".to_owned(),
+                    seconds: u32::try_from(OPEN_TIMEOUT.as_secs()).unwrap_or(u32::MAX),
+                });
+            }
+        }
+    }
+    let protocol = socket.protocol();
+    if !SUBPROTOCOLS.contains(&protocol.as_str()) {
+        socket.close("unsupported subprotocol");
+        return Err(SessionError::Subprotocol(protocol));
+    }
+
+    let core = TunnelCore::new(spec.format, spec.service_id, random_stream_id());
+    let (stream, side) = stream_pair();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (closer, close_rx) = unbounded();
+    let counters = Rc::new(Counters::default());
+    let end = Rc::new(RefCell::new(None));
+    let wait = if spec.format == Format::V1 {
+        SERVICE_IDS_V1_WAIT
+    } else {
+        SERVICE_IDS_TIMEOUT
+    };
+    wasm_bindgen_futures::spawn_local(pump(Pump {
+        socket,
+        events,
+        core,
+        side,
+        ready: Some(ready_tx),
+        end: Rc::clone(&end),
+        counters: Rc::clone(&counters),
+        close_rx,
+        services_wait: wait,
+    }));
+    let mut tunnel = Tunnel {
+        service_id: String::new(),
+        counters,
+        end,
+        closer,
+    };
+    match ready_rx.await {
+        Ok(Ok(service_id)) => {
+            tunnel.service_id = service_id;
+            Ok((tunnel, stream))
+        }
+        Ok(Err(reason)) => Err(reason),
+        Err(_) => Err(tunnel
+            .end_reason()
+            .unwrap_or_else(|| SessionError::Browser("the tunnel driver stopped".to_owned()))),
+    }
+}
+
+/// Everything the pump owns.
+struct Pump {
+    socket: Socket,
+    events: UnboundedReceiver<SocketEvent>,
+    core: TunnelCore,
+    side: StreamSide,
+    ready: Option<oneshot::Sender<Result<String, SessionError>>>,
+    end: Rc<RefCell<Option<SessionError>>>,
+    counters: Rc<Counters>,
+    close_rx: UnboundedReceiver<()>,
+    services_wait: Duration,
+}
+
+/// The pump task; see the module documentation.
+async fn pump(state: Pump) {
+    let Pump {
+        socket,
+        mut events,
+        mut core,
+        side,
+        mut ready,
+        end,
+        counters,
+        mut close_rx,
+        services_wait,
+    } = state;
+    let StreamSide {
+        incoming,
+        mut outgoing,
+    } = side;
+    let mut services_timer = TimeoutFuture::new(millis(services_wait)).fuse();
+    loop {
+        let mut finished: Option<SessionError> = None;
+        let mut stop = false;
+        // Biased: bytes the SSH client wrote (e.g. its goodbye) go out before a close request
+        // that was made after them.
+        select_biased! {
+            chunk = outgoing.next() => match chunk {
+                Some(bytes) => core.send(&bytes),
+                // The SSH client shut its side down.
+                None => {
+                    core.close();
+                    stop = true;
+                }
+            },
+            event = events.next() => match event {
+                Some(SocketEvent::Binary(bytes)) => {
+                    Counters::add(&counters.bytes_in, bytes.len());
+                    core.handle_message(&bytes);
+                }
+                Some(SocketEvent::Text) => core.handle_text(),
+                Some(SocketEvent::Close { code, reason }) => {
+                    finished = Some(SessionError::WebSocketClosed {
+                        code,
+                        reason: shown(&reason),
+                    });
+                    stop = true;
+                }
+                Some(SocketEvent::Open | SocketEvent::Error) => {}
+                None => stop = true,
+            },
+            // A close request, or the tunnel handle was dropped.
+            _ = close_rx.next() => {
+                core.close();
+                stop = true;
+            },
+            () = services_timer => core.services_timed_out(services_wait),
+        }
+        while let Some(output) = core.poll() {
+            match output {
+                CoreOutput::Transmit(bytes) => match socket.send(&bytes) {
+                    Ok(()) => Counters::add(&counters.bytes_out, bytes.len()),
+                    Err(err) => {
+                        finished.get_or_insert(err);
+                        stop = true;
+                        break;
+                    }
+                },
+                CoreOutput::Opened { service_id } => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Ok(service_id));
+                    }
+                }
+                // The SSH side may be gone; then the bytes have nowhere to go.
+                CoreOutput::Deliver(data) => {
+                    let _ = incoming.unbounded_send(data);
+                }
+                CoreOutput::Ended(reason) => {
+                    finished.get_or_insert(reason);
+                    stop = true;
+                }
+            }
+        }
+        if let Some(reason) = finished {
+            {
+                let mut slot = end.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(reason.clone());
+                }
+            }
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Err(reason));
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    // Queued messages (e.g. the final reset) go out before the close frame.
+    socket.close("session ended");
+    // Dropping `incoming` makes the SSH client read end-of-file.
+    drop(incoming);
+}

@@ -1,0 +1,624 @@
+//! The source side of one tunnel as the SSH client needs it: one byte stream to one service.
+//!
+//! [`TunnelCore`] wraps the sans-IO [`Endpoint`] (source role) and adds the session's rules:
+//! wait for SERVICE_IDS, pick the service (the requested one, or the only one), open one stream,
+//! turn its DATA into bytes for the SSH client, and turn a STREAM_RESET, CONNECTION_RESET or
+//! SESSION_RESET into the end of the stream with the reason an operator can act on.
+//!
+//! Like the endpoint it owns no socket and reads no clock: the browser driver feeds it
+//! WebSocket messages and a "SERVICE_IDS wait is over" signal, and drains [`TunnelCore::poll`].
+//! That keeps it testable natively against a destination endpoint (see the tests).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use burrow_proto::endpoint::{
+    CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, Output, Role,
+};
+
+use crate::session::SessionError;
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreOutput {
+    /// Send these bytes as one binary WebSocket message.
+    Transmit(Vec<u8>),
+    /// The stream is open on this service ("" when the tunnel names none): start SSH.
+    Opened {
+        /// The service the stream belongs to.
+        service_id: String,
+    },
+    /// Bytes from the device for the SSH client, in order.
+    Deliver(Vec<u8>),
+    /// The tunnel can carry nothing more for this session.
+    Ended(SessionError),
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for SERVICE_IDS before opening the stream.
+    AwaitingServices,
+    /// The stream is open.
+    Open(ConnId),
+    /// Over (the reason was reported once through [`CoreOutput::Ended`]).
+    Ended,
+}
+
+/// The tunnel's source side for one SSH session. See the module documentation.
+#[derive(Debug)]
+pub struct TunnelCore {
+    endpoint: Endpoint,
+    requested: Option<String>,
+    state: State,
+    queued: VecDeque<CoreOutput>,
+}
+
+/// Chooses the service to open from the tunnel's list.
+///
+/// `Ok(None)` means "send no service id" (a tunnel without services, or a V1 destination with
+/// no service chosen).
+pub fn choose_service(
+    available: &[String],
+    requested: Option<&str>,
+    format: Format,
+) -> Result<Option<String>, SessionError> {
+    match requested {
+        Some(id) if available.is_empty() || available.iter().any(|s| s == id) => {
+            Ok(Some(id.to_owned()))
+        }
+        Some(id) => Err(SessionError::UnknownService {
+            requested: id.to_owned(),
+            available: available.to_vec(),
+        }),
+        None => match available {
+            [] => Ok(None),
+            [only] => Ok(Some(only.clone())),
+            _ if format == Format::V1 => Ok(None),
+            _ => Err(SessionError::ServiceChoice {
+                available: available.to_vec(),
+            }),
+        },
+    }
+}
+
+/// A stream id from 31 random bits (never 0), so ids rarely repeat across reconnects.
+pub fn stream_id_from(random: u32) -> i32 {
+    let id = i32::try_from(random & 0x7fff_ffff).unwrap_or(i32::MAX);
+    id.max(1)
+}
+
+/// A random first stream id (1 if the platform has no randomness, which browsers always have).
+pub fn random_stream_id() -> i32 {
+    stream_id_from(getrandom::u32().unwrap_or(1))
+}
+
+/// The operator-facing reason for a closed stream.
+pub fn close_reason(cause: CloseCause) -> SessionError {
+    match cause {
+        CloseCause::SessionReset => SessionError::SessionReset,
+        CloseCause::ConnectionReset | CloseCause::StreamReset | CloseCause::StreamReplaced => {
+            SessionError::DestinationUnreachable
+        }
+    }
+}
+
+impl TunnelCore {
+    /// A core for a source writing `format`, opening `requested` (or the only service).
+    /// `first_stream_id` should be random so ids rarely repeat across reconnects.
+    pub fn new(format: Format, requested: Option<String>, first_stream_id: i32) -> Self {
+        let mut config = Config::new(Role::Source, format);
+        // Browsers cannot send WebSocket pings; keep-alive happens inside SSH.
+        config.ping_interval = None;
+        config.first_stream_id = first_stream_id;
+        let requested = requested.filter(|s| !s.trim().is_empty());
+        Self {
+            endpoint: Endpoint::new(config, Duration::ZERO),
+            requested,
+            state: State::AwaitingServices,
+            queued: VecDeque::new(),
+        }
+    }
+
+    /// Whether the stream is open.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open(_))
+    }
+
+    /// Whether the core still waits for SERVICE_IDS.
+    pub fn awaiting_services(&self) -> bool {
+        matches!(self.state, State::AwaitingServices)
+    }
+
+    /// Handles one binary WebSocket message from the service.
+    pub fn handle_message(&mut self, bytes: &[u8]) {
+        if matches!(self.state, State::Ended) {
+            return;
+        }
+        if let Err(err) = self.endpoint.handle_bytes(bytes) {
+            self.end(SessionError::Protocol(err.to_string()));
+        }
+        self.drain_endpoint();
+    }
+
+    /// A text WebSocket message arrived: a protocol error.
+    pub fn handle_text(&mut self) {
+        self.end(SessionError::Protocol(
+            "a text WebSocket message (the protocol is binary only)".to_owned(),
+        ));
+    }
+
+    /// The wait for SERVICE_IDS is over. A V1 destination never needs service ids, so the
+    /// stream opens without one; V2 and V3 fail with a timeout.
+    pub fn services_timed_out(&mut self, waited: Duration) {
+        if !self.awaiting_services() {
+            return;
+        }
+        if self.endpoint.config().format == Format::V1 {
+            self.open(None);
+        } else {
+            let seconds = u32::try_from(waited.as_secs()).unwrap_or(u32::MAX);
+            self.end(SessionError::ServiceIdsTimeout { seconds });
+        }
+        self.drain_endpoint();
+    }
+
+    /// Sends bytes from the SSH client on the open stream. Bytes written after the end are
+    /// dropped: the SSH client learns of the end from the read side.
+    pub fn send(&mut self, data: &[u8]) {
+        if let State::Open(conn) = &self.state {
+            let conn = conn.clone();
+            if let Err(err) = self.endpoint.send(&conn, data) {
+                self.local_failure(err);
+            }
+            self.drain_endpoint();
+        }
+    }
+
+    /// Closes the stream from this side (CONNECTION_RESET in V3, STREAM_RESET otherwise).
+    pub fn close(&mut self) {
+        if let State::Open(conn) = std::mem::replace(&mut self.state, State::Ended) {
+            // An endpoint that failed already has nothing to close.
+            let _ = self.endpoint.close(&conn);
+        }
+        self.state = State::Ended;
+        self.drain_endpoint();
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll(&mut self) -> Option<CoreOutput> {
+        self.queued.pop_front()
+    }
+
+    fn end(&mut self, reason: SessionError) {
+        if !matches!(self.state, State::Ended) {
+            self.state = State::Ended;
+            self.queued.push_back(CoreOutput::Ended(reason));
+        }
+    }
+
+    fn local_failure(&mut self, err: LocalError) {
+        let reason = match err {
+            LocalError::Failed(peer) => SessionError::Protocol(peer.to_string()),
+            LocalError::NotOpen(_) => SessionError::DestinationUnreachable,
+            LocalError::UnknownService(requested) => SessionError::UnknownService {
+                requested,
+                available: self.endpoint.service_ids().to_vec(),
+            },
+            LocalError::ServiceRequired(available) => SessionError::ServiceChoice { available },
+            other => SessionError::Protocol(other.to_string()),
+        };
+        self.end(reason);
+    }
+
+    fn open(&mut self, service: Option<String>) {
+        match self.endpoint.open_stream(service.as_deref()) {
+            Ok(conn) => {
+                self.queued.push_back(CoreOutput::Opened {
+                    service_id: conn.service_id.clone(),
+                });
+                self.state = State::Open(conn);
+            }
+            Err(err) => self.local_failure(err),
+        }
+    }
+
+    /// Moves the endpoint's outputs into the queue, acting on its events.
+    fn drain_endpoint(&mut self) {
+        while let Some(output) = self.endpoint.poll_output() {
+            match output {
+                Output::Transmit(bytes) => self.queued.push_back(CoreOutput::Transmit(bytes)),
+                // The platform cannot ping; nothing asks for it (no ping interval).
+                Output::Ping => {}
+                Output::Event(event) => self.handle_event(event),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::ServiceIds(ids) => {
+                if self.awaiting_services() {
+                    let format = self.endpoint.config().format;
+                    match choose_service(&ids, self.requested.as_deref(), format) {
+                        Ok(service) => self.open(service),
+                        Err(reason) => self.end(reason),
+                    }
+                }
+            }
+            Event::Data { conn, data } => {
+                if matches!(&self.state, State::Open(ours) if *ours == conn) {
+                    self.queued.push_back(CoreOutput::Deliver(data));
+                }
+            }
+            Event::ConnectionClosed { conn, cause } => {
+                if matches!(&self.state, State::Open(ours) if *ours == conn) {
+                    self.end(close_reason(cause));
+                }
+            }
+            // Sources are never asked to accept connections (the endpoint refuses them).
+            Event::ConnectionRequested(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burrow_proto::codec::{FrameDecoder, encode_frame};
+    use burrow_proto::message::{Message, MessageType};
+
+    use super::*;
+
+    /// Frames one control message from the service.
+    fn frame(msg: &Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(msg, &mut out).expect("test message encodes");
+        out
+    }
+
+    fn service_ids(ids: &[&str]) -> Vec<u8> {
+        let mut msg = Message::of(MessageType::ServiceIds);
+        msg.available_service_ids = ids.iter().map(|s| (*s).to_owned()).collect();
+        frame(&msg)
+    }
+
+    fn drain(core: &mut TunnelCore) -> Vec<CoreOutput> {
+        std::iter::from_fn(|| core.poll()).collect()
+    }
+
+    /// Decodes everything the core transmitted.
+    fn sent_messages(outputs: &[CoreOutput]) -> Vec<Message> {
+        let mut decoder = FrameDecoder::strict();
+        let mut out = Vec::new();
+        for output in outputs {
+            if let CoreOutput::Transmit(bytes) = output {
+                let mut input = bytes.as_slice();
+                while let Some(msg) = decoder.decode(&mut input).expect("valid frames") {
+                    out.push(msg);
+                }
+            }
+        }
+        out
+    }
+
+    /// A destination endpoint standing in for the device, and a relay standing in for the
+    /// service (frames pass unchanged, as the real service relays them).
+    struct Pair {
+        source: TunnelCore,
+        destination: Endpoint,
+        /// What reached the SSH client.
+        delivered: Vec<u8>,
+        ended: Option<SessionError>,
+        opened: Option<String>,
+        /// Data the destination application received.
+        device_got: Vec<u8>,
+        device_conn: Option<ConnId>,
+    }
+
+    impl Pair {
+        fn new(format: Format, requested: Option<&str>, services: &[&str]) -> Self {
+            let mut config = Config::new(Role::Destination, format);
+            config.services = services.iter().map(|s| (*s).to_owned()).collect();
+            Self {
+                source: TunnelCore::new(format, requested.map(str::to_owned), 77),
+                destination: Endpoint::new(config, Duration::ZERO),
+                delivered: Vec::new(),
+                ended: None,
+                opened: None,
+                device_got: Vec::new(),
+                device_conn: None,
+            }
+        }
+
+        /// Moves every pending message both ways until nothing is left.
+        fn drive(&mut self) {
+            loop {
+                let mut progressed = false;
+                while let Some(out) = self.source.poll() {
+                    progressed = true;
+                    match out {
+                        CoreOutput::Transmit(bytes) => {
+                            self.destination
+                                .handle_bytes(&bytes)
+                                .expect("valid source bytes");
+                        }
+                        CoreOutput::Opened { service_id } => self.opened = Some(service_id),
+                        CoreOutput::Deliver(data) => self.delivered.extend(data),
+                        CoreOutput::Ended(reason) => self.ended = Some(reason),
+                    }
+                }
+                while let Some(out) = self.destination.poll_output() {
+                    progressed = true;
+                    match out {
+                        Output::Transmit(bytes) => self.source.handle_message(&bytes),
+                        Output::Event(Event::ConnectionRequested(conn)) => {
+                            self.device_conn = Some(conn);
+                        }
+                        Output::Event(Event::Data { data, .. }) => self.device_got.extend(data),
+                        Output::Event(_) | Output::Ping => {}
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+        }
+
+        fn device_send(&mut self, data: &[u8]) {
+            let conn = self.device_conn.clone().expect("device has a connection");
+            self.destination.send(&conn, data).expect("device can send");
+            self.drive();
+        }
+    }
+
+    #[test]
+    fn picks_the_only_service_and_carries_bytes_both_ways() {
+        for format in [Format::V1, Format::V2, Format::V3] {
+            let mut pair = Pair::new(format, None, &["SSH"]);
+            pair.source.handle_message(&service_ids(&["SSH"]));
+            pair.drive();
+            assert_eq!(pair.opened.as_deref(), Some("SSH"), "{format:?}");
+            assert!(pair.device_conn.is_some(), "{format:?}");
+            pair.source.send(b"SSH-2.0-client\r\n");
+            pair.drive();
+            assert_eq!(pair.device_got, b"SSH-2.0-client\r\n");
+            pair.device_send(b"SSH-2.0-server\r\n");
+            assert_eq!(pair.delivered, b"SSH-2.0-server\r\n");
+            assert_eq!(pair.ended, None);
+        }
+    }
+
+    #[test]
+    fn large_writes_arrive_whole_and_in_order() {
+        let mut pair = Pair::new(Format::V3, None, &["SSH"]);
+        pair.source.handle_message(&service_ids(&["SSH"]));
+        pair.drive();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        pair.source.send(&data);
+        pair.drive();
+        assert_eq!(pair.device_got, data);
+        pair.device_send(&data);
+        assert_eq!(pair.delivered, data);
+    }
+
+    #[test]
+    fn requested_service_is_opened() {
+        let mut pair = Pair::new(Format::V3, Some("RDP"), &["SSH", "RDP"]);
+        pair.source.handle_message(&service_ids(&["SSH", "RDP"]));
+        pair.drive();
+        assert_eq!(pair.opened.as_deref(), Some("RDP"));
+        assert_eq!(
+            pair.device_conn.map(|c| c.service_id).as_deref(),
+            Some("RDP")
+        );
+    }
+
+    #[test]
+    fn several_services_and_no_choice_asks_to_choose() {
+        let mut core = TunnelCore::new(Format::V3, None, 5);
+        core.handle_message(&service_ids(&["SSH", "RDP"]));
+        let outputs = drain(&mut core);
+        assert_eq!(
+            outputs,
+            vec![CoreOutput::Ended(SessionError::ServiceChoice {
+                available: vec!["SSH".into(), "RDP".into()]
+            })]
+        );
+        assert!(sent_messages(&outputs).is_empty());
+    }
+
+    #[test]
+    fn unknown_requested_service_is_refused() {
+        let mut core = TunnelCore::new(Format::V2, Some("VNC".into()), 5);
+        core.handle_message(&service_ids(&["SSH"]));
+        assert_eq!(
+            drain(&mut core),
+            vec![CoreOutput::Ended(SessionError::UnknownService {
+                requested: "VNC".into(),
+                available: vec!["SSH".into()]
+            })]
+        );
+    }
+
+    #[test]
+    fn service_choice_rules() {
+        let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        /// Available ids, requested id, format, expected choice.
+        type Case = (
+            Vec<String>,
+            Option<&'static str>,
+            Format,
+            Result<Option<String>, SessionError>,
+        );
+        let cases: Vec<Case> = vec![
+            (ids(&[]), None, Format::V3, Ok(None)),
+            (ids(&[]), Some("SSH"), Format::V3, Ok(Some("SSH".into()))),
+            (ids(&["SSH"]), None, Format::V2, Ok(Some("SSH".into()))),
+            (ids(&["A", "B"]), None, Format::V1, Ok(None)),
+            (
+                ids(&["A", "B"]),
+                Some("B"),
+                Format::V3,
+                Ok(Some("B".into())),
+            ),
+            (
+                ids(&["A", "B"]),
+                None,
+                Format::V2,
+                Err(SessionError::ServiceChoice {
+                    available: ids(&["A", "B"]),
+                }),
+            ),
+        ];
+        for (available, requested, format, expect) in cases {
+            assert_eq!(
+                choose_service(&available, requested, format),
+                expect,
+                "{available:?} {requested:?} {format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_start_carries_a_fresh_stream_id_and_the_service() {
+        let mut core = TunnelCore::new(Format::V3, None, 4242);
+        core.handle_message(&service_ids(&["SSH"]));
+        let sent = sent_messages(&drain(&mut core));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].kind(), Some(MessageType::StreamStart));
+        assert_eq!(sent[0].stream_id, 4242);
+        assert_eq!(sent[0].service_id, "SSH");
+        assert_eq!(sent[0].connection_id, 1);
+    }
+
+    #[test]
+    fn stream_reset_ends_with_destination_unreachable() {
+        let mut core = TunnelCore::new(Format::V2, None, 9);
+        core.handle_message(&service_ids(&["SSH"]));
+        drain(&mut core);
+        let mut reset = Message::of(MessageType::StreamReset);
+        reset.stream_id = 9;
+        reset.service_id = "SSH".into();
+        core.handle_message(&frame(&reset));
+        assert_eq!(
+            drain(&mut core),
+            vec![CoreOutput::Ended(SessionError::DestinationUnreachable)]
+        );
+        // Nothing more is sent or delivered after the end.
+        core.send(b"late");
+        assert_eq!(drain(&mut core), vec![]);
+    }
+
+    #[test]
+    fn stale_reset_is_ignored() {
+        let mut core = TunnelCore::new(Format::V2, None, 9);
+        core.handle_message(&service_ids(&["SSH"]));
+        drain(&mut core);
+        let mut reset = Message::of(MessageType::StreamReset);
+        reset.stream_id = 8;
+        reset.service_id = "SSH".into();
+        core.handle_message(&frame(&reset));
+        assert_eq!(drain(&mut core), vec![]);
+        assert!(core.is_open());
+    }
+
+    #[test]
+    fn connection_reset_and_session_reset_end_the_stream() {
+        let mut core = TunnelCore::new(Format::V3, None, 3);
+        core.handle_message(&service_ids(&["SSH"]));
+        drain(&mut core);
+        let mut reset = Message::of(MessageType::ConnectionReset);
+        reset.stream_id = 3;
+        reset.service_id = "SSH".into();
+        reset.connection_id = 1;
+        core.handle_message(&frame(&reset));
+        assert_eq!(
+            drain(&mut core),
+            vec![CoreOutput::Ended(SessionError::DestinationUnreachable)]
+        );
+
+        let mut core = TunnelCore::new(Format::V3, None, 3);
+        core.handle_message(&service_ids(&["SSH"]));
+        drain(&mut core);
+        core.handle_message(&frame(&Message::of(MessageType::SessionReset)));
+        assert_eq!(
+            drain(&mut core),
+            vec![CoreOutput::Ended(SessionError::SessionReset)]
+        );
+    }
+
+    #[test]
+    fn closing_sends_the_reset_of_the_format() {
+        for (format, kind) in [
+            (Format::V3, MessageType::ConnectionReset),
+            (Format::V2, MessageType::StreamReset),
+        ] {
+            let mut core = TunnelCore::new(format, None, 12);
+            core.handle_message(&service_ids(&["SSH"]));
+            drain(&mut core);
+            core.close();
+            let sent = sent_messages(&drain(&mut core));
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].kind(), Some(kind));
+            assert_eq!(sent[0].stream_id, 12);
+        }
+    }
+
+    #[test]
+    fn services_timeout_fails_v3_and_opens_v1() {
+        let mut core = TunnelCore::new(Format::V3, None, 1);
+        core.services_timed_out(Duration::from_secs(10));
+        assert_eq!(
+            drain(&mut core),
+            vec![CoreOutput::Ended(SessionError::ServiceIdsTimeout {
+                seconds: 10
+            })]
+        );
+
+        let mut core = TunnelCore::new(Format::V1, None, 1);
+        core.services_timed_out(Duration::from_secs(3));
+        let outputs = drain(&mut core);
+        assert!(outputs.contains(&CoreOutput::Opened {
+            service_id: String::new()
+        }));
+        let sent = sent_messages(&outputs);
+        assert_eq!(sent[0].kind(), Some(MessageType::StreamStart));
+        assert_eq!(sent[0].service_id, "");
+    }
+
+    #[test]
+    fn garbage_and_text_end_with_a_protocol_error() {
+        let mut core = TunnelCore::new(Format::V3, None, 1);
+        // A frame whose body is not a valid message.
+        core.handle_message(&[0, 3, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            drain(&mut core).as_slice(),
+            [CoreOutput::Ended(SessionError::Protocol(_))]
+        ));
+
+        let mut core = TunnelCore::new(Format::V3, None, 1);
+        core.handle_text();
+        assert!(matches!(
+            drain(&mut core).as_slice(),
+            [CoreOutput::Ended(SessionError::Protocol(_))]
+        ));
+    }
+
+    #[test]
+    fn stream_ids_are_positive() {
+        assert_eq!(stream_id_from(0), 1);
+        assert_eq!(stream_id_from(u32::MAX), i32::MAX);
+        assert_eq!(stream_id_from(0x8000_0005), 5);
+        assert!(random_stream_id() > 0);
+    }
+
+    #[test]
+    fn frames_split_across_messages_are_reassembled() {
+        let mut pair = Pair::new(Format::V3, None, &["SSH"]);
+        let ids = service_ids(&["SSH"]);
+        for byte in &ids {
+            pair.source.handle_message(std::slice::from_ref(byte));
+        }
+        pair.drive();
+        assert_eq!(pair.opened.as_deref(), Some("SSH"));
+    }
+}

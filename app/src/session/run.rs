@@ -1,0 +1,707 @@
+//! Running one session: [`start`] spawns it on the browser's executor and returns the UI's
+//! [`SessionHandle`].
+//!
+//! The session walks the phases in order — credential check (before the single-use token is
+//! spent), cookie helper, tunnel, SSH handshake with host key check, authentication, shell —
+//! reporting each to the [`SessionHost`], then runs the shell until it exits or the operator
+//! disconnects. Every way out ends in exactly one [`SessionHost::ended`] call; every network
+//! wait has a browser-timer deadline (paused while the operator answers a question), so no
+//! failure leaves a spinner. A disconnect from the UI is honoured in every phase.
+//!
+//! The plain parts (the command buffer used while connecting, the page's [`Prompter`] with
+//! its known-hosts decisions, the terminal adapter) are target-independent and tested natively;
+//! the phase sequence itself needs the browser and lives in the wasm32-only `browser` module.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use futures_channel::mpsc::unbounded;
+use futures_util::future::LocalBoxFuture;
+use zeroize::Zeroizing;
+
+use super::{
+    ConnectRequest, HostKeyQuestion, KbdQuestion, SessionError, SessionHandle, SessionHost,
+    UserCommand,
+};
+use crate::ssh::client::Prompter;
+use crate::ssh::known_hosts::{self, Verdict};
+use crate::ssh::shell::Terminal;
+
+/// Input typed before the shell is up is kept up to this many bytes.
+const MAX_TYPED_AHEAD: usize = 64 * 1024;
+
+/// Starts a session for `request`; reports go to `host`.
+pub fn start(request: ConnectRequest, host: Rc<dyn SessionHost>) -> SessionHandle {
+    let (commands, receiver) = unbounded();
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(browser::run(request, host, receiver));
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        drop((request, receiver));
+        host.phase(super::Phase::Closed);
+        host.ended(Err(SessionError::Browser(
+            "sessions run only in a browser".to_owned(),
+        )));
+    }
+    SessionHandle::new(commands)
+}
+
+/// Commands that arrive while connecting: input is kept for the shell, the latest size wins,
+/// a disconnect ends the attempt.
+#[derive(Debug, Default)]
+pub struct Pending {
+    input: Vec<u8>,
+    size: Option<(u32, u32)>,
+}
+
+impl Pending {
+    /// Takes one command; returns `true` when it asks to disconnect.
+    pub fn absorb(&mut self, command: UserCommand) -> bool {
+        match command {
+            UserCommand::Input(bytes) => {
+                let room = MAX_TYPED_AHEAD.saturating_sub(self.input.len());
+                self.input
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                false
+            }
+            UserCommand::Resize { cols, rows } => {
+                self.size = Some((cols, rows));
+                false
+            }
+            UserCommand::Disconnect => true,
+        }
+    }
+
+    /// The terminal size to request: the latest resize, else the form's.
+    pub fn size_or(&self, cols: u32, rows: u32) -> (u32, u32) {
+        self.size.unwrap_or((cols, rows))
+    }
+
+    /// The commands to replay once the shell runs (the typed-ahead input).
+    pub fn into_commands(self) -> Vec<UserCommand> {
+        if self.input.is_empty() {
+            Vec::new()
+        } else {
+            vec![UserCommand::Input(self.input)]
+        }
+    }
+}
+
+/// The page's answers to russh's questions: the known-hosts store for host keys, the
+/// operator for new keys and keyboard-interactive rounds.
+pub struct PagePrompter<'a> {
+    host: &'a dyn SessionHost,
+    target: String,
+    /// Whether a question is open (deadlines wait for the operator).
+    asking: Cell<bool>,
+}
+
+impl<'a> PagePrompter<'a> {
+    /// A prompter remembering host keys under `target`.
+    pub fn new(host: &'a dyn SessionHost, target: String) -> Self {
+        Self {
+            host,
+            target,
+            asking: Cell::new(false),
+        }
+    }
+
+    /// Whether the operator is being asked something right now.
+    pub fn asking(&self) -> bool {
+        self.asking.get()
+    }
+}
+
+impl Prompter for PagePrompter<'_> {
+    fn check_host_key(
+        &self,
+        key: &russh::keys::PublicKey,
+    ) -> LocalBoxFuture<'_, Result<(), SessionError>> {
+        let key = key.clone();
+        Box::pin(async move {
+            let algorithm = known_hosts::algorithm(&key);
+            let fingerprint = known_hosts::fingerprint(&key);
+            match known_hosts::load().verdict(&self.target, &key) {
+                Verdict::Known => Ok(()),
+                Verdict::Mismatch { remembered } => Err(SessionError::HostKeyMismatch {
+                    target: self.target.clone(),
+                    algorithm,
+                    presented: fingerprint,
+                    remembered,
+                }),
+                Verdict::Unknown => {
+                    self.asking.set(true);
+                    let answer = self
+                        .host
+                        .ask_host_key(HostKeyQuestion {
+                            algorithm,
+                            fingerprint: fingerprint.clone(),
+                            target: self.target.clone(),
+                        })
+                        .await;
+                    self.asking.set(false);
+                    if answer != Ok(true) {
+                        return Err(SessionError::HostKeyRejected { fingerprint });
+                    }
+                    // Re-read: another tab may have written meanwhile.
+                    let mut hosts = known_hosts::load();
+                    hosts.remember(&self.target, &key);
+                    // A store that refuses writes (private mode, full) only means the operator
+                    // is asked again next time; the key was still accepted for this session.
+                    let _ = known_hosts::save(&hosts);
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    fn keyboard_interactive(
+        &self,
+        question: KbdQuestion,
+    ) -> LocalBoxFuture<'_, Option<Vec<Zeroizing<String>>>> {
+        Box::pin(async move {
+            self.asking.set(true);
+            let answer = self.host.ask_keyboard_interactive(question).await;
+            self.asking.set(false);
+            answer.ok().flatten()
+        })
+    }
+
+    fn banner(&self, text: &str) {
+        // The banner is shown in the terminal as the server sent it, with bare newlines made
+        // terminal newlines. It is not parsed-tracked: it is small and arrives once.
+        let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        self.host.output(text.as_bytes(), Box::new(|| {}));
+    }
+}
+
+/// The terminal side of the shell loop: output to the page, round trips kept for the stats.
+pub struct PageTerminal<'a> {
+    host: &'a dyn SessionHost,
+    /// The last keep-alive round trip.
+    pub rtt: Cell<Option<f64>>,
+}
+
+impl<'a> PageTerminal<'a> {
+    /// A terminal adapter for `host`.
+    pub fn new(host: &'a dyn SessionHost) -> Self {
+        Self {
+            host,
+            rtt: Cell::new(None),
+        }
+    }
+}
+
+impl Terminal for PageTerminal<'_> {
+    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        self.host.output(data, parsed);
+    }
+
+    fn rtt(&self, ms: f64) {
+        self.rtt.set(Some(ms));
+    }
+}
+
+/// The error to report when SSH failed on `err`: a transport failure caused by the tunnel
+/// ending (a reset, the WebSocket closing) is reported as the tunnel's reason.
+pub fn explain(err: SessionError, tunnel_end: Option<SessionError>) -> SessionError {
+    match (&err, tunnel_end) {
+        (SessionError::Ssh(_) | SessionError::Timeout { .. }, Some(reason)) => reason,
+        _ => err,
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    //! The phase sequence, on browser timers.
+
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use futures_channel::mpsc::UnboundedReceiver;
+    use futures_util::{FutureExt, StreamExt, pin_mut, select, stream};
+    use gloo_timers::future::{IntervalStream, TimeoutFuture};
+    use zeroize::Zeroizing;
+
+    use super::{PagePrompter, PageTerminal, Pending, explain};
+    use crate::driver::browser::{Counters, TunnelSpec, open_tunnel};
+    use crate::driver::cookie::hand_over_token;
+    use crate::driver::url::{endpoint_label, tunnel_url};
+    use crate::session::target::{Destination, known_hosts_target};
+    use crate::session::{
+        ConnectRequest, Phase, SessionError, SessionHost, Stats, TunnelEndpoint, UserCommand,
+    };
+    use crate::ssh;
+    use crate::ssh::auth::Credentials;
+    use crate::ssh::shell::Program;
+
+    /// How long the cookie helper may take.
+    const COOKIE_TIMEOUT: Duration = Duration::from_secs(20);
+    /// How long each SSH step (handshake, authentication, shell) may take, not counting the
+    /// operator's answers.
+    const SSH_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Keep-alive interval.
+    const KEEPALIVE_SECS: u32 = 15;
+    /// How often the status line's figures are refreshed.
+    const STATS_INTERVAL_MS: u32 = 1000;
+
+    fn now_ms() -> f64 {
+        web_sys::window()
+            .and_then(|window| window.performance())
+            .map(|performance| performance.now())
+            .unwrap_or_else(js_sys::Date::now)
+    }
+
+    /// The session task: runs the phases, then reports the outcome exactly once.
+    pub async fn run(
+        request: ConnectRequest,
+        host: Rc<dyn SessionHost>,
+        mut commands: UnboundedReceiver<UserCommand>,
+    ) {
+        let outcome = session(request, &*host, &mut commands).await;
+        host.phase(Phase::Closed);
+        host.ended(outcome);
+    }
+
+    /// Why a wait ended early.
+    enum Stop {
+        /// The operator disconnected (or the UI dropped the session).
+        Disconnected,
+        /// The step failed.
+        Failed(SessionError),
+    }
+
+    impl From<SessionError> for Stop {
+        fn from(err: SessionError) -> Self {
+            Stop::Failed(err)
+        }
+    }
+
+    /// Awaits `work` while watching the operator's commands and a deadline that does not run
+    /// out while `asking` is set.
+    async fn step<F: Future>(
+        work: F,
+        commands: &mut UnboundedReceiver<UserCommand>,
+        pending: &mut Pending,
+        what: &str,
+        limit: Duration,
+        asking: &dyn Fn() -> bool,
+    ) -> Result<F::Output, Stop> {
+        let work = work.fuse();
+        pin_mut!(work);
+        let millis = u32::try_from(limit.as_millis()).unwrap_or(u32::MAX);
+        let mut timer = TimeoutFuture::new(millis).fuse();
+        loop {
+            select! {
+                output = work => return Ok(output),
+                command = commands.next() => match command {
+                    Some(command) => if pending.absorb(command) {
+                        return Err(Stop::Disconnected);
+                    },
+                    None => return Err(Stop::Disconnected),
+                },
+                () = timer => {
+                    if asking() {
+                        timer = TimeoutFuture::new(millis).fuse();
+                    } else {
+                        return Err(Stop::Failed(SessionError::Timeout {
+                            what: what.to_owned(),
+                            seconds: u32::try_from(limit.as_secs()).unwrap_or(u32::MAX),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(
+        request: ConnectRequest,
+        host: &dyn SessionHost,
+        commands: &mut UnboundedReceiver<UserCommand>,
+    ) -> Result<(), SessionError> {
+        match phases(request, host, commands).await {
+            Ok(()) | Err(Stop::Disconnected) => Ok(()),
+            Err(Stop::Failed(err)) => Err(err),
+        }
+    }
+
+    async fn phases(
+        request: ConnectRequest,
+        host: &dyn SessionHost,
+        commands: &mut UnboundedReceiver<UserCommand>,
+    ) -> Result<(), Stop> {
+        let ConnectRequest {
+            endpoint,
+            cookie_helper,
+            token,
+            service_id,
+            format,
+            username,
+            credential,
+            cols,
+            rows,
+        } = request;
+        let mut pending = Pending::default();
+        let never = || false;
+
+        // Nothing leaves the page before the form is known to be usable: a wrong passphrase
+        // must not cost the single-use token.
+        let username = username.trim().to_owned();
+        if username.is_empty() {
+            return Err(SessionError::Input("the user name is empty".to_owned()).into());
+        }
+        if token.trim().is_empty() {
+            return Err(SessionError::Input("the access token is empty".to_owned()).into());
+        }
+        let credentials = Credentials::prepare(credential)?;
+        let label = endpoint_label(&endpoint)?;
+        let url = Zeroizing::new(tunnel_url(&endpoint, token.trim())?);
+
+        let (destination, probe_base, aws) = match &endpoint {
+            TunnelEndpoint::SameSite(base) => {
+                host.phase(Phase::Cookie);
+                let answer = step(
+                    hand_over_token(&cookie_helper, &token),
+                    commands,
+                    &mut pending,
+                    "the cookie helper",
+                    COOKIE_TIMEOUT,
+                    &never,
+                )
+                .await??;
+                (
+                    Destination::from_cookie(&answer, &token),
+                    Some(base.clone()),
+                    false,
+                )
+            }
+            TunnelEndpoint::AwsRegion(_) => (Destination::from_token(&token), None, true),
+        };
+        drop(token);
+
+        host.phase(Phase::Tunnel);
+        let opened = step(
+            open_tunnel(TunnelSpec {
+                url: &url,
+                probe_base: probe_base.as_deref(),
+                aws,
+                format,
+                service_id,
+            }),
+            commands,
+            &mut pending,
+            "the tunnel",
+            // open_tunnel has its own deadlines (handshake, SERVICE_IDS); this one is a backstop.
+            Duration::from_secs(60),
+            &never,
+        )
+        .await?;
+        drop(url);
+        let (tunnel, stream) = match opened {
+            Ok(opened) => opened,
+            Err(err) => {
+                if let SessionError::ServiceChoice { available }
+                | SessionError::UnknownService { available, .. } = &err
+                {
+                    host.services(available.clone());
+                }
+                return Err(err.into());
+            }
+        };
+        let fail = |err: SessionError| Stop::Failed(explain(err, tunnel.end_reason()));
+
+        host.phase(Phase::SshHandshake);
+        let target = known_hosts_target(&label, &destination, &tunnel.service_id);
+        let prompter = PagePrompter::new(host, target);
+        let asking = || prompter.asking();
+        let mut conn = step(
+            ssh::client::connect(stream, &prompter),
+            commands,
+            &mut pending,
+            "the SSH handshake",
+            SSH_STEP_TIMEOUT,
+            &asking,
+        )
+        .await?
+        .map_err(fail)?;
+
+        host.phase(Phase::Auth);
+        step(
+            ssh::auth::authenticate(&mut conn, &username, &credentials, &prompter),
+            commands,
+            &mut pending,
+            "SSH authentication",
+            SSH_STEP_TIMEOUT,
+            &asking,
+        )
+        .await?
+        .map_err(fail)?;
+        drop(credentials);
+
+        host.phase(Phase::Shell);
+        let (cols, rows) = pending.size_or(cols, rows);
+        let shell = step(
+            ssh::shell::open(conn, &Program::Shell { cols, rows }),
+            commands,
+            &mut pending,
+            "the shell to start",
+            SSH_STEP_TIMEOUT,
+            &never,
+        )
+        .await?
+        .map_err(fail)?;
+
+        host.phase(Phase::Connected);
+        let terminal = PageTerminal::new(host);
+        let mut all_commands = stream::iter(pending.into_commands())
+            .chain(commands.by_ref())
+            .fuse();
+        let mut keepalive = IntervalStream::new(KEEPALIVE_SECS * 1000).fuse();
+        let shell_run = ssh::shell::run(
+            shell,
+            &mut all_commands,
+            &mut keepalive,
+            KEEPALIVE_SECS,
+            &terminal,
+            &now_ms,
+        )
+        .fuse();
+        let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
+        pin_mut!(shell_run, stats);
+        let result = select! {
+            result = shell_run => result,
+            never = stats => match never {},
+        };
+        result.map(|_end| ()).map_err(fail)
+    }
+
+    /// Refreshes the status line's figures while the shell runs.
+    async fn report_stats(
+        host: &dyn SessionHost,
+        counters: &Counters,
+        rtt: &Cell<Option<f64>>,
+    ) -> std::convert::Infallible {
+        let mut last = None;
+        loop {
+            let now = Stats {
+                rtt_ms: rtt.get(),
+                bytes_in: counters.bytes_in.get(),
+                bytes_out: counters.bytes_out.get(),
+            };
+            if last != Some(now) {
+                host.stats(now);
+                last = Some(now);
+            }
+            TimeoutFuture::new(STATS_INTERVAL_MS).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use futures_channel::oneshot;
+    use russh::keys::PublicKey;
+
+    use super::*;
+    use crate::session::{Phase, Stats};
+
+    #[test]
+    fn pending_keeps_input_and_the_latest_size() {
+        let mut pending = Pending::default();
+        assert!(!pending.absorb(UserCommand::Input(b"ls".to_vec())));
+        assert!(!pending.absorb(UserCommand::Resize {
+            cols: 100,
+            rows: 30
+        }));
+        assert!(!pending.absorb(UserCommand::Resize {
+            cols: 120,
+            rows: 40
+        }));
+        assert!(!pending.absorb(UserCommand::Input(b"\r".to_vec())));
+        assert_eq!(pending.size_or(80, 24), (120, 40));
+        assert!(pending.absorb(UserCommand::Disconnect));
+        assert_eq!(
+            pending.into_commands(),
+            vec![UserCommand::Input(b"ls\r".to_vec())]
+        );
+        assert_eq!(Pending::default().size_or(80, 24), (80, 24));
+        assert_eq!(Pending::default().into_commands(), vec![]);
+    }
+
+    #[test]
+    fn typed_ahead_input_is_bounded() {
+        let mut pending = Pending::default();
+        pending.absorb(UserCommand::Input(vec![b'x'; MAX_TYPED_AHEAD + 5]));
+        pending.absorb(UserCommand::Input(b"more".to_vec()));
+        match pending.into_commands().as_slice() {
+            [UserCommand::Input(bytes)] => assert_eq!(bytes.len(), MAX_TYPED_AHEAD),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tunnel_reasons_replace_transport_errors_only() {
+        let reset = Some(SessionError::DestinationUnreachable);
+        assert_eq!(
+            explain(
+                SessionError::Ssh("the connection closed".into()),
+                reset.clone()
+            ),
+            SessionError::DestinationUnreachable
+        );
+        assert_eq!(
+            explain(SessionError::KeyWrongPassphrase, reset),
+            SessionError::KeyWrongPassphrase
+        );
+        assert_eq!(
+            explain(SessionError::Ssh("x".into()), None),
+            SessionError::Ssh("x".into())
+        );
+    }
+
+    /// A host that records what it was told and answers host key questions from a script.
+    #[derive(Default)]
+    struct FakeHost {
+        trust: Cell<bool>,
+        asked: RefCell<Vec<HostKeyQuestion>>,
+        output: RefCell<Vec<u8>>,
+    }
+
+    impl SessionHost for FakeHost {
+        fn phase(&self, _phase: Phase) {}
+        fn stats(&self, _stats: Stats) {}
+        fn services(&self, _ids: Vec<String>) {}
+        fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+            self.output.borrow_mut().extend_from_slice(data);
+            parsed();
+        }
+        fn ask_host_key(&self, question: HostKeyQuestion) -> oneshot::Receiver<bool> {
+            self.asked.borrow_mut().push(question);
+            let (sender, receiver) = oneshot::channel();
+            let _ = sender.send(self.trust.get());
+            receiver
+        }
+        fn ask_keyboard_interactive(
+            &self,
+            _question: KbdQuestion,
+        ) -> oneshot::Receiver<Option<Vec<Zeroizing<String>>>> {
+            // Dropping the sender cancels the round.
+            oneshot::channel().1
+        }
+        fn ended(&self, _outcome: Result<(), SessionError>) {}
+    }
+
+    fn test_key(name: &str) -> PublicKey {
+        let path = format!("{}/tests/keys/{name}.pub", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).expect("test key");
+        PublicKey::from_openssh(text.trim()).expect("parses")
+    }
+
+    #[tokio::test]
+    async fn first_use_asks_then_remembers_and_a_changed_key_is_refused() {
+        let host = FakeHost::default();
+        let target = "ws://prompter-test/tunnel:t/SSH".to_owned();
+        let prompter = PagePrompter::new(&host, target.clone());
+        let key = test_key("ed25519");
+
+        // Declined: not remembered.
+        host.trust.set(false);
+        assert!(matches!(
+            prompter.check_host_key(&key).await,
+            Err(SessionError::HostKeyRejected { .. })
+        ));
+        // Accepted: remembered, and the question named algorithm, fingerprint and target.
+        host.trust.set(true);
+        assert_eq!(prompter.check_host_key(&key).await, Ok(()));
+        {
+            let asked = host.asked.borrow();
+            assert_eq!(asked.len(), 2);
+            assert_eq!(asked[1].algorithm, "ssh-ed25519");
+            assert_eq!(asked[1].fingerprint, known_hosts::fingerprint(&key));
+            assert_eq!(asked[1].target, target);
+        }
+        // Known now: no question.
+        assert_eq!(prompter.check_host_key(&key).await, Ok(()));
+        assert_eq!(host.asked.borrow().len(), 2);
+        // Another key for the same target: refused loudly with both fingerprints.
+        let other = test_key("ed25519_encrypted");
+        match prompter.check_host_key(&other).await {
+            Err(SessionError::HostKeyMismatch {
+                presented,
+                remembered,
+                ..
+            }) => {
+                assert_eq!(presented, known_hosts::fingerprint(&other));
+                assert_eq!(
+                    remembered,
+                    vec![format!("ssh-ed25519 {}", known_hosts::fingerprint(&key))]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(host.asked.borrow().len(), 2);
+        assert!(!prompter.asking());
+    }
+
+    #[tokio::test]
+    async fn cancelled_keyboard_interactive_is_none_and_banners_reach_the_terminal() {
+        let host = FakeHost::default();
+        let prompter = PagePrompter::new(&host, "t".to_owned());
+        let question = KbdQuestion {
+            name: String::new(),
+            instructions: String::new(),
+            prompts: vec![("Code: ".into(), true)],
+        };
+        assert_eq!(prompter.keyboard_interactive(question).await, None);
+        prompter.banner("Welcome\nto the device\r\n");
+        assert_eq!(&*host.output.borrow(), b"Welcome\r\nto the device\r\n");
+    }
+
+    #[test]
+    fn native_start_ends_at_once() {
+        #[derive(Default)]
+        struct Ended(RefCell<Option<Result<(), SessionError>>>);
+        impl SessionHost for Ended {
+            fn phase(&self, _phase: Phase) {}
+            fn stats(&self, _stats: Stats) {}
+            fn services(&self, _ids: Vec<String>) {}
+            fn output(&self, _data: &[u8], parsed: Box<dyn FnOnce()>) {
+                parsed();
+            }
+            fn ask_host_key(&self, _question: HostKeyQuestion) -> oneshot::Receiver<bool> {
+                oneshot::channel().1
+            }
+            fn ask_keyboard_interactive(
+                &self,
+                _question: KbdQuestion,
+            ) -> oneshot::Receiver<Option<Vec<Zeroizing<String>>>> {
+                oneshot::channel().1
+            }
+            fn ended(&self, outcome: Result<(), SessionError>) {
+                *self.0.borrow_mut() = Some(outcome);
+            }
+        }
+        let host = Rc::new(Ended::default());
+        let request = ConnectRequest {
+            endpoint: super::super::TunnelEndpoint::SameSite("http://127.0.0.1:1".into()),
+            cookie_helper: "http://127.0.0.1:1/cookie".into(),
+            token: Zeroizing::new("t".into()),
+            service_id: None,
+            format: super::super::Format::V3,
+            username: "u".into(),
+            credential: super::super::Credential::Password(Zeroizing::new("p".into())),
+            cols: 80,
+            rows: 24,
+        };
+        let handle = start(request, host.clone());
+        handle.disconnect();
+        assert!(matches!(
+            host.0.borrow().as_ref(),
+            Some(Err(SessionError::Browser(_)))
+        ));
+    }
+}
