@@ -1,0 +1,680 @@
+//! The app's SSH glue against a real OpenSSH server, natively, before any browser is involved:
+//! host key check, password / publickey (every key type, an encrypted key) /
+//! keyboard-interactive authentication, pty + shell, exec, keep-alive round trips, and output
+//! backpressure — over a TCP stream instead of the tunnel (the glue is generic over the stream).
+//!
+//! Needs root and `/usr/sbin/sshd` (as CI and `cargo xtask test` have): each test starts its own
+//! `sshd -D -e` on a free loopback port with a configuration and host key of its own, and the
+//! suite creates the throwaway user `burrowapp` if it is missing. The machine's own sshd
+//! configuration is neither read nor changed.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use burrow_app::session::{Credential, KbdQuestion, SessionError, UserCommand};
+use burrow_app::ssh::auth::{Credentials, authenticate};
+use burrow_app::ssh::client::{Connection, Prompter, connect};
+use burrow_app::ssh::known_hosts::{KnownHosts, Verdict, fingerprint};
+use burrow_app::ssh::shell::{
+    MAX_PACKET_SIZE, Program, ShellEnd, Terminal, UNPARSED_LIMIT, open, run,
+};
+use futures_channel::oneshot;
+use futures_util::future::LocalBoxFuture;
+use futures_util::{FutureExt, StreamExt, stream};
+use russh::keys::PublicKey;
+use zeroize::Zeroizing;
+
+const USER: &str = "burrowapp";
+/// The throwaway test account's password.
+const PASSWORD: &str = "burrow-app-test-Passw0rd";
+const PASSPHRASE: &str = "correct horse";
+const TARGET: &str = "tcp://127.0.0.1/test/SSH";
+
+fn keys_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys")
+}
+
+fn key_text(name: &str) -> String {
+    std::fs::read_to_string(keys_dir().join(name)).expect("test key")
+}
+
+fn run_ok(program: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{program}: {err}"));
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("stdin write");
+    }
+    let out = child.wait_with_output().expect("waits");
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Creates the test user once and writes its authorized_keys (every test key except the
+/// P-384 one, which stays unauthorized on purpose).
+fn test_user() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // The effective user, as `id -u` prints it.
+        let uid = run_ok("id", &["-u"], None);
+        assert_eq!(
+            uid.trim(),
+            "0",
+            "these tests must run as root (they create a user and start sshd)"
+        );
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "/usr/sbin/sshd is missing: install openssh-server"
+        );
+        let exists = Command::new("id")
+            .arg(USER)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !exists {
+            run_ok(
+                "useradd",
+                &["--create-home", "--shell", "/bin/sh", USER],
+                None,
+            );
+        }
+        run_ok("chpasswd", &[], Some(&format!("{USER}:{PASSWORD}\n")));
+        run_ok("usermod", &["--unlock", "--expiredate", "", USER], None);
+        let dir = std::env::temp_dir().join(format!("burrow-app-ssh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut authorized = String::new();
+        for name in [
+            "ed25519",
+            "ed25519_encrypted",
+            "ecdsa_pem",
+            "rsa_pem",
+            "rsa_openssh",
+        ] {
+            authorized.push_str(&key_text(&format!("{name}.pub")));
+        }
+        std::fs::write(dir.join("authorized_keys"), authorized).expect("authorized_keys");
+        dir
+    })
+}
+
+/// A running sshd, killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    host_key: PublicKey,
+    _dir: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    fn start(pam: bool) -> Sshd {
+        let user_dir = test_user();
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = user_dir.join(format!("sshd-{port}"));
+        std::fs::create_dir_all(&dir).expect("sshd dir");
+        let host_key_path = dir.join("host_ed25519");
+        let _ = std::fs::remove_file(&host_key_path);
+        run_ok(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                host_key_path.to_str().expect("utf-8"),
+            ],
+            None,
+        );
+        let host_key = PublicKey::from_openssh(
+            std::fs::read_to_string(host_key_path.with_extension("pub"))
+                .expect("host key")
+                .trim(),
+        )
+        .expect("host key parses");
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
+             AuthorizedKeysFile {ak}\nStrictModes no\nAllowUsers {USER}\nPermitRootLogin no\n\
+             PubkeyAuthentication yes\nUsePAM {pam}\nPasswordAuthentication {pw}\n\
+             KbdInteractiveAuthentication yes\nPrintMotd no\nPrintLastLog no\n\
+             Banner {banner}\nLogLevel INFO\n",
+            hk = host_key_path.display(),
+            pid = dir.join("sshd.pid").display(),
+            ak = user_dir.join("authorized_keys").display(),
+            pam = if pam { "yes" } else { "no" },
+            pw = if pam { "no" } else { "yes" },
+            banner = dir.join("banner").display(),
+        );
+        std::fs::write(dir.join("banner"), "Burrow test device\n").expect("banner");
+        let config_path = dir.join("sshd_config");
+        std::fs::write(&config_path, config).expect("config");
+        let mut child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sshd starts");
+        // sshd says when it listens; until then connections would be refused.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("Server listening") => break,
+                Some(Ok(_)) => {}
+                other => panic!("sshd did not start: {other:?}"),
+            }
+        }
+        // Keep draining its log so sshd never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Sshd {
+            child,
+            port,
+            host_key,
+            _dir: dir,
+        }
+    }
+
+    async fn tcp(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("sshd accepts")
+    }
+}
+
+/// A prompter with an in-memory known-hosts store.
+struct TestPrompter {
+    hosts: RefCell<KnownHosts>,
+    trust_new: bool,
+    kbd_answers: RefCell<VecDeque<Option<Vec<String>>>>,
+    kbd_questions: RefCell<Vec<KbdQuestion>>,
+    banners: RefCell<String>,
+}
+
+impl TestPrompter {
+    fn new() -> Self {
+        Self {
+            hosts: RefCell::new(KnownHosts::default()),
+            trust_new: true,
+            kbd_answers: RefCell::new(VecDeque::new()),
+            kbd_questions: RefCell::new(Vec::new()),
+            banners: RefCell::new(String::new()),
+        }
+    }
+}
+
+impl Prompter for TestPrompter {
+    fn check_host_key(&self, key: &PublicKey) -> LocalBoxFuture<'_, Result<(), SessionError>> {
+        let verdict = self.hosts.borrow().verdict(TARGET, key);
+        let result = match verdict {
+            Verdict::Known => Ok(()),
+            Verdict::Unknown if self.trust_new => {
+                self.hosts.borrow_mut().remember(TARGET, key);
+                Ok(())
+            }
+            Verdict::Unknown => Err(SessionError::HostKeyRejected {
+                fingerprint: fingerprint(key),
+            }),
+            Verdict::Mismatch { remembered } => Err(SessionError::HostKeyMismatch {
+                target: TARGET.into(),
+                algorithm: key.algorithm().as_str().into(),
+                presented: fingerprint(key),
+                remembered,
+            }),
+        };
+        async move { result }.boxed_local()
+    }
+
+    fn keyboard_interactive(
+        &self,
+        question: KbdQuestion,
+    ) -> LocalBoxFuture<'_, Option<Vec<Zeroizing<String>>>> {
+        self.kbd_questions.borrow_mut().push(question);
+        let answer = self
+            .kbd_answers
+            .borrow_mut()
+            .pop_front()
+            .flatten()
+            .map(|answers| answers.into_iter().map(Zeroizing::new).collect());
+        async move { answer }.boxed_local()
+    }
+
+    fn banner(&self, text: &str) {
+        self.banners.borrow_mut().push_str(text);
+    }
+}
+
+fn password(text: &str) -> Credentials {
+    Credentials::prepare(Credential::Password(Zeroizing::new(text.into()))).expect("password")
+}
+
+fn key(name: &str, passphrase: Option<&str>) -> Credentials {
+    Credentials::prepare(Credential::PrivateKey {
+        text: Zeroizing::new(key_text(name)),
+        passphrase: passphrase.map(|p| Zeroizing::new(p.to_owned())),
+    })
+    .expect("key parses")
+}
+
+async fn login(
+    sshd: &Sshd,
+    prompter: &TestPrompter,
+    credentials: &Credentials,
+) -> Result<Connection, SessionError> {
+    let mut conn = connect(sshd.tcp().await, prompter).await?;
+    authenticate(&mut conn, USER, credentials, prompter).await?;
+    Ok(conn)
+}
+
+/// A terminal that collects output and confirms it parsed at once; it can tell when a text
+/// appeared in the output and when a keep-alive round trip came back.
+#[derive(Default)]
+struct Collecting {
+    output: RefCell<Vec<u8>>,
+    rtt: Cell<Option<f64>>,
+    rtt_seen: RefCell<Option<oneshot::Sender<()>>>,
+    waiters: RefCell<Vec<(String, oneshot::Sender<()>)>>,
+}
+
+impl Collecting {
+    /// Resolves once `text` is in the output.
+    fn when_shown(&self, text: &str) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.borrow_mut().push((text.to_owned(), sender));
+        receiver
+    }
+}
+
+impl Terminal for Collecting {
+    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        self.output.borrow_mut().extend_from_slice(data);
+        let shown = String::from_utf8_lossy(&self.output.borrow()).into_owned();
+        let waiters: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
+        for (text, sender) in waiters {
+            if shown.contains(&text) {
+                let _ = sender.send(());
+            } else {
+                self.waiters.borrow_mut().push((text, sender));
+            }
+        }
+        parsed();
+    }
+    fn rtt(&self, ms: f64) {
+        self.rtt.set(Some(ms));
+        if let Some(seen) = self.rtt_seen.borrow_mut().take() {
+            let _ = seen.send(());
+        }
+    }
+}
+
+/// One step of a scripted operator.
+enum Step {
+    Send(UserCommand),
+    WaitFor(oneshot::Receiver<()>),
+}
+
+/// The operator's commands: each step sends, or waits for something to happen first.
+fn script(steps: Vec<Step>) -> impl futures_util::stream::FusedStream<Item = UserCommand> + Unpin {
+    stream::iter(steps)
+        .then(|step| async move {
+            match step {
+                Step::Send(command) => Some(command),
+                Step::WaitFor(event) => {
+                    event.await.expect("the awaited event happens");
+                    None
+                }
+            }
+        })
+        .filter_map(|command| async move { command })
+        .chain(stream::pending())
+        .boxed_local()
+        .fuse()
+}
+
+fn now_ms() -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
+}
+
+/// Runs `command` without a pty and returns its output and end.
+async fn exec(conn: Connection, command: &str) -> (Vec<u8>, Result<ShellEnd, SessionError>) {
+    let shell = open(conn, &Program::Exec(command.to_owned()))
+        .await
+        .expect("exec starts");
+    let terminal = Collecting::default();
+    let mut commands = stream::pending::<UserCommand>().fuse();
+    let mut keepalive = stream::pending::<()>().fuse();
+    let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms).await;
+    (terminal.output.take(), end)
+}
+
+#[tokio::test]
+async fn password_login_gets_a_pty_shell_with_size_term_and_keepalive_rtt() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &password(PASSWORD))
+        .await
+        .expect("password login");
+    assert!(prompter.banners.borrow().contains("Burrow test device"));
+    assert_eq!(
+        prompter.hosts.borrow().verdict(TARGET, &sshd.host_key),
+        Verdict::Known
+    );
+    let shell = open(
+        conn,
+        &Program::Shell {
+            cols: 101,
+            rows: 33,
+        },
+    )
+    .await
+    .expect("pty and shell");
+    let terminal = Collecting::default();
+    let (seen_tx, seen_rx) = oneshot::channel();
+    *terminal.rtt_seen.borrow_mut() = Some(seen_tx);
+    // Type a command, see its output, resize, see the new size, wait until a keep-alive came
+    // back, then type `exit`.
+    let mut commands = script(vec![
+        Step::Send(UserCommand::Input(
+            b"stty size; echo \"term=$TERM\"\n".to_vec(),
+        )),
+        Step::WaitFor(terminal.when_shown("term=xterm-256color")),
+        Step::Send(UserCommand::Resize { cols: 90, rows: 20 }),
+        Step::Send(UserCommand::Input(b"stty size\n".to_vec())),
+        Step::WaitFor(terminal.when_shown("20 90")),
+        Step::WaitFor(seen_rx),
+        Step::Send(UserCommand::Input(b"exit\n".to_vec())),
+    ]);
+    let mut keepalive = stream::iter([()]).chain(stream::pending()).fuse();
+    let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms)
+        .await
+        .expect("the shell exits cleanly");
+    assert_eq!(end.exit_status, Some(0));
+    assert!(!end.by_operator);
+    let output = String::from_utf8_lossy(&terminal.output.borrow()).into_owned();
+    assert!(output.contains("33 101"), "{output:?}");
+    assert!(output.contains("term=xterm-256color"), "{output}");
+    assert!(output.contains("20 90"), "{output}");
+    assert!(terminal.rtt.get().is_some_and(|ms| ms >= 0.0));
+}
+
+#[tokio::test]
+async fn operator_disconnect_ends_the_session_cleanly() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &key("ed25519", None))
+        .await
+        .expect("login");
+    let shell = open(conn, &Program::Shell { cols: 80, rows: 24 })
+        .await
+        .expect("shell");
+    let terminal = Collecting::default();
+    let mut commands = script(vec![
+        Step::Send(UserCommand::Input(b"echo ready\n".to_vec())),
+        Step::WaitFor(terminal.when_shown("ready\r\n")),
+        Step::Send(UserCommand::Disconnect),
+    ]);
+    let mut keepalive = stream::pending::<()>().fuse();
+    let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms)
+        .await
+        .expect("a disconnect is a clean end");
+    assert!(end.by_operator);
+    assert_eq!(end.exit_status, None);
+}
+
+#[tokio::test]
+async fn every_key_type_logs_in_and_exec_returns_output_and_status() {
+    let sshd = Sshd::start(false);
+    let cases = [
+        ("ed25519", None),
+        ("ed25519_encrypted", Some(PASSPHRASE)),
+        ("ecdsa_pem", None),
+        // OpenSSH 9 refuses SHA-1 `ssh-rsa`: these succeed only with rsa-sha2-256/512.
+        ("rsa_pem", None),
+        ("rsa_openssh", None),
+    ];
+    for (name, passphrase) in cases {
+        let prompter = TestPrompter::new();
+        let conn = login(&sshd, &prompter, &key(name, passphrase))
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err:?}"));
+        let (output, end) = exec(conn, "echo key-ok; exit 3").await;
+        assert_eq!(String::from_utf8_lossy(&output), "key-ok\n", "{name}");
+        assert_eq!(end.expect("ends").exit_status, Some(3), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_reports_what_was_tried_and_what_is_offered() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    match login(&sshd, &prompter, &password("not the password")).await {
+        Err(SessionError::AuthFailed { offered, tried }) => {
+            // Without PAM, OpenSSH still offers keyboard-interactive but has no prompts for it.
+            assert_eq!(
+                tried.first().map(String::as_str),
+                Some("password"),
+                "{tried:?}"
+            );
+            assert!(offered.contains(&"publickey".to_owned()), "{offered:?}");
+            assert!(offered.contains(&"password".to_owned()), "{offered:?}");
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a wrong password logged in"),
+    }
+}
+
+#[tokio::test]
+async fn an_unauthorized_key_falls_back_to_nothing_and_says_so() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    match login(&sshd, &prompter, &key("ecdsa384_pkcs8", None)).await {
+        Err(SessionError::AuthFailed { tried, offered }) => {
+            assert_eq!(
+                tried.first().map(String::as_str),
+                Some("publickey"),
+                "{tried:?}"
+            );
+            assert!(offered.contains(&"password".to_owned()), "{offered:?}");
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("an unauthorized key logged in"),
+    }
+}
+
+#[tokio::test]
+async fn keyboard_interactive_answers_the_password_prompt_by_itself() {
+    let sshd = Sshd::start(true);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &password(PASSWORD))
+        .await
+        .expect("PAM keyboard-interactive with the password credential");
+    assert!(prompter.kbd_questions.borrow().is_empty());
+    let (output, end) = exec(conn, "echo kbd-ok").await;
+    assert_eq!(String::from_utf8_lossy(&output), "kbd-ok\n");
+    assert_eq!(end.expect("ends").exit_status, Some(0));
+}
+
+#[tokio::test]
+async fn keyboard_interactive_asks_the_operator_after_a_refused_key() {
+    let sshd = Sshd::start(true);
+    let prompter = TestPrompter::new();
+    prompter
+        .kbd_answers
+        .borrow_mut()
+        .push_back(Some(vec![PASSWORD.to_owned()]));
+    let conn = login(&sshd, &prompter, &key("ecdsa384_pkcs8", None))
+        .await
+        .expect("the operator's answer logs in");
+    {
+        let questions = prompter.kbd_questions.borrow();
+        assert_eq!(questions.len(), 1);
+        assert_eq!(questions[0].prompts.len(), 1);
+        assert!(
+            !questions[0].prompts[0].1,
+            "the password prompt is not echoed"
+        );
+    }
+    let (output, _) = exec(conn, "echo asked-ok").await;
+    assert_eq!(String::from_utf8_lossy(&output), "asked-ok\n");
+
+    // Cancelling the round ends authentication with its own error.
+    let prompter = TestPrompter::new();
+    prompter.kbd_answers.borrow_mut().push_back(None);
+    assert!(matches!(
+        login(&sshd, &prompter, &key("ecdsa384_pkcs8", None)).await,
+        Err(SessionError::AuthCancelled)
+    ));
+}
+
+#[tokio::test]
+async fn host_key_mismatch_and_refusal_stop_before_authentication() {
+    let sshd = Sshd::start(false);
+    let other = PublicKey::from_openssh(key_text("ed25519.pub").trim()).expect("parses");
+    let prompter = TestPrompter::new();
+    prompter.hosts.borrow_mut().remember(TARGET, &other);
+    match connect(sshd.tcp().await, &prompter).await {
+        Err(SessionError::HostKeyMismatch {
+            presented,
+            remembered,
+            ..
+        }) => {
+            assert_eq!(presented, fingerprint(&sshd.host_key));
+            assert_eq!(
+                remembered,
+                vec![format!("ssh-ed25519 {}", fingerprint(&other))]
+            );
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a changed host key was accepted"),
+    }
+    let declining = TestPrompter {
+        trust_new: false,
+        ..TestPrompter::new()
+    };
+    assert!(matches!(
+        connect(sshd.tcp().await, &declining).await,
+        Err(SessionError::HostKeyRejected { .. })
+    ));
+}
+
+/// A terminal that holds `parsed` callbacks, like a slow xterm.js.
+#[derive(Default)]
+struct Slow {
+    held: RefCell<VecDeque<(usize, Box<dyn FnOnce()>)>>,
+    outstanding: Cell<usize>,
+    max_outstanding: Cell<usize>,
+    total: Cell<usize>,
+    saturated: Cell<u32>,
+}
+
+impl Terminal for Slow {
+    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        self.total.set(self.total.get() + data.len());
+        self.outstanding.set(self.outstanding.get() + data.len());
+        self.max_outstanding
+            .set(self.max_outstanding.get().max(self.outstanding.get()));
+        self.held.borrow_mut().push_back((data.len(), parsed));
+    }
+    fn rtt(&self, _ms: f64) {}
+}
+
+impl Slow {
+    /// Confirms everything held, as the terminal catching up.
+    fn release_all(&self) {
+        let held: Vec<_> = self.held.borrow_mut().drain(..).collect();
+        for (len, parsed) in held {
+            self.outstanding.set(self.outstanding.get() - len);
+            parsed();
+        }
+    }
+}
+
+#[tokio::test]
+async fn output_stops_at_the_unparsed_limit_and_no_byte_is_lost() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &key("ed25519", None))
+        .await
+        .expect("login");
+    const TOTAL: usize = 24 * 1024 * 1024;
+    let shell = open(conn, &Program::Exec(format!("head -c {TOTAL} /dev/zero")))
+        .await
+        .expect("exec");
+    let terminal = Rc::new(Slow::default());
+    let done = Rc::new(Cell::new(false));
+    let mut commands = stream::pending::<UserCommand>().fuse();
+    let mut keepalive = stream::pending::<()>().fuse();
+    let running = {
+        let terminal = Rc::clone(&terminal);
+        let done = Rc::clone(&done);
+        async move {
+            let end = run(
+                shell,
+                &mut commands,
+                &mut keepalive,
+                15,
+                &*terminal,
+                &now_ms,
+            )
+            .await;
+            done.set(true);
+            end
+        }
+    };
+    // The "terminal" parses only once the session has stopped feeding it at the limit.
+    let catching_up = {
+        let terminal = Rc::clone(&terminal);
+        let done = Rc::clone(&done);
+        async move {
+            while !done.get() {
+                if terminal.outstanding.get() >= UNPARSED_LIMIT {
+                    terminal.saturated.set(terminal.saturated.get() + 1);
+                    terminal.release_all();
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let (end, ()) = futures_util::join!(running, catching_up);
+    terminal.release_all();
+    assert_eq!(end.expect("clean end").exit_status, Some(0));
+    assert_eq!(terminal.total.get(), TOTAL, "every byte arrived");
+    assert!(terminal.saturated.get() >= 1, "the limit was reached");
+    assert!(
+        terminal.max_outstanding.get() < UNPARSED_LIMIT + MAX_PACKET_SIZE as usize,
+        "unparsed output stayed bounded: {}",
+        terminal.max_outstanding.get()
+    );
+}
