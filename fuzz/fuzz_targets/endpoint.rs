@@ -25,6 +25,9 @@ use burrow_proto::{FrameDecoder, Message, MessageType, encode_frame};
 use libfuzzer_sys::fuzz_target;
 use prost_free::encode_raw;
 
+// Two maximal frames fit in one WebSocket message: the batching the target checks relies on it.
+const _: () = assert!(MAX_FRAME_LEN * 2 <= MAX_WS_MESSAGE_LEN);
+
 const SERVICES: [&str; 5] = ["SSH", "RDP", "HTTP", "", "x"];
 
 #[derive(Debug, Arbitrary)]
@@ -106,14 +109,24 @@ impl Harness {
         }
         assert_eq!(pending, transmitted, "pending_bytes matches the transmits");
         assert_eq!(self.ep.pending_bytes(), 0);
-        assert_eq!(self.data_in, self.data_out, "every sent byte is in a DATA frame");
+        assert_eq!(
+            self.data_in, self.data_out,
+            "every sent byte is in a DATA frame"
+        );
     }
 
     fn check_frames(&mut self, bytes: &[u8]) {
         let mut input = bytes;
-        while let Some(msg) = self.sent.decode(&mut input).expect("endpoint output decodes") {
+        while let Some(msg) = self
+            .sent
+            .decode(&mut input)
+            .expect("endpoint output decodes")
+        {
             let kind = msg.kind().expect("endpoint writes known types");
-            assert!(!matches!(kind, MessageType::ServiceIds | MessageType::SessionReset));
+            assert!(!matches!(
+                kind,
+                MessageType::ServiceIds | MessageType::SessionReset
+            ));
             if self.role == Role::Destination {
                 assert!(!matches!(
                     kind,
@@ -173,7 +186,11 @@ impl Harness {
             n @ 0..=64_999 => usize::from(n) % 700,
             n => MAX_PAYLOAD_LEN - 1 + usize::from(n - 65_000) % 3,
         };
-        let payload = if kind == 1 { vec![0xA5; len] } else { Vec::new() };
+        let payload = if kind == 1 {
+            vec![0xA5; len]
+        } else {
+            Vec::new()
+        };
         Message {
             r#type: kind,
             stream_id,
@@ -253,8 +270,7 @@ impl Harness {
                     assert!(self.ep.is_open(&conn));
                     self.conns.push(conn);
                 });
-                if self.format != Format::V3 && self.failed.is_none() && self.role == Role::Source
-                {
+                if self.format != Format::V3 && self.failed.is_none() && self.role == Role::Source {
                     assert_eq!(result, Err(LocalError::NeedsV3));
                 }
                 self.command(result);
@@ -302,7 +318,11 @@ impl Harness {
 }
 
 fuzz_target!(|input: Input| {
-    let role = if input.source { Role::Source } else { Role::Destination };
+    let role = if input.source {
+        Role::Source
+    } else {
+        Role::Destination
+    };
     let format = [Format::V1, Format::V2, Format::V3][usize::from(input.format % 3)];
     let mut config = Config::new(role, format);
     config.services = (0..3)
@@ -325,7 +345,7 @@ fuzz_target!(|input: Input| {
         now: Duration::ZERO,
         failed: None,
     };
-    assert!(MAX_FRAME_LEN * 2 <= MAX_WS_MESSAGE_LEN);
+
     for op in input.ops.into_iter().take(64) {
         harness.run(op);
     }
