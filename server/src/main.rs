@@ -2,6 +2,7 @@
 //! subcommand modules; no logic lives here.
 
 mod agent;
+mod demo;
 mod serve;
 mod wsclient;
 
@@ -21,6 +22,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a local proxy (source or destination), like AWS's localproxy.
     Agent(agent::AgentArgs),
+    /// Run everything on this machine: the service, a tunnel, a destination agent and a demo
+    /// device (an embedded SSH server), and print the URL to open.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +54,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

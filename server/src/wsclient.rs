@@ -98,6 +98,12 @@ pub enum ConnectError {
     /// The service accepted the WebSocket without choosing a tunneling subprotocol.
     #[error("the tunneling service chose no tunneling subprotocol")]
     NoSubprotocol,
+    /// The service's TLS certificate is not trusted.
+    #[error(
+        "the tunneling service's certificate is not trusted ({0}); for a local service with a \
+         self-signed certificate, pass --insecure"
+    )]
+    Certificate(String),
     /// TCP, TLS or WebSocket failure before a response.
     #[error("cannot reach the tunneling service: {0}")]
     Transport(String),
@@ -248,7 +254,27 @@ fn classify(err: tokio_tungstenite::tungstenite::Error) -> ConnectError {
                 }
             }
         }
-        other => ConnectError::Transport(other.to_string()),
+        other => match certificate_failure(&other) {
+            Some(why) => ConnectError::Certificate(why),
+            None => ConnectError::Transport(other.to_string()),
+        },
+    }
+}
+
+/// The reason when the service's certificate was not trusted (retrying cannot help).
+fn certificate_failure(err: &tokio_tungstenite::tungstenite::Error) -> Option<String> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::TlsError;
+    let rustls_error = match err {
+        Error::Tls(TlsError::Rustls(inner)) => Some(inner.as_ref()),
+        Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }?;
+    match rustls_error {
+        rustls::Error::InvalidCertificate(why) => Some(format!("{why:?}")),
+        _ => None,
     }
 }
 

@@ -1,0 +1,339 @@
+//! `burrow demo`: the whole product on one machine, in one command.
+//!
+//! It starts the local tunneling service in-process (`burrow serve`, default 127.0.0.1:8080,
+//! serving the built app), opens a tunnel with service `SSH` through the service's own control
+//! plane, starts the demo device (an SSH server embedded in `burrow`, see [`device`]; or
+//! `--device HOST:PORT` for an existing sshd) and a destination agent in-process, then prints
+//! the URL to open (the source token in the fragment, which never reaches a server), the user
+//! name and the password. Ctrl-C (or SIGTERM) stops all of it; the device's shells die with it.
+//!
+//! It deliberately adds no logic of its own to the parts: the service, the agent and the device
+//! run exactly as they do alone.
+
+mod device;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::{agent, serve};
+
+/// How long the demo waits for its own control plane to answer.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the service to close its WebSockets.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Flags of `burrow demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address of the local tunneling service and the app (loopback recommended).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Point the destination agent at this existing SSH server instead of the embedded demo
+    /// device (whose users and passwords are then the server's own).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub device: Option<String>,
+    /// Directory of the built browser app (Trunk's output).
+    #[arg(long = "static", value_name = "DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+}
+
+/// What went wrong talking to the demo's own control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The connection failed.
+    #[error("cannot reach the local service: {0}")]
+    Io(#[from] std::io::Error),
+    /// No answer in time.
+    #[error("the local service did not answer within {0:?}")]
+    Timeout(Duration),
+    /// An answer that is not HTTP with a JSON body.
+    #[error("unexpected answer from the local service: {0}")]
+    Malformed(String),
+    /// An HTTP error.
+    #[error("OpenTunnel failed with HTTP {status}: {body}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// The body.
+        body: String,
+    },
+}
+
+/// The tokens of the demo's tunnel.
+struct OpenedTunnel {
+    id: String,
+    source_token: String,
+    destination_token: String,
+}
+
+/// Parses flags the way their own subcommands do, so every default stays theirs.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true)]
+struct ServeCli {
+    #[command(flatten)]
+    args: serve::ServeArgs,
+}
+
+#[derive(clap::Parser)]
+#[command(no_binary_name = true)]
+struct AgentCli {
+    #[command(flatten)]
+    args: agent::AgentArgs,
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let listen = args.listen.to_string();
+    let static_dir = args.static_dir.display().to_string();
+    let serve_args =
+        ServeCli::try_parse_from(["--listen", listen.as_str(), "--static", static_dir.as_str()])
+            .context("service flags")?
+            .args;
+    let server = serve::Server::bind(serve_args).await?;
+    let url = server.url().to_owned();
+    let addr = url
+        .rsplit("://")
+        .next()
+        .and_then(|hostport| hostport.parse::<SocketAddr>().ok())
+        .with_context(|| format!("cannot read the service address from {url}"))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut serving = tokio::spawn(server.serve(async {
+        let _sender_gone = stopped.await;
+    }));
+
+    let tunnel = open_tunnel(addr).await.context("opening the demo tunnel")?;
+    tracing::info!(tunnel = %tunnel.id, "demo tunnel opened");
+
+    let (target, device, login) = match &args.device {
+        Some(target) => (target.clone(), None, None),
+        None => {
+            let device = device::Device::bind(0).await?;
+            let target = device.addr.to_string();
+            let login = (
+                device.account.name.clone(),
+                device.password.clone(),
+                device.fingerprint.clone(),
+            );
+            (target, Some(tokio::spawn(device.run())), Some(login))
+        }
+    };
+
+    let endpoint = format!("ws://{addr}");
+    let mapping = format!("SSH={target}");
+    let agent_args = AgentCli::try_parse_from([
+        "--mode",
+        "destination",
+        "--endpoint",
+        endpoint.as_str(),
+        "--token",
+        tunnel.destination_token.as_str(),
+        "-d",
+        mapping.as_str(),
+    ])
+    .context("agent flags")?
+    .args;
+    let mut agent_task = tokio::spawn(agent::run(agent_args));
+
+    let user = login.as_ref().map(|(user, _, _)| user.as_str());
+    let mut link = format!("{url}/#token={}", percent_encode(&tunnel.source_token));
+    if let Some(user) = user {
+        link.push_str("&user=");
+        link.push_str(&percent_encode(user));
+    }
+    println!("burrow demo: service on {url}");
+    println!("burrow demo: open {link}");
+    match &login {
+        Some((user, password, fingerprint)) => {
+            println!("burrow demo: device {target} (embedded SSH server, host key {fingerprint})");
+            println!("burrow demo: user {user}");
+            println!("burrow demo: password {}", password.as_str());
+        }
+        None => println!("burrow demo: device {target} (log in with that server's own accounts)"),
+    }
+    println!("burrow demo: press Ctrl-C to stop");
+
+    let outcome = tokio::select! {
+        () = shutdown_signal() => Ok(()),
+        result = &mut agent_task => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(err.context("the destination agent stopped")),
+            Err(err) => Err(anyhow::anyhow!("the destination agent failed: {err}")),
+        },
+        result = &mut serving => match result {
+            Ok(Ok(())) => Err(anyhow::anyhow!("the tunneling service stopped")),
+            Ok(Err(err)) => Err(err.context("the tunneling service stopped")),
+            Err(err) => Err(anyhow::anyhow!("the tunneling service failed: {err}")),
+        },
+    };
+
+    tracing::info!("stopping the demo");
+    agent_task.abort();
+    if let Some(device) = device {
+        // Dropping the device's tasks kills every shell it started.
+        device.abort();
+        let _aborted = device.await;
+    }
+    let _already_stopped = stop.send(());
+    let _slow = tokio::time::timeout(STOP_TIMEOUT, serving).await;
+    let _aborted = agent_task.await;
+    outcome
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Opens a tunnel with service `SSH` through the service's control plane (plain HTTP/1.1).
+async fn open_tunnel(addr: SocketAddr) -> Result<OpenedTunnel, ControlError> {
+    let body = r#"{"destinationConfig":{"services":["SSH"]}}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: IoTSecuredTunneling.OpenTunnel\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(CONTROL_TIMEOUT, exchange)
+        .await
+        .map_err(|_| ControlError::Timeout(CONTROL_TIMEOUT))??;
+    let (status, body) = parse_response(&raw)?;
+    if status != 200 {
+        return Err(ControlError::Status { status, body });
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|err| ControlError::Malformed(err.to_string()))?;
+    let field = |name: &str| {
+        json.get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ControlError::Malformed(format!("no {name} in the OpenTunnel answer")))
+    };
+    Ok(OpenedTunnel {
+        id: field("tunnelId")?,
+        source_token: field("sourceAccessToken")?,
+        destination_token: field("destinationAccessToken")?,
+    })
+}
+
+/// Splits an HTTP/1.1 response into its status and body (a chunked body is decoded).
+fn parse_response(raw: &[u8]) -> Result<(u16, String), ControlError> {
+    let malformed = |what: &str| ControlError::Malformed(what.to_owned());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| malformed("no end of headers"))?;
+    let head = String::from_utf8_lossy(raw.get(..split).unwrap_or_default());
+    let body = raw.get(split + 4..).unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| malformed("no status line"))?;
+    let chunked = lines.any(|line| {
+        line.to_ascii_lowercase()
+            .replace(' ', "")
+            .starts_with("transfer-encoding:chunked")
+    });
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| malformed("bad chunked body"))?
+    } else {
+        body.to_vec()
+    };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Decodes a chunked HTTP body.
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(data.get(..eol)?).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        let start = eol + 2;
+        out.extend_from_slice(data.get(start..start + size)?);
+        data = data.get(start + size + 2..)?;
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse() {
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let (status, body) = parse_response(raw).expect("a response");
+        assert_eq!((status, body.as_str()), (200, "{}"));
+        let raw = b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let (status, body) = parse_response(raw).expect("a chunked response");
+        assert_eq!((status, body.as_str()), (400, "abcde"));
+        assert!(parse_response(b"garbage").is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+        );
+    }
+
+    #[test]
+    fn fragments_are_encoded() {
+        assert_eq!(percent_encode("AQ+/=x-_.~"), "AQ%2B%2F%3Dx-_.~");
+    }
+
+    #[test]
+    fn demo_flags_default_to_the_documented_port() {
+        #[derive(clap::Parser)]
+        #[command(no_binary_name = true)]
+        struct Cli {
+            #[command(flatten)]
+            demo: DemoArgs,
+        }
+        let cli = Cli::try_parse_from(Vec::<String>::new()).expect("defaults");
+        assert_eq!(cli.demo.listen, "127.0.0.1:8080".parse().expect("address"));
+        assert!(cli.demo.device.is_none());
+    }
+}
