@@ -19,8 +19,14 @@ struct Demo {
 
 /// Starts `burrow demo` on a free port and reads its announcement.
 fn start_demo() -> Demo {
+    start_demo_with(&[])
+}
+
+/// [`start_demo`] with extra flags.
+fn start_demo_with(extra: &[&str]) -> Demo {
     let mut cmd = Command::new(burrow_bin());
     cmd.args(["demo", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");
     let mut proc = Proc::spawn("burrow demo", cmd);
@@ -38,19 +44,28 @@ fn start_demo() -> Demo {
             .unwrap_or_else(|| panic!("no {key} in {link}"))
     };
     let source_token = param("token");
-    let user = proc
-        .wait_line("'burrow demo: user'", |l| {
-            l.starts_with("burrow demo: user ")
-        })
-        .trim_start_matches("burrow demo: user ")
-        .to_owned();
-    assert_eq!(param("user"), user);
-    let password = proc
-        .wait_line("'burrow demo: password'", |l| {
-            l.starts_with("burrow demo: password ")
-        })
-        .trim_start_matches("burrow demo: password ")
-        .to_owned();
+    let (user, password) = if extra.contains(&"--device") {
+        // An existing server's accounts are its own: the demo prints none.
+        proc.wait_line("'burrow demo: device'", |l| {
+            l.starts_with("burrow demo: device ")
+        });
+        (String::new(), String::new())
+    } else {
+        let user = proc
+            .wait_line("'burrow demo: user'", |l| {
+                l.starts_with("burrow demo: user ")
+            })
+            .trim_start_matches("burrow demo: user ")
+            .to_owned();
+        assert_eq!(param("user"), user);
+        let password = proc
+            .wait_line("'burrow demo: password'", |l| {
+                l.starts_with("burrow demo: password ")
+            })
+            .trim_start_matches("burrow demo: password ")
+            .to_owned();
+        (user, password)
+    };
     // The in-process destination agent announces itself like a standalone one.
     wait_connected(&mut proc);
     Demo {
@@ -243,5 +258,29 @@ fn interrupting_the_demo_stops_everything() {
     assert!(
         !status.success(),
         "the ssh session did not end with the demo"
+    );
+}
+
+#[test]
+fn the_demo_can_front_an_existing_sshd() {
+    let sshd = common::Sshd::start();
+    let device = format!("127.0.0.1:{}", sshd.port);
+    let demo = start_demo_with(&["--device", &device]);
+    assert!(
+        demo.proc
+            .log()
+            .contains(&format!("burrow demo: device {device}"))
+    );
+    let (_source, port) = source_for(&demo);
+    let out = run(
+        "ssh to the existing sshd",
+        common::ssh(port, &sshd.keys[0], "echo via-demo-$(whoami)"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("via-demo-{}\n", common::USER),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -153,3 +153,101 @@ fn a_client_that_stops_reading_keeps_the_agents_bounded() {
         "destination agent peak RSS {destination_peak} KiB"
     );
 }
+
+#[test]
+fn a_device_that_stops_reading_keeps_the_agents_bounded() {
+    let serve = Serve::start();
+    let tunnel = serve.open_tunnel(&["SSH"]);
+    // The device accepts and reads nothing until told to.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the device");
+    let device_port = listener.local_addr().expect("device address").port();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let device = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().expect("accept the agent");
+        go_rx.recv().expect("the signal to read");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut received = 0u64;
+        loop {
+            let n = socket.read(&mut buf).expect("device read");
+            if n == 0 {
+                return received;
+            }
+            for (k, &byte) in buf[..n].iter().enumerate() {
+                let at = received + k as u64;
+                assert_eq!(byte, pattern_byte(at), "wrong byte at offset {at}");
+            }
+            received += n as u64;
+        }
+    });
+    let destination = destination_agent(
+        &serve,
+        &tunnel,
+        &format!("SSH=127.0.0.1:{device_port}"),
+        &[],
+    );
+    let (source, port) = source_agent(&serve, &tunnel, "SSH", &[]);
+
+    // The client writes until a write makes no progress for a while (the pipeline is full).
+    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect to the source agent");
+    client
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .expect("write timeout");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    let mut stalled_at = None;
+    while written < TOTAL {
+        let n = (TOTAL - written).min(buf.len() as u64) as usize;
+        for (k, byte) in buf[..n].iter_mut().enumerate() {
+            *byte = pattern_byte(written + k as u64);
+        }
+        let mut off = 0;
+        while off < n {
+            match client.write(&buf[off..n]) {
+                Ok(m) => off += m,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if stalled_at.is_none() {
+                        stalled_at = Some(written + off as u64);
+                        let source_peak = peak_rss_kib(source.pid());
+                        let destination_peak = peak_rss_kib(destination.pid());
+                        eprintln!(
+                            "reverse flow control: {} MiB in flight at the stall; peak RSS \
+                             source {} MiB, destination {} MiB",
+                            (written + off as u64) / (1024 * 1024),
+                            source_peak / 1024,
+                            destination_peak / 1024,
+                        );
+                        assert!(source_peak < RSS_BOUND_KIB, "source {source_peak} KiB");
+                        assert!(
+                            destination_peak < RSS_BOUND_KIB,
+                            "destination {destination_peak} KiB"
+                        );
+                        // Now let the device read: the rest must flow.
+                        go_tx.send(()).expect("device thread");
+                        client
+                            .set_write_timeout(Some(Duration::from_secs(60)))
+                            .expect("write timeout");
+                    }
+                }
+                Err(err) => panic!("client write failed: {err}"),
+            }
+        }
+        written += n as u64;
+    }
+    assert!(
+        stalled_at.is_some(),
+        "all {TOTAL} bytes were taken while the device read nothing"
+    );
+    drop(client);
+    let received = device.join().expect("device thread");
+    assert_eq!(received, TOTAL);
+    let source_peak = peak_rss_kib(source.pid());
+    let destination_peak = peak_rss_kib(destination.pid());
+    assert!(source_peak < RSS_BOUND_KIB, "source {source_peak} KiB");
+    assert!(
+        destination_peak < RSS_BOUND_KIB,
+        "destination {destination_peak} KiB"
+    );
+}
