@@ -59,6 +59,8 @@ pub struct Counters {
     pub bytes_in: Cell<u64>,
     /// Bytes sent.
     pub bytes_out: Cell<u64>,
+    /// Bytes of the device's stream handed to the SSH client.
+    pub delivered: Cell<u64>,
 }
 
 impl Counters {
@@ -257,6 +259,7 @@ async fn pump(state: Pump) {
                 }
                 // The SSH side may be gone; then the bytes have nowhere to go.
                 CoreOutput::Deliver(data) => {
+                    Counters::add(&counters.delivered, data.len());
                     let _ = incoming.unbounded_send(data);
                 }
                 CoreOutput::Ended(reason) => {

@@ -92,6 +92,12 @@ pub enum SessionError {
     /// its SSH server, or it closed the session.
     #[error("the stream was reset by the destination side")]
     DestinationUnreachable,
+    /// Nothing came back through the tunnel: no destination seems to be connected.
+    #[error("no answer from the destination side within {seconds} s")]
+    DestinationSilent {
+        /// How long the app waited.
+        seconds: u32,
+    },
     /// The service reset every stream (SESSION_RESET).
     #[error("the tunneling service reset the session")]
     SessionReset,
@@ -264,6 +270,12 @@ impl SessionError {
                  agent (localproxy, burrow agent, Device Client) is connected to this tunnel and \
                  that its SSH server is running."
                 .to_owned(),
+            SessionError::DestinationSilent { seconds } => format!(
+                "Nothing answered from the device side within {seconds} seconds: no destination \
+                 seems to be connected to this tunnel. Start the device's agent (localproxy, \
+                 burrow agent, Device Client) with the tunnel's destination token, check that it \
+                 can reach its SSH server, and connect again with a new source token."
+            ),
             SessionError::SessionReset => "The tunneling service reset the session (the device \
                  side disconnected or was replaced). Connect again with a new token."
                 .to_owned(),
@@ -456,6 +468,10 @@ mod tests {
                 reason: String::new(),
             },
             &["code 1006", "no reason given", "without a goodbye"],
+        );
+        check(
+            SessionError::DestinationSilent { seconds: 20 },
+            &["20 seconds", "no destination", "destination token"],
         );
         check(
             SessionError::ServiceIdsTimeout { seconds: 10 },

@@ -211,6 +211,18 @@ pub fn explain(err: SessionError, tunnel_end: Option<SessionError>) -> SessionEr
     }
 }
 
+/// The error for an SSH handshake that timed out: when not a byte came back through the
+/// tunnel, the device side is silent (typically no destination connected; the service drops
+/// what a source sends then).
+pub fn handshake_timeout(err: SessionError, delivered: u64) -> SessionError {
+    match err {
+        SessionError::Timeout { seconds, .. } if delivered == 0 => {
+            SessionError::DestinationSilent { seconds }
+        }
+        other => other,
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod browser {
     //! The phase sequence, on browser timers.
@@ -225,7 +237,7 @@ mod browser {
     use gloo_timers::future::{IntervalStream, TimeoutFuture};
     use zeroize::Zeroizing;
 
-    use super::{PagePrompter, PageTerminal, Pending, explain};
+    use super::{PagePrompter, PageTerminal, Pending, explain, handshake_timeout};
     use crate::driver::browser::{Counters, TunnelSpec, open_tunnel};
     use crate::driver::cookie::hand_over_token;
     use crate::driver::url::{endpoint_label, tunnel_url};
@@ -242,6 +254,9 @@ mod browser {
     /// How long each SSH step (handshake, authentication, shell) may take, not counting the
     /// operator's answers.
     const SSH_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How long the SSH handshake may take (an SSH server speaks first, at once; a silent
+    /// tunnel means nobody is at the other end).
+    const SSH_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
     /// Keep-alive interval.
     const KEEPALIVE_SECS: u32 = 15;
     /// How often the status line's figures are refreshed.
@@ -416,16 +431,23 @@ mod browser {
         let target = known_hosts_target(&label, &destination, &tunnel.service_id);
         let prompter = PagePrompter::new(host, target);
         let asking = || prompter.asking();
-        let mut conn = step(
+        let mut conn = match step(
             ssh::client::connect(stream, &prompter),
             commands,
             &mut pending,
             "the SSH handshake",
-            SSH_STEP_TIMEOUT,
+            SSH_HANDSHAKE_TIMEOUT,
             &asking,
         )
-        .await?
-        .map_err(fail)?;
+        .await
+        {
+            Ok(result) => result.map_err(fail)?,
+            Err(Stop::Failed(err)) => {
+                let delivered = tunnel.counters.delivered.get();
+                return Err(fail(handshake_timeout(err, delivered)));
+            }
+            Err(stop) => return Err(stop),
+        };
 
         host.phase(Phase::Auth);
         step(
@@ -541,6 +563,23 @@ mod tests {
             [UserCommand::Input(bytes)] => assert_eq!(bytes.len(), MAX_TYPED_AHEAD),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_silent_tunnel_means_no_destination() {
+        let timeout = || SessionError::Timeout {
+            what: "the SSH handshake".into(),
+            seconds: 20,
+        };
+        assert_eq!(
+            handshake_timeout(timeout(), 0),
+            SessionError::DestinationSilent { seconds: 20 }
+        );
+        assert_eq!(handshake_timeout(timeout(), 21), timeout());
+        assert_eq!(
+            handshake_timeout(SessionError::TokenSpent, 0),
+            SessionError::TokenSpent
+        );
     }
 
     #[test]
