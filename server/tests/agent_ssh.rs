@@ -306,3 +306,42 @@ fn agents_reconnect_after_a_dropped_websocket() {
     }
     assert_eq!(ssh_ok(port, &sshd.keys[0], "echo after"), "after\n");
 }
+
+#[test]
+fn a_silent_websocket_is_detected_by_pings_and_replaced() {
+    let sshd = Sshd::start();
+    let serve = Serve::start();
+    let tunnel = serve.open_tunnel(&["SSH"]);
+    let relay = Relay::start(serve.addr);
+    let endpoint = format!("ws://{}", relay.addr);
+    let mapping = format!("SSH=127.0.0.1:{}", sshd.port);
+    // One-second pings: three unanswered intervals mean the path is dead.
+    let mut destination = common::agent(
+        "destination agent",
+        &[
+            "--mode",
+            "destination",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            &tunnel.destination_token,
+            "-d",
+            &mapping,
+            "--ping-interval",
+            "1",
+        ],
+    );
+    common::wait_connected(&mut destination);
+    let (_source, port) = source_agent(&serve, &tunnel, "SSH", &[]);
+    assert_eq!(ssh_ok(port, &sshd.keys[0], "echo before"), "before\n");
+
+    // The path goes dead without any TCP signal: only the missing pongs can tell.
+    relay.silence();
+    destination.wait_line("the silence", |l| {
+        l.contains("session ended") && l.contains("nothing heard from the service")
+    });
+    destination.wait_line_nth("a second 'connected'", 2, |l| {
+        l.starts_with("burrow agent: connected (")
+    });
+    assert_eq!(ssh_ok(port, &sshd.keys[0], "echo after"), "after\n");
+}

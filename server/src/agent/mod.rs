@@ -3,8 +3,10 @@
 //! - Destination mode connects each connection the tunnel's source opens (STREAM_START, V3
 //!   CONNECTION_START) to the mapped local TCP service (`-d [SVC=][HOST:]PORT`) and pumps bytes
 //!   both ways; an unreachable service is refused with a reset.
-//! - Source mode listens on local ports (`-s [SVC=][ADDR:]PORT`, port 0 picks one) and opens a
-//!   stream, or with V3 one more connection in the stream, for every accepted socket.
+//! - Source mode listens on local ports (`-s [SVC=][ADDR:]PORT`, port 0 picks one) and, for
+//!   every accepted socket, starts a stream when the service has no open connection, or with V3
+//!   opens one more connection in the live stream (V1/V2 carry one connection at a time: a
+//!   second simultaneous socket is refused with a log line).
 //!
 //! This module parses the flags, binds the source listeners, and runs the reconnect loop: it
 //! opens the WebSocket ([`crate::wsclient`]), runs a [`session`] until it ends, and reconnects

@@ -506,9 +506,15 @@ impl Driver<'_> {
             .sources
             .get(mapping)
             .and_then(|m| m.service.as_deref());
-        let opened = if self.format == Format::V3 {
+        let busy = self.conns.values().any(|e| e.mapping == Some(mapping));
+        let opened = if !busy {
+            // A new stream even in V3 when the service has no open connection: the destination
+            // may have reconnected since the last one (the service need not tell), and a
+            // STREAM_START puts both ends on a stream they agree on.
+            self.endpoint.open_stream(service)
+        } else if self.format == Format::V3 {
             self.endpoint.open_connection(service)
-        } else if self.conns.values().any(|e| e.mapping == Some(mapping)) {
+        } else {
             tracing::warn!(
                 %peer,
                 format = ?self.format,
@@ -517,8 +523,6 @@ impl Driver<'_> {
                 self.format
             );
             return;
-        } else {
-            self.endpoint.open_stream(service)
         };
         let conn = match opened {
             Ok(conn) => conn,

@@ -851,12 +851,19 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(&data))
 }
 
-/// A TCP relay in front of a server whose connections the test can cut, to drop an agent's
-/// WebSocket without touching the service.
+/// A TCP relay in front of a server whose connections the test can cut or silence, to drop an
+/// agent's WebSocket (or make it go quiet) without touching the service.
 pub struct Relay {
     /// Where clients connect.
     pub addr: SocketAddr,
-    open: Arc<Mutex<Vec<TcpStream>>>,
+    open: Arc<Mutex<Vec<RelayedConnection>>>,
+}
+
+/// One relayed connection: its two sockets and whether its bytes are being swallowed.
+struct RelayedConnection {
+    client: TcpStream,
+    server: TcpStream,
+    silenced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -864,7 +871,7 @@ impl Relay {
     pub fn start(upstream: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
         let addr = listener.local_addr().expect("relay address");
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let open: Arc<Mutex<Vec<RelayedConnection>>> = Arc::default();
         let registry = Arc::clone(&open);
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -872,16 +879,27 @@ impl Relay {
                 let Ok(server) = TcpStream::connect(upstream) else {
                     continue;
                 };
-                let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+                let clones = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                );
+                let (Ok(client2), Ok(server2), Ok(client3), Ok(server3)) = clones else {
                     continue;
                 };
-                {
-                    let mut open = registry.lock().expect("relay registry");
-                    open.extend(client.try_clone());
-                    open.extend(server.try_clone());
-                }
-                std::thread::spawn(move || copy_then_close(client, server2));
-                std::thread::spawn(move || copy_then_close(server, client2));
+                let silenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                registry
+                    .lock()
+                    .expect("relay registry")
+                    .push(RelayedConnection {
+                        client: client3,
+                        server: server3,
+                        silenced: Arc::clone(&silenced),
+                    });
+                let silenced2 = Arc::clone(&silenced);
+                std::thread::spawn(move || forward(client, server2, &silenced));
+                std::thread::spawn(move || forward(server, client2, &silenced2));
             }
         });
         Relay { addr, open }
@@ -890,15 +908,38 @@ impl Relay {
     /// Cuts every connection relayed so far (both sides see the TCP connection end).
     pub fn cut(&self) {
         let mut open = self.open.lock().expect("relay registry");
-        for stream in open.drain(..) {
-            let _already_closed = stream.shutdown(std::net::Shutdown::Both);
+        for conn in open.drain(..) {
+            let _already_closed = conn.client.shutdown(std::net::Shutdown::Both);
+            let _already_closed = conn.server.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Silences every connection relayed so far: they stay open but every byte either way is
+    /// swallowed, like a dead network path. Later connections are relayed normally.
+    pub fn silence(&self) {
+        let mut open = self.open.lock().expect("relay registry");
+        for conn in open.drain(..) {
+            conn.silenced
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
 
-/// Copies one direction until it ends, then ends the other side's writing.
-fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
-    let _ended = std::io::copy(&mut from, &mut to);
+/// Copies one direction until it ends (swallowing bytes once silenced), then ends both sides.
+fn forward(mut from: TcpStream, mut to: TcpStream, silenced: &std::sync::atomic::AtomicBool) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if silenced.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
     let _already_closed = to.shutdown(std::net::Shutdown::Both);
     let _already_closed = from.shutdown(std::net::Shutdown::Both);
 }
