@@ -69,6 +69,29 @@ impl Counters {
     }
 }
 
+/// What the session asks of the pump.
+#[derive(Debug)]
+enum Control {
+    /// Open the stream on this service (after [`Ready::Choose`]).
+    Choose(String),
+    /// Close the stream and the WebSocket.
+    Close,
+}
+
+/// What the pump reports while the tunnel opens.
+#[derive(Debug)]
+enum Ready {
+    /// The stream is open on this service.
+    Opened(String),
+    /// The operator must choose one of these services.
+    Choose(Vec<String>),
+    /// The tunnel failed before the stream opened.
+    Failed(SessionError),
+}
+
+/// Asks the operator to choose a service (see `SessionHost::choose_service`).
+pub type ServiceChooser<'a> = &'a dyn Fn(Vec<String>) -> Option<oneshot::Receiver<Option<String>>>;
+
 /// A running tunnel. Dropping it closes the stream (CONNECTION_RESET/STREAM_RESET) and the
 /// WebSocket.
 pub struct Tunnel {
@@ -77,7 +100,7 @@ pub struct Tunnel {
     /// Byte counters for the status line.
     pub counters: Rc<Counters>,
     end: Rc<RefCell<Option<SessionError>>>,
-    closer: UnboundedSender<()>,
+    control: UnboundedSender<Control>,
 }
 
 impl Tunnel {
@@ -89,7 +112,7 @@ impl Tunnel {
     /// Closes the stream and the WebSocket.
     pub fn close(&self) {
         // The pump may be gone already; then everything is closed.
-        let _ = self.closer.unbounded_send(());
+        let _ = self.control.unbounded_send(Control::Close);
     }
 }
 
@@ -99,9 +122,13 @@ impl Drop for Tunnel {
     }
 }
 
-/// Connects: WebSocket handshake, SERVICE_IDS, service choice, stream start. Returns the running
+/// Connects: WebSocket handshake, SERVICE_IDS, service choice (through `chooser` when the
+/// tunnel has several services and none was requested), stream start. Returns the running
 /// tunnel and the SSH client's stream.
-pub async fn open_tunnel(spec: TunnelSpec<'_>) -> Result<(Tunnel, TunnelStream), SessionError> {
+pub async fn open_tunnel(
+    spec: TunnelSpec<'_>,
+    chooser: ServiceChooser<'_>,
+) -> Result<(Tunnel, TunnelStream), SessionError> {
     let (socket, mut events) = Socket::open(spec.url, &SUBPROTOCOLS)?;
     let mut timer = TimeoutFuture::new(millis(OPEN_TIMEOUT)).fuse();
     loop {
@@ -136,8 +163,8 @@ pub async fn open_tunnel(spec: TunnelSpec<'_>) -> Result<(Tunnel, TunnelStream),
 
     let core = TunnelCore::new(spec.format, spec.service_id, random_stream_id());
     let (stream, side) = stream_pair();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let (closer, close_rx) = unbounded();
+    let (ready_tx, mut ready_rx) = unbounded();
+    let (control, control_rx) = unbounded();
     let counters = Rc::new(Counters::default());
     let end = Rc::new(RefCell::new(None));
     let wait = if spec.format == Format::V1 {
@@ -153,24 +180,41 @@ pub async fn open_tunnel(spec: TunnelSpec<'_>) -> Result<(Tunnel, TunnelStream),
         ready: Some(ready_tx),
         end: Rc::clone(&end),
         counters: Rc::clone(&counters),
-        close_rx,
+        control_rx,
         services_wait: wait,
     }));
     let mut tunnel = Tunnel {
         service_id: String::new(),
         counters,
         end,
-        closer,
+        control,
     };
-    match ready_rx.await {
-        Ok(Ok(service_id)) => {
-            tunnel.service_id = service_id;
-            Ok((tunnel, stream))
+    loop {
+        match ready_rx.next().await {
+            Some(Ready::Opened(service_id)) => {
+                tunnel.service_id = service_id;
+                return Ok((tunnel, stream));
+            }
+            Some(Ready::Failed(reason)) => return Err(reason),
+            Some(Ready::Choose(available)) => {
+                let answer = match chooser(available.clone()) {
+                    Some(answer) => answer.await.ok().flatten(),
+                    None => None,
+                };
+                match answer {
+                    Some(service_id) => {
+                        // A pump that stopped meanwhile reports why through `ready`.
+                        let _ = tunnel.control.unbounded_send(Control::Choose(service_id));
+                    }
+                    None => return Err(SessionError::ServiceChoice { available }),
+                }
+            }
+            None => {
+                return Err(tunnel.end_reason().unwrap_or_else(|| {
+                    SessionError::Browser("the tunnel driver stopped".to_owned())
+                }));
+            }
         }
-        Ok(Err(reason)) => Err(reason),
-        Err(_) => Err(tunnel
-            .end_reason()
-            .unwrap_or_else(|| SessionError::Browser("the tunnel driver stopped".to_owned()))),
     }
 }
 
@@ -180,10 +224,10 @@ struct Pump {
     events: UnboundedReceiver<SocketEvent>,
     core: TunnelCore,
     side: StreamSide,
-    ready: Option<oneshot::Sender<Result<String, SessionError>>>,
+    ready: Option<UnboundedSender<Ready>>,
     end: Rc<RefCell<Option<SessionError>>>,
     counters: Rc<Counters>,
-    close_rx: UnboundedReceiver<()>,
+    control_rx: UnboundedReceiver<Control>,
     services_wait: Duration,
 }
 
@@ -197,7 +241,7 @@ async fn pump(state: Pump) {
         mut ready,
         end,
         counters,
-        mut close_rx,
+        mut control_rx,
         services_wait,
     } = state;
     let StreamSide {
@@ -235,10 +279,13 @@ async fn pump(state: Pump) {
                 Some(SocketEvent::Open | SocketEvent::Error) => {}
                 None => stop = true,
             },
-            // A close request, or the tunnel handle was dropped.
-            _ = close_rx.next() => {
-                core.close();
-                stop = true;
+            control = control_rx.next() => match control {
+                Some(Control::Choose(service_id)) => core.choose(&service_id),
+                // A close request, or the tunnel handle was dropped.
+                Some(Control::Close) | None => {
+                    core.close();
+                    stop = true;
+                }
             },
             () = services_timer => core.services_timed_out(services_wait),
         }
@@ -254,7 +301,12 @@ async fn pump(state: Pump) {
                 },
                 CoreOutput::Opened { service_id } => {
                     if let Some(ready) = ready.take() {
-                        let _ = ready.send(Ok(service_id));
+                        let _ = ready.unbounded_send(Ready::Opened(service_id));
+                    }
+                }
+                CoreOutput::ChooseService(available) => {
+                    if let Some(ready) = &ready {
+                        let _ = ready.unbounded_send(Ready::Choose(available));
                     }
                 }
                 // The SSH side may be gone; then the bytes have nowhere to go.
@@ -276,7 +328,7 @@ async fn pump(state: Pump) {
                 }
             }
             if let Some(ready) = ready.take() {
-                let _ = ready.send(Err(reason));
+                let _ = ready.unbounded_send(Ready::Failed(reason));
             }
         }
         if stop {

@@ -28,6 +28,9 @@ pub enum CoreOutput {
         /// The service the stream belongs to.
         service_id: String,
     },
+    /// The tunnel has several services and none was requested: the operator must choose one
+    /// ([`TunnelCore::choose`]) before the stream opens.
+    ChooseService(Vec<String>),
     /// Bytes from the device for the SSH client, in order.
     Deliver(Vec<u8>),
     /// The tunnel can carry nothing more for this session.
@@ -38,6 +41,8 @@ pub enum CoreOutput {
 enum State {
     /// Waiting for SERVICE_IDS before opening the stream.
     AwaitingServices,
+    /// Waiting for the operator to choose one of these services.
+    Choosing(Vec<String>),
     /// The stream is open.
     Open(ConnId),
     /// Over (the reason was reported once through [`CoreOutput::Ended`]).
@@ -127,6 +132,23 @@ impl TunnelCore {
     /// Whether the core still waits for SERVICE_IDS.
     pub fn awaiting_services(&self) -> bool {
         matches!(self.state, State::AwaitingServices)
+    }
+
+    /// The operator chose `service_id` after [`CoreOutput::ChooseService`]; opens the stream.
+    pub fn choose(&mut self, service_id: &str) {
+        let State::Choosing(available) = &self.state else {
+            return;
+        };
+        if available.iter().any(|s| s == service_id) {
+            self.open(Some(service_id.to_owned()));
+        } else {
+            let available = available.clone();
+            self.end(SessionError::UnknownService {
+                requested: service_id.to_owned(),
+                available,
+            });
+        }
+        self.drain_endpoint();
     }
 
     /// Handles one binary WebSocket message from the service.
@@ -241,6 +263,11 @@ impl TunnelCore {
                     let format = self.endpoint.config().format;
                     match choose_service(&ids, self.requested.as_deref(), format) {
                         Ok(service) => self.open(service),
+                        Err(SessionError::ServiceChoice { available }) => {
+                            self.queued
+                                .push_back(CoreOutput::ChooseService(available.clone()));
+                            self.state = State::Choosing(available);
+                        }
                         Err(reason) => self.end(reason),
                     }
                 }
@@ -342,6 +369,7 @@ mod tests {
                                 .expect("valid source bytes");
                         }
                         CoreOutput::Opened { service_id } => self.opened = Some(service_id),
+                        CoreOutput::ChooseService(_) => {}
                         CoreOutput::Deliver(data) => self.delivered.extend(data),
                         CoreOutput::Ended(reason) => self.ended = Some(reason),
                     }
@@ -413,17 +441,42 @@ mod tests {
     }
 
     #[test]
-    fn several_services_and_no_choice_asks_to_choose() {
+    fn several_services_and_no_choice_asks_to_choose_then_opens_the_choice() {
         let mut core = TunnelCore::new(Format::V3, None, 5);
         core.handle_message(&service_ids(&["SSH", "RDP"]));
         let outputs = drain(&mut core);
         assert_eq!(
             outputs,
-            vec![CoreOutput::Ended(SessionError::ServiceChoice {
+            vec![CoreOutput::ChooseService(vec!["SSH".into(), "RDP".into()])]
+        );
+        assert!(sent_messages(&outputs).is_empty());
+        // Waiting for the choice is not a timeout.
+        core.services_timed_out(Duration::from_secs(10));
+        assert_eq!(drain(&mut core), vec![]);
+        core.choose("RDP");
+        let outputs = drain(&mut core);
+        assert!(outputs.contains(&CoreOutput::Opened {
+            service_id: "RDP".into()
+        }));
+        let sent = sent_messages(&outputs);
+        assert_eq!(sent[0].kind(), Some(MessageType::StreamStart));
+        assert_eq!(sent[0].service_id, "RDP");
+        assert!(core.is_open());
+    }
+
+    #[test]
+    fn choosing_a_service_the_tunnel_lacks_ends() {
+        let mut core = TunnelCore::new(Format::V2, None, 5);
+        core.handle_message(&service_ids(&["SSH", "RDP"]));
+        drain(&mut core);
+        core.choose("VNC");
+        assert_eq!(
+            drain(&mut core),
+            vec![CoreOutput::Ended(SessionError::UnknownService {
+                requested: "VNC".into(),
                 available: vec!["SSH".into(), "RDP".into()]
             })]
         );
-        assert!(sent_messages(&outputs).is_empty());
     }
 
     #[test]

@@ -124,6 +124,17 @@ pub trait SessionHost {
     fn stats(&self, stats: Stats);
     /// The tunnel offers several services and none was chosen (or the chosen one is absent).
     fn services(&self, ids: Vec<String>);
+    /// The tunnel offers several services and none was chosen: ask the operator while the
+    /// tunnel waits (the token is already spent, so choosing now saves a new one). Answer the
+    /// service id, or `None` to give up. The default cannot ask (`None`): the session then ends
+    /// with [`SessionError::ServiceChoice`] after [`SessionHost::services`].
+    fn choose_service(
+        &self,
+        ids: Vec<String>,
+    ) -> Option<futures_channel::oneshot::Receiver<Option<String>>> {
+        let _ = ids;
+        None
+    }
     /// Terminal output. `parsed` must be called once the terminal has processed the bytes
     /// (xterm.js's write callback); the session withholds SSH window space until then.
     fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>);

@@ -397,29 +397,38 @@ mod browser {
         drop(token);
 
         host.phase(Phase::Tunnel);
+        let choosing = Cell::new(false);
+        let chooser = |ids: Vec<String>| {
+            host.services(ids.clone());
+            let answer = host.choose_service(ids);
+            choosing.set(answer.is_some());
+            answer
+        };
         let opened = step(
-            open_tunnel(TunnelSpec {
-                url: &url,
-                probe_base: probe_base.as_deref(),
-                aws,
-                format,
-                service_id,
-            }),
+            open_tunnel(
+                TunnelSpec {
+                    url: &url,
+                    probe_base: probe_base.as_deref(),
+                    aws,
+                    format,
+                    service_id,
+                },
+                &chooser,
+            ),
             commands,
             &mut pending,
             "the tunnel",
-            // open_tunnel has its own deadlines (handshake, SERVICE_IDS); this one is a backstop.
+            // open_tunnel has its own deadlines (handshake, SERVICE_IDS); this one is a backstop
+            // that waits while the operator chooses a service.
             Duration::from_secs(60),
-            &never,
+            &|| choosing.get(),
         )
         .await?;
         drop(url);
         let (tunnel, stream) = match opened {
             Ok(opened) => opened,
             Err(err) => {
-                if let SessionError::ServiceChoice { available }
-                | SessionError::UnknownService { available, .. } = &err
-                {
+                if let SessionError::UnknownService { available, .. } = &err {
                     host.services(available.clone());
                 }
                 return Err(err.into());
@@ -480,7 +489,10 @@ mod browser {
         let mut all_commands = stream::iter(pending.into_commands())
             .chain(commands.by_ref())
             .fuse();
-        let mut keepalive = IntervalStream::new(KEEPALIVE_SECS * 1000).fuse();
+        // The first keep-alive goes out at once, so the status line shows a round trip early.
+        let mut keepalive = stream::iter([()])
+            .chain(IntervalStream::new(KEEPALIVE_SECS * 1000))
+            .fuse();
         let shell_run = ssh::shell::run(
             shell,
             &mut all_commands,
