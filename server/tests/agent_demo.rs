@@ -176,7 +176,7 @@ fn the_demo_device_runs_commands_for_the_password() {
         &demo.user,
         &demo.password,
         &["-tt"],
-        "tty; echo term=$TERM",
+        "tty; echo term=$TERM; echo size=$(stty size)",
     );
     cmd.env("TERM", "xterm-256color");
     let out = run("ssh with a PTY", cmd, Duration::from_secs(60));
@@ -188,6 +188,8 @@ fn the_demo_device_runs_commands_for_the_password() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "no PTY: {text:?}");
     assert!(text.contains("term=xterm-256color"), "wrong TERM: {text:?}");
+    // Without a terminal of its own, ssh asks for no size: the device's default applies.
+    assert!(text.contains("size=24 80"), "wrong size: {text:?}");
 }
 
 #[test]
@@ -283,4 +285,70 @@ fn the_demo_can_front_an_existing_sshd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_demo_device_follows_window_changes() {
+    let demo = start_demo();
+    let (_source, port) = source_for(&demo);
+    // The remote side waits (bounded) for its terminal to become 40x100.
+    let dir = common::TempDir::new("winch");
+    let waiter = dir.path().join("wait-for-size.sh");
+    std::fs::write(
+        &waiter,
+        "echo ready; i=0\n\
+         while [ \"$(stty size)\" != '40 100' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n\
+         echo size=$(stty size)\n",
+    )
+    .expect("write the remote script");
+    // ssh reads its window size from its standard input: `script` gives it a terminal there.
+    // Resizing that terminal and telling ssh (SIGWINCH) sends a window-change request, which
+    // the device applies to its own PTY.
+    let inner = format!(
+        "sshpass -e ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+         -o PubkeyAuthentication=no -o PreferredAuthentications=password -o LogLevel=ERROR \
+         -p {port} {user}@127.0.0.1 sh {script}",
+        user = demo.user,
+        script = waiter.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &inner, "/dev/null"])
+        .env("SSHPASS", &demo.password)
+        .env("TERM", "xterm");
+    let mut session = Proc::spawn("script ssh -tt", cmd);
+    // Terminal output may carry a stray NUL and CR around the word.
+    session.wait_line("'ready'", |l| l.contains("ready"));
+    let ssh_pid = common::descendants(session.pid())
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ssh")
+        })
+        .expect("the ssh process");
+    let tty = std::fs::read_link(format!("/proc/{ssh_pid}/fd/0")).expect("ssh's terminal");
+    let resize = run(
+        "stty",
+        {
+            let mut cmd = Command::new("stty");
+            cmd.arg("-F").arg(&tty).args(["rows", "40", "cols", "100"]);
+            cmd
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        resize.status.success(),
+        "stty: {}",
+        String::from_utf8_lossy(&resize.stderr)
+    );
+    let signal = run(
+        "kill -WINCH",
+        {
+            let mut cmd = Command::new("kill");
+            cmd.args(["-WINCH", &ssh_pid.to_string()]);
+            cmd
+        },
+        Duration::from_secs(10),
+    );
+    assert!(signal.status.success());
+    let line = session.wait_line("'size='", |l| l.contains("size="));
+    assert!(line.trim_end().ends_with("size=40 100"), "{line:?}");
 }
