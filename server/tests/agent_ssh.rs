@@ -345,3 +345,15 @@ fn a_silent_websocket_is_detected_by_pings_and_replaced() {
     });
     assert_eq!(ssh_ok(port, &sshd.keys[0], "echo after"), "after\n");
 }
+
+#[test]
+fn v3_source_with_a_v1_destination() {
+    // The common real-world pairing: a V1 device client behind a tunnel opened by a V3 source.
+    let sshd = Sshd::start();
+    let serve = Serve::start();
+    let tunnel = serve.open_tunnel(&["SSH"]);
+    let mapping = format!("127.0.0.1:{}", sshd.port);
+    let _destination = destination_agent(&serve, &tunnel, &mapping, &["--format", "V1"]);
+    let (_source, port) = source_agent(&serve, &tunnel, "SSH", &[]);
+    assert_eq!(ssh_ok(port, &sshd.keys[0], "echo mixed"), "mixed\n");
+}
