@@ -233,7 +233,7 @@ mod browser {
     use std::time::Duration;
 
     use futures_channel::mpsc::UnboundedReceiver;
-    use futures_util::{FutureExt, StreamExt, pin_mut, select, stream};
+    use futures_util::{FutureExt, StreamExt, pin_mut, select, select_biased, stream};
     use gloo_timers::future::{IntervalStream, TimeoutFuture};
     use zeroize::Zeroizing;
 
@@ -309,14 +309,16 @@ mod browser {
         let millis = u32::try_from(limit.as_millis()).unwrap_or(u32::MAX);
         let mut timer = TimeoutFuture::new(millis).fuse();
         loop {
-            select! {
-                output = work => return Ok(output),
+            // Biased: a disconnect wins over a step that failed at the same moment (e.g. a host
+            // key question the UI cancelled because the operator disconnected).
+            select_biased! {
                 command = commands.next() => match command {
                     Some(command) => if pending.absorb(command) {
                         return Err(Stop::Disconnected);
                     },
                     None => return Err(Stop::Disconnected),
                 },
+                output = work => return Ok(output),
                 () = timer => {
                     if asking() {
                         timer = TimeoutFuture::new(millis).fuse();
