@@ -158,30 +158,44 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("burrow demo: press Ctrl-C to stop");
 
+    // A JoinHandle must not be polled again once it has completed: remember which did.
+    let mut agent_done = false;
+    let mut serving_done = false;
     let outcome = tokio::select! {
         () = shutdown_signal() => Ok(()),
-        result = &mut agent_task => match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(err.context("the destination agent stopped")),
-            Err(err) => Err(anyhow::anyhow!("the destination agent failed: {err}")),
-        },
-        result = &mut serving => match result {
-            Ok(Ok(())) => Err(anyhow::anyhow!("the tunneling service stopped")),
-            Ok(Err(err)) => Err(err.context("the tunneling service stopped")),
-            Err(err) => Err(anyhow::anyhow!("the tunneling service failed: {err}")),
-        },
+        result = &mut agent_task => {
+            agent_done = true;
+            match result {
+                // The agent stops by itself on Ctrl-C too.
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(err.context("the destination agent stopped")),
+                Err(err) => Err(anyhow::anyhow!("the destination agent failed: {err}")),
+            }
+        }
+        result = &mut serving => {
+            serving_done = true;
+            match result {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the tunneling service stopped")),
+                Ok(Err(err)) => Err(err.context("the tunneling service stopped")),
+                Err(err) => Err(anyhow::anyhow!("the tunneling service failed: {err}")),
+            }
+        }
     };
 
     tracing::info!("stopping the demo");
-    agent_task.abort();
+    if !agent_done {
+        agent_task.abort();
+        let _aborted = agent_task.await;
+    }
     if let Some(device) = device {
         // Dropping the device's tasks kills every shell it started.
         device.abort();
         let _aborted = device.await;
     }
     let _already_stopped = stop.send(());
-    let _slow = tokio::time::timeout(STOP_TIMEOUT, serving).await;
-    let _aborted = agent_task.await;
+    if !serving_done {
+        let _slow = tokio::time::timeout(STOP_TIMEOUT, serving).await;
+    }
     outcome
 }
 
