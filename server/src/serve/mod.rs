@@ -1,10 +1,370 @@
-//! `burrow serve`: the local tunneling service (placeholder until its issue lands).
+//! `burrow serve`: the local tunneling service, on one port (HTTP/WS, or HTTPS/WSS with TLS).
+//!
+//! Routes:
+//! - `GET /tunnel?local-proxy-mode=source|destination` — the data plane ([`data_plane`]): an
+//!   emulation of AWS IoT Secure Tunneling's WebSocket endpoint, or with `--upstream` a relay to
+//!   the real one ([`relay`]).
+//! - `POST /` with `X-Amz-Target: IoTSecuredTunneling.<Op>` — the control plane
+//!   ([`control_plane`]), what `aws iotsecuretunneling --endpoint-url` talks to.
+//! - `POST /cookie` (and its `OPTIONS` preflight) — the cookie helper ([`cookie`]).
+//! - `GET /tunnel/status` — why a handshake would be refused, for pages ([`status`]).
+//! - everything else — the built browser app ([`static_files`]).
+//!
+//! The tunnels live in a [`tunnels::Registry`]; the protocol rules come from
+//! `burrow_proto::service`. On startup the server prints one line,
+//! `burrow serve: listening on http://127.0.0.1:PORT`, for scripts and test harnesses. Ctrl-C or
+//! SIGTERM stops accepting, closes every tunnel WebSocket with 1001 and exits.
+//!
+//! This module only wires things together: parsing flags, binding, TLS, routing, shutdown.
+
+mod control_plane;
+mod cookie;
+mod data_plane;
+mod handshake;
+mod origins;
+mod ratelimit;
+mod relay;
+mod static_files;
+mod status;
+mod tls;
+mod tunnels;
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{any, get, post};
+use tokio::sync::watch;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// How long shutdown waits for open tunnel WebSockets to finish their close handshake.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The `SameSite` attribute of the cookies the helper sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SameSite {
+    /// Sent only to the same site (the app and the service on one host).
+    Strict,
+    /// Also sent on top-level navigations from other sites.
+    Lax,
+    /// Sent cross-site too (needs `--tls`, since browsers require `Secure` with it).
+    None,
+}
+
+impl SameSite {
+    fn attribute(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
 
 /// Flags of `burrow serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port; the bound address is printed as
+    /// `burrow serve: listening on URL`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Serve HTTPS and WSS with a self-signed certificate for 127.0.0.1 and localhost, made at
+    /// startup (see --write-cert to trust it).
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve HTTPS and WSS with this certificate chain (PEM file); needs --key.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM file) for --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Write the certificate in use (PEM) to this file, so clients can be told to trust it.
+    #[arg(long, value_name = "FILE")]
+    pub write_cert: Option<PathBuf>,
+    /// Directory of the built browser app (Trunk's output), served at `/`.
+    #[arg(long = "static", value_name = "DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+    /// Also allow this origin (scheme://host[:port]) for browser WebSockets, the cookie helper
+    /// and the control plane. The server's own origins are always allowed. Repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// Relay mode: instead of emulating, relay each `/tunnel` WebSocket to this tunneling
+    /// service (e.g. wss://data.tunneling.iot.us-east-1.amazonaws.com), adding the access token
+    /// and client token the cookie helper stored. The control plane is then disabled.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Extra CA certificate(s) (PEM file) to trust for a wss:// upstream, besides the public
+    /// web roots.
+    #[arg(long, value_name = "PEM", requires = "upstream")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Limit each tunnel's bandwidth (both directions together), like AWS's quota of 800 Kbps
+    /// per tunnel: e.g. 800kbps, 2Mbps or 100KB/s. Off by default.
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit_per_tunnel: Option<String>,
+    /// SameSite attribute of the cookies the cookie helper sets (none needs --tls).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = SameSite::Strict)]
+    pub cookie_same_site: SameSite,
+    /// Region used in tunnel ARNs when a control-plane request's signature names none.
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Test hook: tunnel lifetimes run this many times faster than the clock.
+    #[arg(long, hide = true, value_name = "FACTOR", default_value_t = 1.0)]
+    pub time_scale: f64,
+}
 
-/// Runs the service until interrupted.
-pub async fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("burrow serve is not built yet")
+/// What every handler can reach.
+pub(crate) struct Shared {
+    /// The emulator's tunnels (unused in relay mode).
+    pub registry: Arc<tunnels::Registry>,
+    /// Origins allowed from browsers.
+    pub origins: origins::Origins,
+    /// Whether the server speaks TLS (cookies get `Secure`).
+    pub tls: bool,
+    /// The built app.
+    pub static_dir: PathBuf,
+    /// The cookies' `SameSite`.
+    pub same_site: SameSite,
+    /// The default region for ARNs.
+    pub region: String,
+    /// Relay mode's upstream.
+    pub upstream: Option<relay::Upstream>,
+    /// Turns true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// The live tunnel WebSockets (emulated peers and relayed pages).
+    pub sessions: Sessions,
+}
+
+/// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sessions(Arc<watch::Sender<usize>>);
+
+impl Sessions {
+    /// Counts one session until the guard is dropped.
+    pub(crate) fn enter(&self) -> SessionGuard {
+        self.0.send_modify(|n| *n += 1);
+        SessionGuard(self.0.clone())
+    }
+
+    /// Completes once no session is live.
+    async fn idle(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One live session (see [`Sessions`]).
+#[derive(Debug)]
+pub(crate) struct SessionGuard(Arc<watch::Sender<usize>>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The router's state: cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// All routes of the service.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/",
+            post(control_plane::handle).fallback(static_files::handle),
+        )
+        .route("/cookie", post(cookie::handle).options(cookie::preflight))
+        .route("/tunnel", any(data_plane::handle))
+        .route("/tunnel/status", get(status::handle))
+        .fallback(static_files::handle)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+/// A bound server, ready to run.
+pub(crate) struct Server {
+    listener: Listener,
+    router: Router,
+    url: String,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+}
+
+enum Listener {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+impl Server {
+    /// Checks the flags, binds the port and builds the router.
+    pub(crate) async fn bind(args: ServeArgs) -> anyhow::Result<Self> {
+        if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+            anyhow::bail!("--time-scale must be a positive number");
+        }
+        let rate_limit = args
+            .rate_limit_per_tunnel
+            .as_deref()
+            .map(str::parse::<ratelimit::Rate>)
+            .transpose()?;
+        let extra = args
+            .allow_origin
+            .iter()
+            .map(|o| origins::parse_origin(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls_material = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
+            _ if args.tls => Some(tls::self_signed()?),
+            _ => None,
+        };
+        if args.cookie_same_site == SameSite::None && tls_material.is_none() {
+            anyhow::bail!("--cookie-same-site none needs --tls (browsers require Secure with it)");
+        }
+        if let (Some(path), Some(material)) = (&args.write_cert, &tls_material) {
+            std::fs::write(path, &material.cert_pem)
+                .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
+        }
+        let upstream = args
+            .upstream
+            .as_deref()
+            .map(|url| relay::Upstream::new(url, args.upstream_ca.as_deref()))
+            .transpose()?;
+        let tcp = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = tcp.local_addr()?;
+        let tls = tls_material.is_some();
+        let origins = origins::Origins::for_server(addr, tls, &extra);
+        let shown = match addr.ip() {
+            ip if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+            }
+            _ => addr,
+        };
+        let url = format!("{}://{shown}", if tls { "https" } else { "http" });
+        let listener = match tls_material {
+            Some(material) => Listener::Tls(tls::TlsListener::new(tcp, material.config)),
+            None => Listener::Plain(tcp),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let registry = tunnels::Registry::new(tunnels::RegistryOptions {
+            time_scale: args.time_scale,
+            rate_limit,
+        });
+        let state = AppState(Arc::new(Shared {
+            registry,
+            origins,
+            tls,
+            static_dir: args.static_dir,
+            same_site: args.cookie_same_site,
+            region: args.region,
+            upstream,
+            shutdown: shutdown_rx,
+            sessions: Sessions::default(),
+        }));
+        Ok(Self {
+            listener,
+            router: router(state.clone()),
+            url,
+            state,
+            shutdown,
+        })
+    }
+
+    /// The base URL clients use, e.g. `http://127.0.0.1:8080`.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Serves until `signal` completes, then closes every tunnel WebSocket and returns.
+    pub(crate) async fn serve(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            router,
+            state,
+            shutdown,
+            ..
+        } = self;
+        let shutdown = Arc::new(shutdown);
+        let trigger = shutdown.clone();
+        let graceful = async move {
+            signal.await;
+            tracing::info!("shutting down");
+            trigger.send_replace(true);
+        };
+        match listener {
+            Listener::Plain(tcp) => {
+                axum::serve(tcp, router)
+                    .with_graceful_shutdown(graceful)
+                    .await?
+            }
+            Listener::Tls(tls) => {
+                axum::serve(tls, router)
+                    .with_graceful_shutdown(graceful)
+                    .await?
+            }
+        }
+        // Upgraded connections live on in their own tasks: give them time to send their close
+        // frames before the runtime goes away.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.idle()).await;
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::bind(args).await?;
+    tracing::info!(origins = ?server.state.origins.list(), "allowed browser origins");
+    if let Some(upstream) = &server.state.upstream {
+        tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "burrow serve: listening on {}", server.url())?;
+        out.flush()?;
+    }
+    server.serve(shutdown_signal()).await
 }

@@ -1,0 +1,687 @@
+//! The control plane: AWS IoT Secure Tunneling's JSON 1.1 API on `POST /`, so that
+//! `aws iotsecuretunneling --endpoint-url http://127.0.0.1:PORT …` works unchanged.
+//!
+//! The operation comes from `X-Amz-Target: IoTSecuredTunneling.<Op>`. Supported: OpenTunnel,
+//! RotateTunnelAccessToken, CloseTunnel, DescribeTunnel, ListTunnels, TagResource,
+//! UntagResource and ListTagsForResource. Any SigV4 signature is accepted (and none); the
+//! region of the signature's credential scope goes into new tunnels' ARNs. Inputs are checked
+//! against the API model's constraints; errors are AWS-shaped: HTTP 400 with
+//! `x-amzn-ErrorType` and `{"__type": …, "message": …}` (`ValidationException`,
+//! `ResourceNotFoundException`, `LimitExceededException`, `SerializationException`,
+//! `UnknownOperationException`). Timestamps are epoch seconds, as the JSON protocol wants.
+//!
+//! Requests from a browser (with an `Origin`) are served only for allowlisted origins. In relay
+//! mode the control plane is off: the tunnels live in the upstream service.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::tunnels::{
+    ClientMode, ConnectionView, LIFETIME_MINUTES, OpenRequest, RegistryError, Status, Tag,
+    TunnelView, new_uuid,
+};
+
+/// The JSON 1.1 content type.
+const AMZ_JSON: &str = "application/x-amz-json-1.1";
+/// The target prefix of every operation.
+const TARGET_PREFIX: &str = "IoTSecuredTunneling.";
+
+/// An error in AWS's JSON protocol shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    /// One failed constraint, worded as AWS words it.
+    fn constraint(value: impl std::fmt::Display, path: &str, constraint: &str) -> Self {
+        Self::validation(format!(
+            "1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"
+        ))
+    }
+
+    fn into_response(self) -> Response {
+        let body = json!({ "__type": self.kind, "message": self.message }).to_string();
+        let mut response = (self.status, body).into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
+        h.insert("x-amzn-errortype", HeaderValue::from_static(self.kind));
+        if let Ok(id) = HeaderValue::from_str(&new_uuid()) {
+            h.insert("x-amzn-requestid", id);
+        }
+        response
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(err: RegistryError) -> Self {
+        match &err {
+            RegistryError::NotFound(_) | RegistryError::Closed(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "ResourceNotFoundException",
+                capitalize(&err.to_string()),
+            ),
+            RegistryError::TooManyTunnels
+            | RegistryError::Services(burrow_proto::service::ServiceListError::TooMany(_)) => {
+                Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "LimitExceededException",
+                    capitalize(&err.to_string()),
+                )
+            }
+            RegistryError::Services(_) => Self::validation(capitalize(&err.to_string())),
+        }
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `POST /`.
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match dispatch(&state, &headers, &body) {
+        Ok(value) => {
+            let mut response = (StatusCode::OK, value.to_string()).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
+            if let Ok(id) = HeaderValue::from_str(&new_uuid()) {
+                h.insert("x-amzn-requestid", id);
+            }
+            response
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "control plane request refused");
+            err.into_response()
+        }
+    }
+}
+
+fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin.to_str().is_ok_and(|o| state.origins.allows(o))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "Origin not allowed",
+        ));
+    }
+    if state.upstream.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "The control plane is disabled in relay mode; use the upstream service's",
+        ));
+    }
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("Unknown operation target {target:?}"),
+        ));
+    };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let region = signing_region(headers).unwrap_or_else(|| state.region.clone());
+    match op {
+        "OpenTunnel" => open_tunnel(state, parse(body)?, region),
+        "RotateTunnelAccessToken" => rotate(state, parse(body)?),
+        "CloseTunnel" => close(state, parse(body)?),
+        "DescribeTunnel" => describe(state, parse(body)?),
+        "ListTunnels" => list(state, parse(body)?),
+        "TagResource" => tag(state, parse(body)?),
+        "UntagResource" => untag(state, parse(body)?),
+        "ListTagsForResource" => list_tags(state, parse(body)?),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("Unknown operation {op}"),
+        )),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            format!("Cannot read the request body: {err}"),
+        )
+    })
+}
+
+/// The region of a SigV4 `Authorization` header's credential scope.
+fn signing_region(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?;
+    let region = scope.split('/').nth(2)?;
+    let valid = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    valid.then(|| region.to_owned())
+}
+
+fn epoch(t: SystemTime) -> f64 {
+    let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    ms as f64 / 1000.0
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DestinationConfigIn {
+    thing_name: Option<String>,
+    services: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimeoutConfigIn {
+    max_lifetime_timeout_minutes: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct TagIn {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenTunnelIn {
+    description: Option<String>,
+    tags: Option<Vec<TagIn>>,
+    destination_config: Option<DestinationConfigIn>,
+    timeout_config: Option<TimeoutConfigIn>,
+}
+
+fn check_tunnel_id(id: Option<String>) -> Result<String, ApiError> {
+    let Some(id) = id else {
+        return Err(ApiError::constraint(
+            "null",
+            "tunnelId",
+            "Member must not be null",
+        ));
+    };
+    let valid = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'=' | b':'));
+    if valid {
+        Ok(id)
+    } else {
+        Err(ApiError::constraint(
+            &id,
+            "tunnelId",
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_\\-+=:]{1,128}",
+        ))
+    }
+}
+
+fn check_thing_name(name: &str, path: &str) -> Result<(), ApiError> {
+    if burrow_proto::service::is_valid_service_id(name) {
+        Ok(())
+    } else {
+        Err(ApiError::constraint(
+            name,
+            path,
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9:_-]+ and have length between 1 and 128",
+        ))
+    }
+}
+
+/// Checks a `destinationConfig` and returns its thing name and services.
+fn destination(config: DestinationConfigIn) -> Result<(Option<String>, Vec<String>), ApiError> {
+    if let Some(name) = &config.thing_name {
+        check_thing_name(name, "destinationConfig.thingName")?;
+    }
+    let Some(services) = config.services else {
+        return Err(ApiError::constraint(
+            "null",
+            "destinationConfig.services",
+            "Member must not be null",
+        ));
+    };
+    if services.is_empty() {
+        return Err(ApiError::constraint(
+            "[]",
+            "destinationConfig.services",
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    for service in &services {
+        if !burrow_proto::service::is_valid_service_id(service) {
+            return Err(ApiError::constraint(
+                service,
+                "destinationConfig.services.member",
+                "Member must satisfy regular expression pattern: [a-zA-Z0-9:_-]+ and have length between 1 and 128",
+            ));
+        }
+    }
+    Ok((config.thing_name, services))
+}
+
+fn tags(tags: Option<Vec<TagIn>>, path: &str) -> Result<Vec<Tag>, ApiError> {
+    let Some(tags) = tags else {
+        return Ok(Vec::new());
+    };
+    if tags.is_empty() || tags.len() > 200 {
+        return Err(ApiError::constraint(
+            tags.len(),
+            path,
+            "Member must have length between 1 and 200",
+        ));
+    }
+    let tag_chars = |s: &str| {
+        s.chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+    };
+    let mut out = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if tag.key.is_empty() || tag.key.chars().count() > 128 || !tag_chars(&tag.key) {
+            return Err(ApiError::constraint(
+                &tag.key,
+                &format!("{path}.member.key"),
+                "Member must satisfy the tag key pattern and have length between 1 and 128",
+            ));
+        }
+        if tag.value.chars().count() > 256 || !tag_chars(&tag.value) {
+            return Err(ApiError::constraint(
+                &tag.value,
+                &format!("{path}.member.value"),
+                "Member must satisfy the tag value pattern and have length less than or equal to 256",
+            ));
+        }
+        out.push(Tag {
+            key: tag.key,
+            value: tag.value,
+        });
+    }
+    Ok(out)
+}
+
+fn open_tunnel(state: &AppState, input: OpenTunnelIn, region: String) -> Result<Value, ApiError> {
+    if let Some(description) = &input.description {
+        let length = description.chars().count();
+        if !(1..=2048).contains(&length) || description.chars().any(char::is_control) {
+            return Err(ApiError::constraint(
+                description,
+                "description",
+                "Member must satisfy regular expression pattern: [^\\p{C}]{1,2048}",
+            ));
+        }
+    }
+    let lifetime = match input
+        .timeout_config
+        .and_then(|t| t.max_lifetime_timeout_minutes)
+    {
+        None => *LIFETIME_MINUTES.end(),
+        Some(minutes) => {
+            let valid = u32::try_from(minutes)
+                .ok()
+                .filter(|m| LIFETIME_MINUTES.contains(m));
+            valid.ok_or_else(|| {
+                ApiError::constraint(
+                    minutes,
+                    "timeoutConfig.maxLifetimeTimeoutMinutes",
+                    if minutes < 1 {
+                        "Member must have value greater than or equal to 1"
+                    } else {
+                        "Member must have value less than or equal to 720"
+                    },
+                )
+            })?
+        }
+    };
+    let (thing_name, services) = match input.destination_config {
+        Some(config) => destination(config)?,
+        None => (None, Vec::new()),
+    };
+    let opened = state.registry.open(OpenRequest {
+        description: input.description,
+        thing_name,
+        services,
+        lifetime_minutes: lifetime,
+        tags: tags(input.tags, "tags")?,
+        region,
+    })?;
+    tracing::info!(
+        tunnel = opened.tunnel_id.get(..8).unwrap_or_default(),
+        lifetime_minutes = lifetime,
+        "tunnel opened"
+    );
+    Ok(json!({
+        "tunnelId": opened.tunnel_id,
+        "tunnelArn": opened.tunnel_arn,
+        "sourceAccessToken": opened.source_token,
+        "destinationAccessToken": opened.destination_token,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RotateIn {
+    tunnel_id: Option<String>,
+    client_mode: Option<String>,
+    destination_config: Option<DestinationConfigIn>,
+}
+
+fn rotate(state: &AppState, input: RotateIn) -> Result<Value, ApiError> {
+    let id = check_tunnel_id(input.tunnel_id)?;
+    let mode = match input.client_mode.as_deref() {
+        Some("SOURCE") => ClientMode::Source,
+        Some("DESTINATION") => ClientMode::Destination,
+        Some("ALL") => ClientMode::All,
+        Some(other) => {
+            return Err(ApiError::constraint(
+                other,
+                "clientMode",
+                "Member must satisfy enum value set: [SOURCE, DESTINATION, ALL]",
+            ));
+        }
+        None => {
+            return Err(ApiError::constraint(
+                "null",
+                "clientMode",
+                "Member must not be null",
+            ));
+        }
+    };
+    let destination = match input.destination_config {
+        Some(_) if mode == ClientMode::Source => {
+            return Err(ApiError::validation(
+                "You can not use DestinationConfig with source clientMode",
+            ));
+        }
+        Some(config) => Some(destination(config)?),
+        None => None,
+    };
+    let rotated = state.registry.rotate(&id, mode, destination)?;
+    tracing::info!(
+        tunnel = id.get(..8).unwrap_or_default(),
+        ?mode,
+        "access tokens rotated"
+    );
+    let mut out = json!({ "tunnelArn": rotated.tunnel_arn });
+    if let Some(token) = rotated.source_token {
+        out["sourceAccessToken"] = Value::String(token);
+    }
+    if let Some(token) = rotated.destination_token {
+        out["destinationAccessToken"] = Value::String(token);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CloseIn {
+    tunnel_id: Option<String>,
+    delete: Option<bool>,
+}
+
+fn close(state: &AppState, input: CloseIn) -> Result<Value, ApiError> {
+    let id = check_tunnel_id(input.tunnel_id)?;
+    let delete = input.delete.unwrap_or(false);
+    state.registry.close(&id, delete)?;
+    tracing::info!(
+        tunnel = id.get(..8).unwrap_or_default(),
+        delete,
+        "tunnel closed"
+    );
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeIn {
+    tunnel_id: Option<String>,
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Open => "OPEN",
+        Status::Closed => "CLOSED",
+    }
+}
+
+fn connection(view: ConnectionView) -> Value {
+    json!({
+        "status": if view.connected { "CONNECTED" } else { "DISCONNECTED" },
+        "lastUpdatedAt": epoch(view.updated_at),
+    })
+}
+
+fn tags_json(tags: &[Tag]) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|t| json!({ "key": t.key, "value": t.value }))
+            .collect(),
+    )
+}
+
+fn tunnel_json(view: &TunnelView) -> Value {
+    let mut out = json!({
+        "tunnelId": view.tunnel_id,
+        "tunnelArn": view.tunnel_arn,
+        "status": status_name(view.status),
+        "sourceConnectionState": connection(view.source),
+        "destinationConnectionState": connection(view.destination),
+        "timeoutConfig": { "maxLifetimeTimeoutMinutes": view.lifetime_minutes },
+        "createdAt": epoch(view.created_at),
+        "lastUpdatedAt": epoch(view.updated_at),
+    });
+    if let Some(description) = &view.description {
+        out["description"] = json!(description);
+    }
+    if view.thing_name.is_some() || !view.services.is_empty() {
+        let mut config = json!({ "services": view.services });
+        if let Some(thing) = &view.thing_name {
+            config["thingName"] = json!(thing);
+        }
+        out["destinationConfig"] = config;
+    }
+    if !view.tags.is_empty() {
+        out["tags"] = tags_json(&view.tags);
+    }
+    out
+}
+
+fn describe(state: &AppState, input: DescribeIn) -> Result<Value, ApiError> {
+    let id = check_tunnel_id(input.tunnel_id)?;
+    let view = state.registry.describe(&id)?;
+    Ok(json!({ "tunnel": tunnel_json(&view) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListIn {
+    thing_name: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+fn list(state: &AppState, input: ListIn) -> Result<Value, ApiError> {
+    if let Some(name) = &input.thing_name {
+        check_thing_name(name, "thingName")?;
+    }
+    let max = match input.max_results {
+        None => usize::MAX,
+        Some(n) if (1..=100).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::constraint(
+                n,
+                "maxResults",
+                "Member must have value between 1 and 100",
+            ));
+        }
+    };
+    let start = match input.next_token.as_deref() {
+        None => 0,
+        Some(token) => token
+            .strip_prefix("page-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::validation("The nextToken is not valid"))?,
+    };
+    let all = state.registry.list(input.thing_name.as_deref());
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|v| {
+            let mut s = json!({
+                "tunnelId": v.tunnel_id,
+                "tunnelArn": v.tunnel_arn,
+                "status": status_name(v.status),
+                "createdAt": epoch(v.created_at),
+                "lastUpdatedAt": epoch(v.updated_at),
+            });
+            if let Some(description) = &v.description {
+                s["description"] = json!(description);
+            }
+            s
+        })
+        .collect();
+    let end = start.saturating_add(page.len());
+    let mut out = json!({ "tunnelSummaries": page });
+    if end < all.len() {
+        out["nextToken"] = json!(format!("page-{end}"));
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagResourceIn {
+    resource_arn: Option<String>,
+    tags: Option<Vec<TagIn>>,
+    tag_keys: Option<Vec<String>>,
+}
+
+fn arn(input: Option<String>) -> Result<String, ApiError> {
+    match input {
+        Some(arn) if (1..=1011).contains(&arn.len()) => Ok(arn),
+        Some(arn) => Err(ApiError::constraint(
+            arn,
+            "resourceArn",
+            "Member must have length between 1 and 1011",
+        )),
+        None => Err(ApiError::constraint(
+            "null",
+            "resourceArn",
+            "Member must not be null",
+        )),
+    }
+}
+
+fn tag(state: &AppState, input: TagResourceIn) -> Result<Value, ApiError> {
+    let arn = arn(input.resource_arn)?;
+    if input.tags.is_none() {
+        return Err(ApiError::constraint(
+            "null",
+            "tags",
+            "Member must not be null",
+        ));
+    }
+    state.registry.tag(&arn, tags(input.tags, "tags")?)?;
+    Ok(json!({}))
+}
+
+fn untag(state: &AppState, input: TagResourceIn) -> Result<Value, ApiError> {
+    let arn = arn(input.resource_arn)?;
+    let Some(keys) = input.tag_keys else {
+        return Err(ApiError::constraint(
+            "null",
+            "tagKeys",
+            "Member must not be null",
+        ));
+    };
+    state.registry.untag(&arn, &keys)?;
+    Ok(json!({}))
+}
+
+fn list_tags(state: &AppState, input: TagResourceIn) -> Result<Value, ApiError> {
+    let arn = arn(input.resource_arn)?;
+    let tags = state.registry.tags(&arn)?;
+    Ok(json!({ "tags": tags_json(&tags) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_comes_from_the_credential_scope() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/eu-west-3/iotsecuredtunneling/aws4_request, SignedHeaders=host, Signature=abc",
+            ),
+        );
+        assert_eq!(signing_region(&h).as_deref(), Some("eu-west-3"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert_eq!(signing_region(&h), None);
+    }
+
+    #[test]
+    fn errors_have_the_aws_shape() {
+        let r = ApiError::from(RegistryError::NotFound("abc".into())).into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok()),
+            Some("ResourceNotFoundException")
+        );
+        let limit = ApiError::from(RegistryError::TooManyTunnels);
+        assert_eq!(limit.kind, "LimitExceededException");
+        assert_eq!(
+            ApiError::constraint(
+                0,
+                "timeoutConfig.maxLifetimeTimeoutMinutes",
+                "Member must have value greater than or equal to 1"
+            )
+            .to_string(),
+            "ValidationException: 1 validation error detected: Value '0' at 'timeoutConfig.maxLifetimeTimeoutMinutes' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        );
+    }
+}
