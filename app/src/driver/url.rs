@@ -87,8 +87,8 @@ pub fn tunnel_url(endpoint: &TunnelEndpoint, token: &str) -> Result<String, Sess
     }
 }
 
-/// The same-site probe that says why a WebSocket handshake failed (see `/tmp/serve-needs.txt`
-/// in the project's history: `GET /tunnel/status?local-proxy-mode=source`, with the cookie).
+/// The same-site probe that says why a WebSocket handshake failed (`burrow serve` answers
+/// `GET /tunnel/status?local-proxy-mode=source`, with the cookie, as JSON).
 pub fn status_url(base: &str) -> Result<String, SessionError> {
     let (scheme, rest) = split_base(base)?;
     let http = if scheme == "wss" { "https" } else { "http" };

@@ -1,1 +1,414 @@
-//! Placeholder for the `term` module.
+//! The terminal: the only module that touches xterm.js.
+//!
+//! [`Term`] owns one xterm.js `Terminal` with its addons (fit, WebGL with a DOM fallback, web
+//! links, search, Unicode 11 widths, write-only OSC 52 clipboard), a `ResizeObserver` that keeps
+//! it fitted to its element, and every JavaScript callback it registered. Dropping it disposes
+//! the terminal and releases all of that. It knows nothing about SSH or sessions: it takes bytes
+//! to display and reports keystrokes and size changes.
+
+mod sys;
+mod webgl;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Object, Reflect, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+pub use webgl::is_software_renderer;
+
+/// A JavaScript exception, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsError(pub String);
+
+impl JsError {
+    /// Describes a thrown JavaScript value: an `Error`'s message, a string, or its debug form.
+    pub fn from_js(value: &JsValue) -> Self {
+        if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+            return Self(String::from(error.message()));
+        }
+        match value.as_string() {
+            Some(text) => Self(text),
+            None => Self(format!("{value:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for JsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why the terminal could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TermError {
+    /// xterm.js or one of its addons is missing or threw while being set up.
+    #[error("the terminal could not start ({what}): {error}")]
+    Setup {
+        /// The step that failed.
+        what: &'static str,
+        /// What JavaScript said.
+        error: JsError,
+    },
+}
+
+impl TermError {
+    fn setup(what: &'static str) -> impl FnOnce(JsValue) -> Self {
+        move |value| Self::Setup {
+            what,
+            error: JsError::from_js(&value),
+        }
+    }
+}
+
+/// Which renderer draws the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renderer {
+    /// The WebGL2 addon (hardware-accelerated).
+    Webgl,
+    /// xterm.js's DOM renderer: the text is in the page (`.xterm-rows`).
+    Dom,
+}
+
+impl Renderer {
+    /// A short name for the page (`data-renderer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Renderer::Webgl => "webgl",
+            Renderer::Dom => "dom",
+        }
+    }
+}
+
+/// A callback the terminal holds, with the registration that makes xterm.js call it.
+struct Listener {
+    registration: Option<sys::Disposable>,
+    _callback: Box<dyn std::any::Any>,
+}
+
+/// One xterm.js terminal in the page, with its addons. Dropping it disposes everything.
+pub struct Term {
+    terminal: sys::Terminal,
+    fit: sys::Fit,
+    search: sys::Search,
+    webgl: Rc<RefCell<Option<webgl::Held>>>,
+    listeners: RefCell<Vec<Listener>>,
+    observer: Option<web_sys::ResizeObserver>,
+}
+
+/// Sets `key` on a plain object. Setting a property on a fresh plain object cannot fail, so the
+/// result is not looked at.
+fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
+    let _ = Reflect::set(object, &JsValue::from_str(key), &value.into());
+}
+
+/// Colours of the terminal (a dark theme matching `style/app.css`).
+fn theme() -> Object {
+    let theme = Object::new();
+    for (key, colour) in [
+        ("background", "#0b0f16"),
+        ("foreground", "#d6dde8"),
+        ("cursor", "#e0a84f"),
+        ("cursorAccent", "#0b0f16"),
+        ("selectionBackground", "#34507a"),
+        ("black", "#1b2230"),
+        ("red", "#e06c75"),
+        ("green", "#98c379"),
+        ("yellow", "#e5c07b"),
+        ("blue", "#61afef"),
+        ("magenta", "#c678dd"),
+        ("cyan", "#56b6c2"),
+        ("white", "#d6dde8"),
+        ("brightBlack", "#5c6773"),
+        ("brightRed", "#f08a93"),
+        ("brightGreen", "#b5e08f"),
+        ("brightYellow", "#f2d49b"),
+        ("brightBlue", "#86c3f7"),
+        ("brightMagenta", "#d99cea"),
+        ("brightCyan", "#7fd1db"),
+        ("brightWhite", "#ffffff"),
+    ] {
+        set(&theme, key, colour);
+    }
+    theme
+}
+
+fn options() -> Object {
+    let options = Object::new();
+    // `terminal.unicode` (Unicode 11 widths) is a proposed API in xterm.js 6.
+    set(&options, "allowProposedApi", true);
+    set(&options, "cursorBlink", true);
+    set(&options, "scrollback", 10_000);
+    set(
+        &options,
+        "fontFamily",
+        "ui-monospace, 'SFMono-Regular', 'Cascadia Mono', 'DejaVu Sans Mono', Menlo, Consolas, \
+         'Liberation Mono', monospace",
+    );
+    set(&options, "fontSize", 14);
+    set(&options, "macOptionIsMeta", true);
+    set(&options, "rightClickSelectsWord", true);
+    set(&options, "theme", theme());
+    options
+}
+
+/// The OSC 52 clipboard provider: writes go to the system clipboard, reads always return
+/// nothing, so a remote host can never read the operator's clipboard.
+fn clipboard_provider() -> (Object, Vec<Box<dyn std::any::Any>>) {
+    let provider = Object::new();
+    let read = Closure::<dyn Fn(JsValue) -> JsValue>::new(|_selection| JsValue::from_str(""));
+    let write = Closure::<dyn Fn(JsValue, String)>::new(|selection: JsValue, text: String| {
+        // Only the system clipboard (`c`); the X11 primary selection does not exist here.
+        if selection.as_string().as_deref() == Some("c") {
+            copy_to_clipboard(&text);
+        }
+    });
+    set(&provider, "readText", read.as_ref().clone());
+    set(&provider, "writeText", write.as_ref().clone());
+    (provider, vec![Box::new(read), Box::new(write)])
+}
+
+/// Puts `text` on the system clipboard; failures (no permission, no focus) are logged only.
+fn copy_to_clipboard(text: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let promise = window.navigator().clipboard().write_text(text);
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(error) = wasm_bindgen_futures::JsFuture::from(promise).await {
+            web_sys::console::warn_1(
+                &format!("clipboard write refused: {}", JsError::from_js(&error)).into(),
+            );
+        }
+    });
+}
+
+impl Term {
+    /// Creates a terminal inside `parent`, loads the addons and fits it to `parent`.
+    pub fn open(parent: &web_sys::HtmlElement) -> Result<Term, TermError> {
+        let terminal = sys::Terminal::new(&options()).map_err(TermError::setup("Terminal"))?;
+        let fit = sys::Fit::new().map_err(TermError::setup("fit addon"))?;
+        let search = sys::Search::new().map_err(TermError::setup("search addon"))?;
+        let links = sys::WebLinks::new().map_err(TermError::setup("web-links addon"))?;
+        let unicode = sys::Unicode11::new().map_err(TermError::setup("unicode11 addon"))?;
+        let (provider, provider_callbacks) = clipboard_provider();
+        let clipboard = sys::Clipboard::new(&JsValue::UNDEFINED, &provider)
+            .map_err(TermError::setup("clipboard addon"))?;
+
+        let mut term = Term {
+            terminal,
+            fit,
+            search,
+            webgl: Rc::new(RefCell::new(None)),
+            listeners: RefCell::new(Vec::new()),
+            observer: None,
+        };
+        // From here on, `term` owns the terminal: an early return disposes it.
+        term.listeners
+            .borrow_mut()
+            .extend(provider_callbacks.into_iter().map(|callback| Listener {
+                registration: None,
+                _callback: callback,
+            }));
+        for (what, addon) in [
+            ("fit addon", term.fit.unchecked_ref::<Object>()),
+            ("search addon", term.search.unchecked_ref()),
+            ("web-links addon", links.unchecked_ref()),
+            ("unicode11 addon", unicode.unchecked_ref()),
+            ("clipboard addon", clipboard.unchecked_ref()),
+        ] {
+            term.terminal
+                .load_addon(addon)
+                .map_err(TermError::setup(what))?;
+        }
+        term.terminal
+            .unicode()
+            .and_then(|unicode| unicode.set_active_version("11"))
+            .map_err(TermError::setup("unicode 11"))?;
+        term.terminal
+            .open(parent)
+            .map_err(TermError::setup("open"))?;
+        // WebGL is loaded after `open`, as the addon needs the terminal's element.
+        webgl::attach(
+            &term.terminal,
+            &term.webgl,
+            &mut term.listeners.borrow_mut(),
+        );
+        term.observer = Some(term.watch_size(parent)?);
+        term.fit();
+        Ok(term)
+    }
+
+    /// Keeps the terminal fitted to `parent` while the page's layout changes.
+    fn watch_size(
+        &self,
+        parent: &web_sys::HtmlElement,
+    ) -> Result<web_sys::ResizeObserver, TermError> {
+        let fit = self.fit.clone();
+        let callback = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_entries, _observer| {
+            // A failed fit (e.g. while the element is hidden) keeps the old size.
+            let _ = fit.fit();
+        });
+        let observer = web_sys::ResizeObserver::new(callback.as_ref().unchecked_ref())
+            .map_err(TermError::setup("ResizeObserver"))?;
+        observer.observe(parent);
+        self.listeners.borrow_mut().push(Listener {
+            registration: None,
+            _callback: Box::new(callback),
+        });
+        Ok(observer)
+    }
+
+    /// Shows `data` (raw terminal output); `parsed` runs once xterm.js has processed it.
+    ///
+    /// The bytes are copied into a fresh `Uint8Array`, as xterm.js keeps the array until it
+    /// parses it. If the terminal is disposed first, `parsed` never runs.
+    pub fn write(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        let bytes = Uint8Array::from(data);
+        let callback = Closure::once_into_js(move || parsed());
+        self.terminal.write_bytes(&bytes, callback.unchecked_ref());
+    }
+
+    /// Shows a message of the page itself (e.g. "connection closed"), as terminal text.
+    pub fn write_text(&self, text: &str) {
+        self.terminal.write_text(text);
+    }
+
+    /// Calls `on_input` with the bytes of every keystroke, paste or mouse report.
+    pub fn on_input(&self, on_input: impl FnMut(&[u8]) + 'static) {
+        let on_input = Rc::new(RefCell::new(on_input));
+        let text_input = Rc::clone(&on_input);
+        let text = Closure::<dyn FnMut(String)>::new(move |data: String| {
+            (text_input.borrow_mut())(data.as_bytes());
+        });
+        // `onBinary` passes one character per byte (U+0000..U+00FF).
+        let binary = Closure::<dyn FnMut(String)>::new(move |data: String| {
+            let bytes: Vec<u8> = data
+                .chars()
+                .map(|c| u8::try_from(c).unwrap_or(b'?'))
+                .collect();
+            (on_input.borrow_mut())(&bytes);
+        });
+        let text_registration = self.terminal.on_data(text.as_ref().unchecked_ref());
+        let binary_registration = self.terminal.on_binary(binary.as_ref().unchecked_ref());
+        let mut listeners = self.listeners.borrow_mut();
+        listeners.push(Listener {
+            registration: Some(text_registration),
+            _callback: Box::new(text),
+        });
+        listeners.push(Listener {
+            registration: Some(binary_registration),
+            _callback: Box::new(binary),
+        });
+    }
+
+    /// Calls `on_resize(cols, rows)` whenever the terminal's size changes.
+    pub fn on_resize(&self, mut on_resize: impl FnMut(u32, u32) + 'static) {
+        let callback =
+            Closure::<dyn FnMut(sys::ResizeEvent)>::new(move |size: sys::ResizeEvent| {
+                on_resize(size.cols(), size.rows());
+            });
+        let registration = self.terminal.on_resize(callback.as_ref().unchecked_ref());
+        self.listeners.borrow_mut().push(Listener {
+            registration: Some(registration),
+            _callback: Box::new(callback),
+        });
+    }
+
+    /// Handles the page's own shortcuts before xterm.js sees them: Ctrl+Shift+F calls
+    /// `on_search`, Ctrl+Shift+C copies the selection. Everything else goes to the terminal.
+    pub fn on_search_shortcut(&self, mut on_search: impl FnMut() + 'static) {
+        let terminal = self.terminal.clone();
+        let handler = Closure::<dyn FnMut(web_sys::KeyboardEvent) -> bool>::new(
+            move |event: web_sys::KeyboardEvent| {
+                if event.type_() != "keydown" || !event.ctrl_key() || !event.shift_key() {
+                    return true;
+                }
+                match event.code().as_str() {
+                    "KeyF" => {
+                        event.prevent_default();
+                        on_search();
+                        false
+                    }
+                    "KeyC" if terminal.has_selection() => {
+                        event.prevent_default();
+                        copy_to_clipboard(&terminal.get_selection());
+                        false
+                    }
+                    _ => true,
+                }
+            },
+        );
+        self.terminal
+            .attach_custom_key_event_handler(handler.as_ref().unchecked_ref());
+        self.listeners.borrow_mut().push(Listener {
+            registration: None,
+            _callback: Box::new(handler),
+        });
+    }
+
+    /// Fits the terminal to its element now.
+    pub fn fit(&self) {
+        // A failed fit (e.g. while the element is hidden) keeps the old size.
+        let _ = self.fit.fit();
+    }
+
+    /// The terminal's size in columns and rows.
+    pub fn size(&self) -> (u32, u32) {
+        (self.terminal.cols(), self.terminal.rows())
+    }
+
+    /// Moves the keyboard focus to the terminal.
+    pub fn focus(&self) {
+        self.terminal.focus();
+    }
+
+    /// Clears the screen and the scrollback.
+    pub fn reset(&self) {
+        self.terminal.reset();
+    }
+
+    /// Selects the next match of `needle` (wrapping); `false` when there is none.
+    pub fn find_next(&self, needle: &str) -> bool {
+        !needle.is_empty() && self.search.find_next(needle, &Object::new())
+    }
+
+    /// Selects the previous match of `needle` (wrapping); `false` when there is none.
+    pub fn find_previous(&self, needle: &str) -> bool {
+        !needle.is_empty() && self.search.find_previous(needle, &Object::new())
+    }
+
+    /// Removes the search highlight.
+    pub fn clear_search(&self) {
+        self.search.clear_decorations();
+    }
+
+    /// The renderer in use right now (WebGL falls back to DOM when its context is lost).
+    pub fn renderer(&self) -> Renderer {
+        if self.webgl.borrow().is_some() {
+            Renderer::Webgl
+        } else {
+            Renderer::Dom
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        if let Some(observer) = self.observer.take() {
+            observer.disconnect();
+        }
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        for listener in &listeners {
+            if let Some(registration) = &listener.registration {
+                registration.dispose();
+            }
+        }
+        webgl::release(&self.webgl);
+        self.terminal.dispose();
+        // The callbacks go last: nothing can call them once the terminal is disposed.
+        drop(listeners);
+    }
+}

@@ -1,0 +1,141 @@
+//! Questions the session asks the operator: trust a host key seen for the first time, and
+//! keyboard-interactive prompts (one-time codes, password prompts of PAM).
+//!
+//! Answers to keyboard-interactive prompts are read from their inputs only on submit, into
+//! [`Zeroizing`] strings, and the inputs are emptied at once.
+
+use std::rc::Rc;
+
+use leptos::html;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use zeroize::Zeroizing;
+
+use super::controller::Controller;
+
+/// The first-use host key question.
+#[component]
+pub fn HostKeyDialog(
+    /// The page's controller.
+    controller: StoredValue<Rc<Controller>, LocalStorage>,
+) -> impl IntoView {
+    let question = controller.with_value(|c| c.state.host_key);
+    let answer = move |trust: bool| {
+        if let Some(controller) = controller.try_get_value() {
+            controller.answer_host_key(trust);
+        }
+    };
+    view! {
+        <Show when=move || question.with(Option::is_some)>
+            <div class="dialog-backdrop">
+                <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="hostkey-title" data-testid="hostkey-dialog">
+                    <h2 id="hostkey-title">"New host key"</h2>
+                    <p>
+                        "The device " <strong>{move || question.with(|q| q.as_ref().map(|q| q.target.clone()))}</strong>
+                        " presents a " {move || question.with(|q| q.as_ref().map(|q| q.algorithm.clone()))}
+                        " key this browser has not seen before. Compare its fingerprint with the one the device shows ("
+                        <code>"ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"</code> ")."
+                    </p>
+                    <p class="fingerprint" data-testid="hostkey-fingerprint">
+                        {move || question.with(|q| q.as_ref().map(|q| q.fingerprint.clone()))}
+                    </p>
+                    <div class="actions">
+                        <button type="button" class="danger" data-testid="hostkey-reject" on:click=move |_| answer(false)>
+                            "Reject"
+                        </button>
+                        <button type="button" class="primary" data-testid="hostkey-accept" on:click=move |_| answer(true)>
+                            "Trust and connect"
+                        </button>
+                    </div>
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+/// A keyboard-interactive round.
+#[component]
+pub fn KbdDialog(
+    /// The page's controller.
+    controller: StoredValue<Rc<Controller>, LocalStorage>,
+) -> impl IntoView {
+    let question = controller.with_value(|c| c.state.kbd);
+    let answers = NodeRef::<html::Div>::new();
+    let submit = move || {
+        let mut values = Vec::new();
+        if let Some(container) = answers.get_untracked() {
+            if let Ok(inputs) = container.query_selector_all("input[data-testid=\"kbd-prompt\"]") {
+                for index in 0..inputs.length() {
+                    let Some(input) = inputs
+                        .item(index)
+                        .and_then(|node| node.dyn_into::<web_sys::HtmlInputElement>().ok())
+                    else {
+                        continue;
+                    };
+                    values.push(Zeroizing::new(input.value()));
+                    input.set_value("");
+                }
+            }
+        }
+        if let Some(controller) = controller.try_get_value() {
+            controller.answer_kbd(Some(values));
+        }
+    };
+    let cancel = move || {
+        if let Some(controller) = controller.try_get_value() {
+            controller.answer_kbd(None);
+        }
+    };
+    view! {
+        <Show when=move || question.with(Option::is_some)>
+            <div class="dialog-backdrop">
+                <form
+                    class="dialog"
+                    role="dialog"
+                    aria-modal="true"
+                    data-testid="kbd-dialog"
+                    on:submit=move |ev| {
+                        ev.prevent_default();
+                        submit();
+                    }
+                >
+                    <h2>
+                        {move || {
+                            question.with(|q| match q {
+                                Some(q) if !q.name.is_empty() => q.name.clone(),
+                                _ => "The device asks".to_owned(),
+                            })
+                        }}
+                    </h2>
+                    <p class="instructions">{move || question.with(|q| q.as_ref().map(|q| q.instructions.clone()))}</p>
+                    <div class="prompts" node_ref=answers>
+                        {move || {
+                            question
+                                .with(|q| q.as_ref().map(|q| q.prompts.clone()).unwrap_or_default())
+                                .into_iter()
+                                .enumerate()
+                                .map(|(index, (prompt, echo))| {
+                                    let id = format!("kbd-prompt-{index}");
+                                    view! {
+                                        <label for=id.clone()>{prompt}</label>
+                                        <input
+                                            id=id
+                                            type=if echo { "text" } else { "password" }
+                                            autocomplete="off"
+                                            autofocus=index == 0
+                                            data-testid="kbd-prompt"
+                                        />
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </div>
+                    <div class="actions">
+                        <button type="button" on:click=move |_| cancel()>"Cancel"</button>
+                        <button type="submit" class="primary" data-testid="kbd-submit">"Send"</button>
+                    </div>
+                </form>
+            </div>
+        </Show>
+    }
+}

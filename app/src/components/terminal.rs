@@ -1,0 +1,134 @@
+//! The terminal pane: the element xterm.js renders into, and the search box (Ctrl+Shift+F).
+//!
+//! The [`Term`] is created once the element is in the page and handed to the controller, which
+//! owns it; it is dropped (and xterm.js disposed) when the pane leaves the page.
+
+use std::rc::Rc;
+
+use leptos::html;
+use leptos::prelude::*;
+
+use super::controller::Controller;
+use crate::term::Term;
+
+/// Where the terminal lives, plus its search box.
+#[component]
+pub fn TerminalPane(
+    /// The page's controller.
+    controller: StoredValue<Rc<Controller>, LocalStorage>,
+) -> impl IntoView {
+    let host = NodeRef::<html::Div>::new();
+    let search_open = RwSignal::new(false);
+    let search_input = NodeRef::<html::Input>::new();
+    let search_miss = RwSignal::new(false);
+    let renderer = controller.with_value(|c| c.state.renderer);
+
+    Effect::new(move |created: Option<bool>| {
+        if created == Some(true) {
+            return true;
+        }
+        let Some(element) = host.get() else {
+            return false;
+        };
+        let Some(controller) = controller.try_get_value() else {
+            return false;
+        };
+        match Term::open(&element) {
+            Ok(term) => {
+                term.on_search_shortcut(move || search_open.set(true));
+                term.write_text(
+                    "\x1b[2mBurrow — fill in the form and press Connect. \
+                     Ctrl+Shift+F searches, Ctrl+Shift+C copies.\x1b[0m\r\n",
+                );
+                controller.attach_terminal(term);
+            }
+            Err(error) => controller.state.error.set(Some(error.to_string())),
+        }
+        true
+    });
+    on_cleanup(move || {
+        if let Some(controller) = controller.try_get_value() {
+            controller.shut_down();
+        }
+    });
+
+    // Focus the search field whenever the box opens.
+    Effect::new(move |_| {
+        if search_open.get() {
+            if let Some(input) = search_input.get() {
+                let _ = input.focus();
+                input.select();
+            }
+        }
+    });
+
+    let term = move || controller.try_get_value().and_then(|c| c.term());
+    let find = move |backwards: bool| {
+        let needle = search_input
+            .get_untracked()
+            .map(|i| i.value())
+            .unwrap_or_default();
+        if let Some(term) = term() {
+            let found = if backwards {
+                term.find_previous(&needle)
+            } else {
+                term.find_next(&needle)
+            };
+            search_miss.set(!needle.is_empty() && !found);
+        }
+    };
+    let close_search = move || {
+        search_open.set(false);
+        search_miss.set(false);
+        if let Some(term) = term() {
+            term.clear_search();
+            term.focus();
+        }
+    };
+
+    view! {
+        <div class="terminal-pane">
+            <Show when=move || search_open.get()>
+                <div class="search" role="search">
+                    <input
+                        type="search"
+                        placeholder="Search the terminal"
+                        aria-label="Search the terminal"
+                        data-testid="search"
+                        class:miss=move || search_miss.get()
+                        node_ref=search_input
+                        on:keydown=move |ev| match ev.key().as_str() {
+                            "Enter" => {
+                                ev.prevent_default();
+                                find(ev.shift_key());
+                            }
+                            "Escape" => {
+                                ev.prevent_default();
+                                close_search();
+                            }
+                            _ => {}
+                        }
+                    />
+                    <button type="button" title="Previous match (Shift+Enter)" on:click=move |_| find(true)>"↑"</button>
+                    <button type="button" title="Next match (Enter)" on:click=move |_| find(false)>"↓"</button>
+                    <button type="button" title="Close (Esc)" on:click=move |_| close_search()>"✕"</button>
+                </div>
+            </Show>
+            <div
+                class="terminal-host"
+                data-testid="terminal"
+                data-renderer=move || renderer.get()
+                node_ref=host
+            ></div>
+            <button
+                type="button"
+                class="search-toggle"
+                title="Search (Ctrl+Shift+F)"
+                aria-label="Search"
+                on:click=move |_| search_open.update(|open| *open = !*open)
+            >
+                "⌕"
+            </button>
+        </div>
+    }
+}
