@@ -326,6 +326,12 @@ impl Regrouper {
     }
 }
 
+/// Resolves once `shutdown` turns true (or its sender is gone); holds no borrow of the value
+/// across an await, so the futures that select on it stay `Send`.
+pub(crate) async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await.map(|_| ());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,10 +375,4 @@ mod tests {
         assert!(messages >= 3);
         assert_eq!(r.pending(), 0);
     }
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone); holds no borrow of the value
-/// across an await, so the futures that select on it stay `Send`.
-pub(crate) async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|down| *down).await.map(|_| ());
 }

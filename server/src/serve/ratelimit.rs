@@ -53,7 +53,7 @@ impl FromStr for Rate {
             _ => return Err(err()),
         };
         let bytes = value * scale / if bits { 8.0 } else { 1.0 };
-        if !bytes.is_finite() || bytes < 1.0 || bytes > 1e12 {
+        if !bytes.is_finite() || !(1.0..=1e12).contains(&bytes) {
             return Err(err());
         }
         Ok(Rate {
