@@ -34,6 +34,9 @@ pub(crate) const MAX_REQUEST_LEN: usize = 4096;
 /// The message a reused token gets (as the real service words it).
 pub(crate) const TOKEN_SPENT_MESSAGE: &str =
     "Invalid access token: The access token was previously used and can not be used again.";
+/// The refusal of a WebSocket upgrade on any path but `/tunnel` (HTTP 400, as the real service).
+pub(crate) const OTHER_PATH_MESSAGE: &str =
+    "Bad request: WebSocket upgrades are only accepted on /tunnel";
 /// The message a client token that does not match gets.
 pub(crate) const CLIENT_TOKEN_MISMATCH_MESSAGE: &str = "Invalid client token: The provided client token does not match the client token that was previously set.";
 

@@ -48,7 +48,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
     if handshake::is_upgrade(request.headers()) {
         return handshake::refusal(
             StatusCode::BAD_REQUEST,
-            "Bad request: WebSocket upgrades are only accepted on /tunnel",
+            handshake::OTHER_PATH_MESSAGE,
             &new_channel_id(),
         );
     }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use burrow_proto::Role;
 
 use super::AppState;
-use super::handshake::{HandshakeError, TOKEN_COOKIE, TOKEN_HEADER, cookies};
+use super::handshake::{self, HandshakeError, TOKEN_COOKIE, TOKEN_HEADER, cookies};
 
 /// The probe's query string.
 #[derive(Debug, serde::Deserialize)]
@@ -69,6 +69,14 @@ pub(crate) async fn handle(
     Query(query): Query<ProbeQuery>,
     headers: HeaderMap,
 ) -> Response {
+    // A WebSocket upgrade here is one on a path other than `/tunnel`: 400, as everywhere else.
+    if handshake::is_upgrade(&headers) {
+        return handshake::refusal(
+            StatusCode::BAD_REQUEST,
+            handshake::OTHER_PATH_MESSAGE,
+            &handshake::new_channel_id(),
+        );
+    }
     if let Some(origin) = headers.get(header::ORIGIN)
         && !origin.to_str().is_ok_and(|o| state.origins.allows(o))
     {

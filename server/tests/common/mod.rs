@@ -14,6 +14,8 @@
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -376,8 +378,12 @@ impl Serve {
 
     /// Opens a tunnel with these services.
     pub fn open_tunnel(&self, services: &[&str]) -> Tunnel {
-        let body = serde_json::json!({ "destinationConfig": { "services": services } });
-        let (status, body) = self.call("OpenTunnel", &body.to_string());
+        self.open_tunnel_with(&serde_json::json!({ "destinationConfig": { "services": services } }))
+    }
+
+    /// Opens a tunnel with this OpenTunnel request body (e.g. a thing name or a lifetime).
+    pub fn open_tunnel_with(&self, request: &serde_json::Value) -> Tunnel {
+        let (status, body) = self.call("OpenTunnel", &request.to_string());
         assert_eq!(status, 200, "OpenTunnel failed: {body}");
         let json: serde_json::Value = serde_json::from_str(&body).expect("OpenTunnel JSON");
         let field = |name: &str| {
@@ -391,6 +397,15 @@ impl Serve {
             source_token: field("sourceAccessToken"),
             destination_token: field("destinationAccessToken"),
         }
+    }
+
+    /// DescribeTunnel's `tunnel` object.
+    pub fn describe(&self, id: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "tunnelId": id });
+        let (status, body) = self.call("DescribeTunnel", &body.to_string());
+        assert_eq!(status, 200, "DescribeTunnel failed: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("DescribeTunnel JSON");
+        json["tunnel"].clone()
     }
 
     /// Closes a tunnel.
