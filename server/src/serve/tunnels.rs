@@ -488,6 +488,9 @@ struct Inner {
     /// Creation order, oldest first.
     order: Vec<String>,
     tokens: HashMap<TokenHash, (Arc<TunnelEntry>, Role)>,
+    /// The last tokens of closed or expired tunnels, no longer valid: kept only so that the
+    /// probe can say "closed" instead of "invalid"; forgotten with their tunnel.
+    closed_tokens: HashMap<TokenHash, Arc<TunnelEntry>>,
 }
 
 /// Every tunnel of the emulator.
@@ -617,10 +620,21 @@ impl Registry {
         }
     }
 
+    /// Revokes the tunnel's current tokens (it is closing), remembering them as closed.
     fn revoke_all(&self, entry: &Arc<TunnelEntry>) {
-        lock(&self.inner)
-            .tokens
-            .retain(|_, (t, _)| !Arc::ptr_eq(t, entry));
+        let mut inner = lock(&self.inner);
+        let Inner {
+            tokens,
+            closed_tokens,
+            ..
+        } = &mut *inner;
+        tokens.retain(|hash, (t, _)| {
+            let keep = !Arc::ptr_eq(t, entry);
+            if !keep {
+                closed_tokens.insert(*hash, t.clone());
+            }
+            keep
+        });
     }
 
     /// CloseTunnel: disconnect both peers with 1000 "Tunnel is closed"; `delete` forgets it.
@@ -632,6 +646,7 @@ impl Registry {
             let mut inner = lock(&self.inner);
             inner.tunnels.remove(id);
             inner.order.retain(|t| t != id);
+            inner.closed_tokens.retain(|_, t| !Arc::ptr_eq(t, &entry));
         }
         Ok(())
     }
@@ -750,7 +765,16 @@ impl Registry {
     /// anything: the page asks after a failed WebSocket handshake, since browsers hide the
     /// refusal's status and body from scripts.
     pub(crate) fn probe(&self, token: &str, mode: Role) -> Result<(), HandshakeError> {
-        let found = lock(&self.inner).tokens.get(&hash(token)).cloned();
+        let found = {
+            let inner = lock(&self.inner);
+            let hash = hash(token);
+            if inner.closed_tokens.contains_key(&hash) {
+                // The handshake says "Invalid access token" (the tokens are revoked); the page
+                // may know why.
+                return Err(HandshakeError::TunnelClosed);
+            }
+            inner.tokens.get(&hash).cloned()
+        };
         let Some((tunnel, token_mode)) = found else {
             return Err(HandshakeError::UnknownToken);
         };
@@ -826,6 +850,7 @@ fn forget_old_closed(inner: &mut Inner) {
     for id in victims {
         inner.tunnels.remove(&id);
         inner.order.retain(|t| *t != id);
+        inner.closed_tokens.retain(|_, t| t.id != id);
     }
 }
 
@@ -905,6 +930,15 @@ mod tests {
                 .err(),
             Some(HandshakeError::UnknownToken)
         );
+        // The probe tells a closed tunnel's last tokens from rotated-away or unknown ones.
+        assert_eq!(
+            reg.probe(&t.destination_token, Role::Destination).err(),
+            Some(HandshakeError::TunnelClosed)
+        );
+        assert_eq!(
+            reg.probe(&t.source_token, Role::Source).err(),
+            Some(HandshakeError::UnknownToken)
+        );
         assert_eq!(
             reg.describe(&t.tunnel_id).map(|v| v.status),
             Ok(Status::Closed)
@@ -918,6 +952,10 @@ mod tests {
             reg.describe(&t.tunnel_id),
             Err(RegistryError::NotFound(_))
         ));
+        assert_eq!(
+            reg.probe(&t.destination_token, Role::Destination).err(),
+            Some(HandshakeError::UnknownToken)
+        );
     }
 
     #[tokio::test(start_paused = true)]
