@@ -70,7 +70,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         ServeDir::new(&dir).oneshot(request).await
     } else {
         ServeDir::new(&dir)
-            .not_found_service(ServeFile::new(index))
+            .fallback(ServeFile::new(index))
             .oneshot(request)
             .await
     };
