@@ -161,7 +161,7 @@ fn the_cli_opens_describes_lists_and_closes_a_tunnel() {
 
     // A destination agent connects: DescribeTunnel shows it.
     let mut agent = destination_agent(&serve, &tunnel, "SSH=127.0.0.1:9", &[]);
-    let connected = serve.describe(&tunnel.id);
+    let connected = aws.describe(&tunnel.id);
     assert_eq!(
         connected["destinationConnectionState"]["status"], "CONNECTED",
         "{connected}"
