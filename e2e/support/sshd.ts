@@ -68,7 +68,7 @@ export function prepareTestUser(): TestUser {
   }
   runQuiet('chpasswd', [], `${TEST_USER}:${TEST_PASSWORD}\n`);
   // Make sure the account is usable for password logins (not locked, not expired).
-  runQuiet('usermod', ['--unlock', '--expiredate', '', TEST_USER]);
+  runQuiet('usermod', ['--unlock', '--expiredate', '', '--shell', '/bin/bash', TEST_USER]);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'burrow-e2e-user-'));
   fs.chmodSync(dir, 0o755);

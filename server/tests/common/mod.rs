@@ -592,7 +592,7 @@ fn ensure_user() {
                 "useradd",
                 {
                     let mut cmd = Command::new("useradd");
-                    cmd.args(["-m", "-s", "/bin/sh", USER]);
+                    cmd.args(["-m", "-s", "/bin/bash", USER]);
                     cmd
                 },
                 WAIT,
