@@ -123,6 +123,8 @@ export class BurrowApp {
         break;
       case 'key-file':
         await this.privateKeyFile.setInputFiles(credential.path);
+        // The app reads the file asynchronously into the key field.
+        await expect(this.privateKey).toHaveValue(/PRIVATE KEY/);
         if (credential.passphrase !== undefined) await this.passphrase.fill(credential.passphrase);
         break;
       case 'none':
