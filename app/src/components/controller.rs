@@ -238,10 +238,10 @@ impl SessionHost for UiHost {
         } else {
             Status::Phase(phase)
         });
-        if phase == Phase::Connected {
-            if let Some(term) = controller.term() {
-                term.focus();
-            }
+        if phase == Phase::Connected
+            && let Some(term) = controller.term()
+        {
+            term.focus();
         }
     }
 

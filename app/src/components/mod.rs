@@ -9,6 +9,7 @@ pub mod controller;
 pub mod endpoint;
 pub mod form;
 pub mod fragment;
+pub mod known_hosts;
 pub mod prompts;
 pub mod request;
 pub mod status;
@@ -19,6 +20,7 @@ use leptos::prelude::*;
 
 use controller::Controller;
 use form::{ConnectForm, FormRefs};
+use known_hosts::KnownHostsPanel;
 use prompts::{HostKeyDialog, KbdDialog};
 use status_bar::{ErrorPanel, StatusBar};
 use terminal::TerminalPane;
@@ -85,6 +87,7 @@ pub fn App() -> impl IntoView {
                         error=state.error
                         on_connect=on_connect
                     />
+                    <KnownHostsPanel />
                 </aside>
                 <section class="session">
                     <StatusBar

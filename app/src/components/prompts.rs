@@ -63,18 +63,18 @@ pub fn KbdDialog(
     let answers = NodeRef::<html::Div>::new();
     let submit = move || {
         let mut values = Vec::new();
-        if let Some(container) = answers.get_untracked() {
-            if let Ok(inputs) = container.query_selector_all("input[data-testid=\"kbd-prompt\"]") {
-                for index in 0..inputs.length() {
-                    let Some(input) = inputs
-                        .item(index)
-                        .and_then(|node| node.dyn_into::<web_sys::HtmlInputElement>().ok())
-                    else {
-                        continue;
-                    };
-                    values.push(Zeroizing::new(input.value()));
-                    input.set_value("");
-                }
+        if let Some(container) = answers.get_untracked()
+            && let Ok(inputs) = container.query_selector_all("input[data-testid=\"kbd-prompt\"]")
+        {
+            for index in 0..inputs.length() {
+                let Some(input) = inputs
+                    .item(index)
+                    .and_then(|node| node.dyn_into::<web_sys::HtmlInputElement>().ok())
+                else {
+                    continue;
+                };
+                values.push(Zeroizing::new(input.value()));
+                input.set_value("");
             }
         }
         if let Some(controller) = controller.try_get_value() {

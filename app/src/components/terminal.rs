@@ -54,11 +54,11 @@ pub fn TerminalPane(
 
     // Focus the search field whenever the box opens.
     Effect::new(move |_| {
-        if search_open.get() {
-            if let Some(input) = search_input.get() {
-                let _ = input.focus();
-                input.select();
-            }
+        if search_open.get()
+            && let Some(input) = search_input.get()
+        {
+            let _ = input.focus();
+            input.select();
         }
     });
 

@@ -267,7 +267,7 @@ impl Term {
     /// parses it. If the terminal is disposed first, `parsed` never runs.
     pub fn write(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
         let bytes = Uint8Array::from(data);
-        let callback = Closure::once_into_js(move || parsed());
+        let callback = Closure::once_into_js(parsed);
         self.terminal.write_bytes(&bytes, callback.unchecked_ref());
     }
 
