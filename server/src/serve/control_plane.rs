@@ -83,7 +83,7 @@ impl From<RegistryError> for ApiError {
                 "ResourceNotFoundException",
                 capitalize(&err.to_string()),
             ),
-            RegistryError::TooManyTunnels
+            RegistryError::TooManyTunnels(_)
             | RegistryError::Services(burrow_proto::service::ServiceListError::TooMany(_)) => {
                 Self::new(
                     StatusCode::BAD_REQUEST,
@@ -672,7 +672,7 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("ResourceNotFoundException")
         );
-        let limit = ApiError::from(RegistryError::TooManyTunnels);
+        let limit = ApiError::from(RegistryError::TooManyTunnels(100));
         assert_eq!(limit.kind, "LimitExceededException");
         assert_eq!(
             ApiError::constraint(

@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Test hook: tunnel lifetimes run this many times faster than the clock.
     #[arg(long, hide = true, value_name = "FACTOR", default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Benchmark hook: open tunnels allowed at once (default: AWS's quota of 100).
+    #[arg(long, hide = true, value_name = "N", default_value_t = tunnels::MAX_OPEN_TUNNELS)]
+    pub max_open_tunnels: usize,
 }
 
 /// What every handler can reach.
@@ -266,6 +269,7 @@ impl Server {
         let registry = tunnels::Registry::new(tunnels::RegistryOptions {
             time_scale: args.time_scale,
             rate_limit,
+            max_open_tunnels: args.max_open_tunnels,
         });
         let state = AppState(Arc::new(Shared {
             registry,

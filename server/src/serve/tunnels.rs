@@ -39,7 +39,8 @@ use super::ratelimit::{Rate, TokenBucket};
 
 /// Shortest and longest lifetime OpenTunnel accepts, in minutes.
 pub(crate) const LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 1..=720;
-/// Open tunnels the emulator allows at once (beyond: LimitExceededException).
+/// Open tunnels the emulator allows at once by default, AWS's quota (beyond:
+/// LimitExceededException).
 pub(crate) const MAX_OPEN_TUNNELS: usize = 100;
 /// Tunnels kept in total (the oldest closed ones are forgotten first).
 const MAX_KEPT_TUNNELS: usize = 1000;
@@ -276,8 +277,8 @@ pub(crate) enum RegistryError {
     #[error("tunnel {0} is closed")]
     Closed(String),
     /// Too many open tunnels.
-    #[error("the number of open tunnels exceeds the limit of {MAX_OPEN_TUNNELS}")]
-    TooManyTunnels,
+    #[error("the number of open tunnels exceeds the limit of {0}")]
+    TooManyTunnels(usize),
     /// The service list is not acceptable.
     #[error(transparent)]
     Services(#[from] ServiceListError),
@@ -480,6 +481,8 @@ pub(crate) struct RegistryOptions {
     pub time_scale: f64,
     /// The per-tunnel bandwidth quota, if any.
     pub rate_limit: Option<Rate>,
+    /// Open tunnels allowed at once ([`MAX_OPEN_TUNNELS`] unless a benchmark raises it).
+    pub max_open_tunnels: usize,
 }
 
 #[derive(Debug, Default)]
@@ -564,8 +567,8 @@ impl Registry {
                 .values()
                 .filter(|t| t.remaining().is_some())
                 .count();
-            if open >= MAX_OPEN_TUNNELS {
-                return Err(RegistryError::TooManyTunnels);
+            if open >= self.options.max_open_tunnels {
+                return Err(RegistryError::TooManyTunnels(self.options.max_open_tunnels));
             }
             forget_old_closed(&mut inner);
             inner
@@ -750,6 +753,12 @@ impl Registry {
         entry.remaining()
     }
 
+    /// Whether `token` was a token of a tunnel that is now closed or expired (the cookie helper
+    /// tells that apart from a token it never knew).
+    pub(crate) fn is_closed_token(&self, token: &str) -> bool {
+        lock(&self.inner).closed_tokens.contains_key(&hash(token))
+    }
+
     /// The id and thing name of the open tunnel a current token belongs to (non-secret; the
     /// cookie helper returns them so the page can key its known hosts by tunnel).
     pub(crate) fn token_tunnel(&self, token: &str) -> Option<(String, Option<String>)> {
@@ -862,6 +871,7 @@ mod tests {
         Registry::new(RegistryOptions {
             time_scale: 1.0,
             rate_limit: None,
+            max_open_tunnels: MAX_OPEN_TUNNELS,
         })
     }
 
@@ -873,6 +883,29 @@ mod tests {
             ..OpenRequest::default()
         })
         .expect("opens")
+    }
+
+    #[tokio::test]
+    async fn open_tunnels_are_capped_at_the_configured_limit_and_closing_frees_a_place() {
+        let reg = Registry::new(RegistryOptions {
+            time_scale: 1.0,
+            rate_limit: None,
+            max_open_tunnels: 2,
+        });
+        let request = || OpenRequest {
+            services: vec!["SSH".to_owned()],
+            lifetime_minutes: 720,
+            region: "us-east-1".into(),
+            ..OpenRequest::default()
+        };
+        let first = reg.open(request()).expect("first opens");
+        reg.open(request()).expect("second opens");
+        let refused = reg.open(request()).err().expect("third is refused");
+        assert_eq!(refused, RegistryError::TooManyTunnels(2));
+        assert!(refused.to_string().ends_with("limit of 2"));
+        reg.close(&first.tunnel_id, false).expect("closes");
+        reg.open(request())
+            .expect("a closed tunnel frees its place");
     }
 
     #[tokio::test]
@@ -963,6 +996,7 @@ mod tests {
         let reg = Registry::new(RegistryOptions {
             time_scale: 60.0,
             rate_limit: None,
+            max_open_tunnels: MAX_OPEN_TUNNELS,
         });
         let t = reg
             .open(OpenRequest {
