@@ -33,14 +33,16 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
                 // The WebSocket client library traces whole handshake requests, headers (and so
-                // tunnel tokens) included: never let that through, whatever RUST_LOG says.
+                // tunnel tokens) included: never let that through, whatever RUST_LOG says (and
+                // keep its debug chatter out of the operator's terminal too).
                 .add_directive(
-                    "tungstenite::handshake::client=debug"
+                    "tungstenite::handshake::client=info"
                         .parse()
                         .expect("a constant, valid log directive"),
                 ),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
