@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask test` installs what is missing and runs every test of the project, step by step.
 //! * `cargo xtask demo [ARGS…]` installs what is missing, builds the app and starts `burrow demo`.
-//! * `cargo xtask bench` is reserved for the benchmarks.
+//! * `cargo xtask bench` installs what is missing, builds, runs the benchmarks against native
+//!   OpenSSH and rewrites `BENCHMARKS.md`.
 //!
 //! This module only parses the command line and dispatches; it holds no build logic itself.
 
@@ -30,7 +31,10 @@ commands:
   demo [ARGS...]
         install what is missing, build the app and run `burrow demo ARGS...`
   bench
-        run the benchmarks
+        install what is missing, build, run the benchmarks (ours against
+        native OpenSSH, about 15 minutes) and rewrite BENCHMARKS.md;
+        tune with BENCH_RUNS, BENCH_KEYS, BENCH_RAW_MB, BENCH_RENDERED_MB,
+        BENCH_SCALE
   help  print this text
 ";
 

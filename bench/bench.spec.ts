@@ -1,0 +1,703 @@
+// Burrow's benchmarks: the browser app against native OpenSSH, side by side in one run.
+//
+// Ours: Debian's Chromium → the app (russh in WebAssembly, xterm.js) → `burrow serve` →
+// destination `burrow agent` → OpenSSH sshd. Native: OpenSSH's `ssh` (sshpass for the
+// password) → source `burrow agent` → the same `burrow serve` → destination agent → the same
+// sshd. Every figure runs `RUNS` times and is written to results/<figure>.json; the last step
+// turns them into BENCHMARKS.md at the repository root. These are measurements, not tests:
+// nothing asserts a timing, a figure only fails when it could not be measured at all.
+//
+// `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
+// BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000).
+import { test as base, BrowserContext, Page } from '@playwright/test';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { BurrowService, BURROW_BIN, DIST_DIR, REPO_ROOT, startAgent } from '../e2e/support/burrow';
+import { Proc, runQuiet, start } from '../e2e/support/process';
+import { Sshd, TestUser, prepareTestUser, removeTestUserFiles } from '../e2e/support/sshd';
+import { installHooks } from './lib/hooks';
+import { renderReport } from './lib/report';
+import { percentile, runs } from './lib/stats';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const KEYS = Number(process.env.BENCH_KEYS ?? 500);
+const RAW_BYTES = Math.round(Number(process.env.BENCH_RAW_MB ?? 100) * 1e6);
+const RENDERED_MB = Number(process.env.BENCH_RENDERED_MB ?? 100);
+const SCALE = (process.env.BENCH_SCALE ?? '1,100,1000').split(',').map(Number);
+const RESULTS = path.join(__dirname, 'results');
+const LOAD_BIN = process.env.BENCH_LOAD_BIN ?? path.join(REPO_ROOT, 'target', 'release', 'burrow-bench-load');
+const NATIVE_PTY = path.join(__dirname, 'native_pty.py');
+/** The thing name every tunnel gets, so the app remembers the host key across tunnels. */
+const THING = 'bench-device';
+/** The marker printed after each transfer; the typed command shows `$((6*7))`, never `42`. */
+const MARKER = 'BENCH-42-END';
+const MARKER_COMMAND = 'echo BENCH-$((6*7))-END';
+const PROMPT = (user: string) => `${user}@[^\\n]*[$#] ?$`;
+
+/** One figure's results file. */
+function save(name: string, data: unknown): void {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(data, null, 2));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function load(): number[] {
+  return os.loadavg().map((v) => Math.round(v * 100) / 100);
+}
+
+/** Everything the figures share in one worker: the test user, sshd, burrow serve, data. */
+interface Rig {
+  user: TestUser;
+  sshd: Sshd;
+  burrow: BurrowService;
+  /** `bench-device <host key>`, the native client's known_hosts. */
+  knownHosts: string;
+  /** Folder with the files the remote shell cats (readable by the test user). */
+  dataDir: string;
+  /** The base64 file of about RENDERED_MB megabytes. */
+  payload: string;
+}
+
+const test = base.extend<object, { rig: Rig }>({
+  rig: [
+    // eslint-disable-next-line no-empty-pattern
+    async ({}, use) => {
+      process.env.RUST_LOG = process.env.RUST_LOG ?? 'warn';
+      const user = prepareTestUser();
+      const sshd = await Sshd.start(user);
+      const burrow = await BurrowService.start();
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'burrow-bench-data-'));
+      fs.chmodSync(dataDir, 0o755);
+      const knownHosts = path.join(dataDir, 'known_hosts');
+      const hostKey = fs.readFileSync(path.join(sshd.dir, 'ssh_host_ed25519_key.pub'), 'utf8').trim();
+      fs.writeFileSync(knownHosts, `${THING} ${hostKey}\n`);
+      // base64 turns 3 bytes into 4 characters: RENDERED_MB megabytes of text, in 76-column lines.
+      const payload = path.join(dataDir, 'payload.b64');
+      const rawBytes = Math.round((RENDERED_MB * 1e6 * 3) / 4);
+      runQuiet('sh', ['-c', `head -c ${rawBytes} /dev/urandom | base64 -w 76 > ${payload} && chmod 644 ${payload}`]);
+      await use({ user, sshd, burrow, knownHosts, dataDir, payload });
+      await burrow.stop();
+      await sshd.stop();
+      removeTestUserFiles(user);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+    { scope: 'worker' },
+  ],
+});
+
+// ---------------------------------------------------------------------------------------------
+// Tunnels, agents and the native client
+
+/** Opens a tunnel to the bench device with one service, SSH. */
+async function openTunnel(burrow: BurrowService): Promise<{ tunnelId: string; source: string; destination: string }> {
+  const { status, json } = await burrow.control('OpenTunnel', {
+    destinationConfig: { thingName: THING, services: ['SSH'] },
+  });
+  if (status !== 200) throw new Error(`OpenTunnel failed with ${status}: ${JSON.stringify(json)}`);
+  return {
+    tunnelId: String(json.tunnelId),
+    source: String(json.sourceAccessToken),
+    destination: String(json.destinationAccessToken),
+  };
+}
+
+/** A tunnel with its destination agent in front of sshd, and optionally a source agent. */
+interface Path {
+  tunnelId: string;
+  sourceToken: string;
+  procs: Proc[];
+  /** The source agent's local port (native path only). */
+  port?: number;
+}
+
+async function openPath(rig: Rig, native: boolean): Promise<Path> {
+  const tunnel = await openTunnel(rig.burrow);
+  const procs = [
+    await startAgent({ endpoint: rig.burrow.url, token: tunnel.destination, destinations: [`SSH=${rig.sshd.address}`] }),
+  ];
+  let port: number | undefined;
+  if (native) {
+    const agent = start(BURROW_BIN, ['agent', '--mode', 'source', '-e', rig.burrow.url, '-t', tunnel.source, '-s', 'SSH=0'], {
+      name: 'burrow agent (source)',
+      secrets: [tunnel.source],
+      env: { RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    });
+    procs.push(agent);
+    const listening = await agent.waitForLine(/listening on \S*:(\d+) for SSH/, 20_000);
+    await agent.waitForLine(/burrow agent: connected/, 20_000);
+    port = Number(listening[1]);
+  }
+  return { tunnelId: tunnel.tunnelId, sourceToken: tunnel.source, procs, port };
+}
+
+async function closePath(rig: Rig, p: Path): Promise<void> {
+  for (const proc of p.procs.reverse()) await proc.stop();
+  await rig.burrow.control('CloseTunnel', { tunnelId: p.tunnelId });
+}
+
+/** `sshpass -e ssh …` arguments for the native client through a source agent's port. */
+function sshCommand(rig: Rig, port: number, extra: string[]): string[] {
+  return [
+    'sshpass',
+    '-e',
+    'ssh',
+    '-F',
+    '/dev/null',
+    '-o',
+    `UserKnownHostsFile=${rig.knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `HostKeyAlias=${THING}`,
+    '-o',
+    'PubkeyAuthentication=no',
+    '-o',
+    'PreferredAuthentications=password',
+    '-o',
+    'LogLevel=ERROR',
+    '-p',
+    String(port),
+    ...extra,
+    `${rig.user.name}@127.0.0.1`,
+  ];
+}
+
+function sshEnv(rig: Rig): NodeJS.ProcessEnv {
+  return { ...process.env, SSHPASS: rig.user.password, TERM: 'xterm-256color', LANG: 'C.UTF-8' };
+}
+
+/** Runs native_pty.py around `ssh -tt` and returns its JSON answer. */
+async function nativePty(
+  rig: Rig,
+  port: number,
+  options: { keys: number; cols: number; rows: number },
+): Promise<{ prompt_ms: number; echo_ms?: number[] }> {
+  const args = [
+    NATIVE_PTY,
+    '--prompt',
+    `${rig.user.name}@[^\\r\\n]*[$#] `,
+    '--keys',
+    String(options.keys),
+    '--cols',
+    String(options.cols),
+    '--rows',
+    String(options.rows),
+    '--',
+    ...sshCommand(rig, port, ['-tt']),
+  ];
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn('python3', args, { env: sshEnv(rig), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`native_pty.py failed (${code}): ${out}${err}`))));
+  });
+  return JSON.parse(output);
+}
+
+/** Native `ssh -T … 'echo START; COMMAND'`: megabytes per second from START to the end. */
+async function nativeTransfer(rig: Rig, port: number, command: string): Promise<{ bytes: number; mbPerS: number }> {
+  return await new Promise((resolve, reject) => {
+    const [program, ...args] = sshCommand(rig, port, ['-T']);
+    const child = spawn(program, [...args, `echo START; ${command}`], {
+      env: sshEnv(rig),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let started: number | null = null;
+    let bytes = 0;
+    let head = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (started === null) {
+        head += chunk.toString('latin1');
+        const at = head.indexOf('START\n');
+        if (at < 0) return;
+        started = performance.now();
+        bytes += head.length - at - 6;
+        return;
+      }
+      bytes += chunk.length;
+    });
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ended = performance.now();
+      if (code !== 0 || started === null) {
+        reject(new Error(`native transfer failed (${code}): ${err}`));
+        return;
+      }
+      resolve({ bytes, mbPerS: bytes / (ended - started) / 1e3 });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page
+
+async function newContext(browser: import('@playwright/test').Browser): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  await context.addInitScript(installHooks);
+  return context;
+}
+
+/** What one connect took, from the page's own clock (ms). */
+interface ConnectTiming {
+  total: number;
+  cookie: number;
+  websocket: number;
+  handshake: number;
+  auth: number;
+  shell: number;
+  prompt: number;
+  /** From the SSH handshake's start to the prompt: the part native ssh also does. */
+  sshToPrompt: number;
+  hostKeyAsked: boolean;
+}
+
+/** Loads the app, fills the form, clicks Connect and waits for the shell prompt. */
+async function connectPage(page: Page, rig: Rig, token: string): Promise<ConnectTiming> {
+  await page.goto(`${rig.burrow.url}/`);
+  await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null);
+  await page.getByTestId('token').fill(token);
+  await page.getByTestId('username').fill(rig.user.name);
+  await page.getByTestId('password').fill(rig.user.password);
+  await page.evaluate((source) => {
+    const B = (window as any).__bench;
+    B.promptSource = source;
+    B.promptAt = null;
+    B.phases = [];
+    B.clickAt = null;
+    B.watchStatus(true);
+  }, PROMPT(rig.user.name));
+  await page.getByTestId('connect').click();
+  const accept = page.getByTestId('hostkey-accept');
+  const prompted = page.waitForFunction(() => (window as any).__bench.promptAt !== null, null, { timeout: 60_000 });
+  const first = await Promise.race([
+    prompted.then(() => 'prompt' as const),
+    accept.waitFor({ state: 'visible', timeout: 60_000 }).then(() => 'hostkey' as const),
+  ]);
+  let hostKeyAsked = false;
+  if (first === 'hostkey') {
+    hostKeyAsked = true;
+    await accept.click();
+  }
+  await prompted;
+  const state = await page.evaluate(() => {
+    const B = (window as any).__bench;
+    B.watchStatus(false);
+    return { phases: B.phases as Array<{ label: string; t: number }>, clickAt: B.clickAt as number, promptAt: B.promptAt as number };
+  });
+  const at = (pattern: RegExp): number => state.phases.find((p) => pattern.test(p.label))?.t ?? NaN;
+  const tunnel = at(/^Opening tunnel/);
+  const handshake = at(/^SSH handshake/);
+  const auth = at(/^Authenticating/);
+  const shell = at(/^Starting shell/);
+  const connected = at(/^Connected/);
+  return {
+    total: state.promptAt - state.clickAt,
+    cookie: tunnel - state.clickAt,
+    websocket: handshake - tunnel,
+    handshake: auth - handshake,
+    auth: shell - auth,
+    shell: connected - shell,
+    prompt: state.promptAt - connected,
+    sshToPrompt: state.promptAt - handshake,
+    hostKeyAsked,
+  };
+}
+
+/** Types a command, arms the end marker, presses Enter and waits for the marker (raw) or its paint. */
+async function pageTransfer(
+  page: Page,
+  command: string,
+  raw: boolean,
+): Promise<{ bytes: number; mbPerS: number; inputDelays: number[]; longTasks: number[]; renders: number }> {
+  await page.keyboard.type(`${command}; ${MARKER_COMMAND}`);
+  await sleep(300);
+  await page.evaluate(
+    ([marker, raw]) => {
+      const B = (window as any).__bench;
+      Object.assign(B, {
+        marker,
+        raw,
+        tail: '',
+        bytes: 0,
+        markerAt: null,
+        markerBytes: 0,
+        parsedAt: null,
+        paintedAt: null,
+        enterAt: null,
+        inputDelays: [],
+        longTasks: [],
+        renders: 0,
+      });
+    },
+    [MARKER, raw] as const,
+  );
+  await page.keyboard.press('Enter');
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const done = await page.evaluate((raw) => {
+      const B = (window as any).__bench;
+      return raw ? B.markerAt !== null : B.paintedAt !== null;
+    }, raw);
+    if (done) break;
+    if (Date.now() > deadline) throw new Error('the transfer did not finish within 5 minutes');
+    // A key the shell never sees: the page's answer time to input during the output.
+    if (!raw) await page.keyboard.press('Shift');
+    await sleep(100);
+  }
+  const state = await page.evaluate(() => {
+    const B = (window as any).__bench;
+    return {
+      enterAt: B.enterAt as number,
+      end: (B.paintedAt ?? B.markerAt) as number,
+      markerAt: B.markerAt as number,
+      bytes: B.markerBytes as number,
+      inputDelays: B.inputDelays as number[],
+      longTasks: B.longTasks as number[],
+      renders: B.renders as number,
+    };
+  });
+  if (raw) {
+    // Let the prompt after the marker pass before rendering again.
+    await sleep(300);
+    await page.evaluate(() => {
+      (window as any).__bench.raw = false;
+    });
+  }
+  await page.evaluate(() => {
+    (window as any).__bench.marker = null;
+  });
+  return {
+    bytes: state.bytes,
+    mbPerS: state.bytes / (state.end - state.enterAt) / 1e3,
+    inputDelays: state.inputDelays,
+    longTasks: state.longTasks,
+    renders: state.renders,
+  };
+}
+
+async function terminalSize(page: Page): Promise<{ cols: number; rows: number }> {
+  return await page.evaluate(() => {
+    const term = (window as any).__bench.term;
+    return { cols: term.cols as number, rows: term.rows as number };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The figures
+
+test('bundle: dist/ sizes and first load to the interactive form', async ({ browser, rig }) => {
+  const files = fs
+    .readdirSync(DIST_DIR)
+    .filter((name) => fs.statSync(path.join(DIST_DIR, name)).isFile())
+    .sort()
+    .map((name) => {
+      const data = fs.readFileSync(path.join(DIST_DIR, name));
+      return {
+        name,
+        raw: data.length,
+        gzip: zlib.gzipSync(data, { level: 9 }).length,
+        brotli: zlib.brotliCompressSync(data, {
+          params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length },
+        }).length,
+      };
+    });
+  const cold: number[] = [];
+  const warm: number[] = [];
+  let loaded: string[] = [];
+  let renderer = '';
+  for (let run = 0; run < RUNS; run++) {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await page.goto(`${rig.burrow.url}/`, { waitUntil: 'commit' });
+    await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null, null, { timeout: 60_000 });
+    cold.push(await page.evaluate(() => (window as any).__bench.interactiveAt as number));
+    if (run === 0) {
+      loaded = await page.evaluate(() => [
+        location.pathname,
+        ...performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname),
+      ]);
+      renderer = (await page.getByTestId('terminal').getAttribute('data-renderer').catch(() => null)) ?? '';
+    }
+    await page.reload({ waitUntil: 'commit' });
+    await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null, null, { timeout: 60_000 });
+    warm.push(await page.evaluate(() => (window as any).__bench.interactiveAt as number));
+    await context.close();
+  }
+  const loadedNames = new Set(loaded.map((p) => (p === '/' ? 'index.html' : p.replace(/^\//, ''))));
+  const pageFiles = files.filter((f) => loadedNames.has(f.name));
+  const total = (key: 'raw' | 'gzip' | 'brotli') => pageFiles.reduce((sum, f) => sum + f[key], 0);
+  save('bundle', {
+    files,
+    loaded: pageFiles.map((f) => f.name),
+    total: { raw: total('raw'), gzip: total('gzip'), brotli: total('brotli') },
+    coldMs: runs(cold),
+    warmMs: runs(warm),
+    renderer,
+    chromium: browser.version(),
+    load: load(),
+  });
+});
+
+test('time to prompt: connect click vs ssh start, to the shell prompt', async ({ browser, rig }) => {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  // Warm-up: the first connect meets the host key and stores it for the bench device.
+  {
+    const p = await openPath(rig, false);
+    await connectPage(page, rig, p.sourceToken);
+    await closePath(rig, p);
+  }
+  const ours: ConnectTiming[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const p = await openPath(rig, false);
+    ours.push(await connectPage(page, rig, p.sourceToken));
+    await closePath(rig, p);
+  }
+  const { cols, rows } = await terminalSize(page);
+  await context.close();
+
+  const native: number[] = [];
+  const p = await openPath(rig, true);
+  try {
+    // Warm-up (same as the page: the first run pays for cold caches).
+    await nativePty(rig, p.port as number, { keys: 0, cols, rows });
+    for (let run = 0; run < RUNS; run++) {
+      native.push((await nativePty(rig, p.port as number, { keys: 0, cols, rows })).prompt_ms);
+    }
+  } finally {
+    await closePath(rig, p);
+  }
+  const pick = (key: keyof ConnectTiming) => runs(ours.map((t) => t[key] as number));
+  save('prompt', {
+    ours: {
+      total: pick('total'),
+      cookie: pick('cookie'),
+      websocket: pick('websocket'),
+      handshake: pick('handshake'),
+      auth: pick('auth'),
+      shell: pick('shell'),
+      prompt: pick('prompt'),
+      sshToPrompt: pick('sshToPrompt'),
+      hostKeyAsked: ours.filter((t) => t.hostKeyAsked).length,
+    },
+    native: runs(native),
+    load: load(),
+  });
+});
+
+test('echo latency: key pressed to character painted, vs a pty round trip', async ({ browser, rig }) => {
+  test.setTimeout(12 * 60_000);
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  const p = await openPath(rig, false);
+  const oursP50: number[] = [];
+  const oursP99: number[] = [];
+  const oursAll: number[] = [];
+  const parts: number[][] = [];
+  try {
+    await connectPage(page, rig, p.sourceToken);
+    await page.getByTestId('terminal').click();
+    for (let run = 0; run < RUNS; run++) {
+      await page.evaluate(() => {
+        (window as any).__bench.echo = [];
+        (window as any).__bench.pendingKeys = [];
+      });
+      for (let key = 0; key < KEYS; key++) {
+        if (key % 100 === 0) {
+          await page.keyboard.press('Control+U');
+          await sleep(200);
+        }
+        await page.keyboard.press('a');
+        await page.waitForFunction((n) => (window as any).__bench.echo.length >= n, key + 1, { timeout: 10_000 });
+      }
+      const echo: number[] = await page.evaluate(() => (window as any).__bench.echo);
+      parts.push(...(await page.evaluate(() => (window as any).__bench.echoParts as number[][])));
+      await page.evaluate(() => {
+        (window as any).__bench.echoParts = [];
+      });
+      oursP50.push(percentile(echo, 50));
+      oursP99.push(percentile(echo, 99));
+      oursAll.push(...echo);
+    }
+    await page.keyboard.press('Control+U');
+  } finally {
+    await context.close();
+    await closePath(rig, p);
+  }
+
+  const nativeP50: number[] = [];
+  const nativeP99: number[] = [];
+  const nativeAll: number[] = [];
+  const n = await openPath(rig, true);
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      const answer = await nativePty(rig, n.port as number, { keys: KEYS, cols: 120, rows: 40 });
+      const echo = answer.echo_ms ?? [];
+      nativeP50.push(percentile(echo, 50));
+      nativeP99.push(percentile(echo, 99));
+      nativeAll.push(...echo);
+    }
+  } finally {
+    await closePath(rig, n);
+  }
+  save('echo', {
+    keys: KEYS,
+    ours: {
+      p50: runs(oursP50),
+      p99: runs(oursP99),
+      max: Math.max(...oursAll),
+      // Medians of each part over every traced key.
+      parts: {
+        samples: parts.length,
+        keyToSend: percentile(parts.map((p) => p[0]), 50),
+        roundTrip: percentile(parts.map((p) => p[1]), 50),
+        messageToWrite: percentile(parts.map((p) => p[2]), 50),
+        writeToPaint: percentile(parts.map((p) => p[3]), 50),
+      },
+    },
+    native: { p50: runs(nativeP50), p99: runs(nativeP99), max: Math.max(...nativeAll) },
+    load: load(),
+  });
+});
+
+test('throughput: raw SSH channel bytes and rendered output, vs native ssh', async ({ browser, rig }) => {
+  test.setTimeout(15 * 60_000);
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  const p = await openPath(rig, false);
+  const raw: number[] = [];
+  const rendered: number[] = [];
+  const inputDelays: number[] = [];
+  const longTasks: number[] = [];
+  let renderedBytes = 0;
+  try {
+    await connectPage(page, rig, p.sourceToken);
+    await page.getByTestId('terminal').click();
+    for (let run = 0; run < RUNS; run++) {
+      raw.push((await pageTransfer(page, `head -c ${RAW_BYTES} /dev/zero`, true)).mbPerS);
+    }
+    for (let run = 0; run < RUNS; run++) {
+      const result = await pageTransfer(page, `cat ${rig.payload}`, false);
+      rendered.push(result.mbPerS);
+      inputDelays.push(...result.inputDelays);
+      longTasks.push(...result.longTasks);
+      renderedBytes = result.bytes;
+      await page.keyboard.press('Control+L');
+    }
+  } finally {
+    await context.close();
+    await closePath(rig, p);
+  }
+
+  const nativeRaw: number[] = [];
+  const nativeCat: number[] = [];
+  const n = await openPath(rig, true);
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      nativeRaw.push((await nativeTransfer(rig, n.port as number, `head -c ${RAW_BYTES} /dev/zero`)).mbPerS);
+    }
+    for (let run = 0; run < RUNS; run++) {
+      nativeCat.push((await nativeTransfer(rig, n.port as number, `cat ${rig.payload}`)).mbPerS);
+    }
+  } finally {
+    await closePath(rig, n);
+  }
+  save('throughput', {
+    rawBytes: RAW_BYTES,
+    renderedBytes,
+    renderedMb: RENDERED_MB,
+    ours: { raw: runs(raw), rendered: runs(rendered) },
+    native: { raw: runs(nativeRaw), cat: runs(nativeCat) },
+    input: {
+      samples: inputDelays.length,
+      p50: percentile(inputDelays, 50),
+      p99: percentile(inputDelays, 99),
+      max: inputDelays.length ? Math.max(...inputDelays) : NaN,
+    },
+    longestTaskMs: longTasks.length ? Math.max(...longTasks) : 0,
+    load: load(),
+  });
+});
+
+test('service scale: concurrent tunnels, relay latency and throughput, memory per tunnel', async () => {
+  test.setTimeout(10 * 60_000);
+  const levels: Array<Record<string, unknown>> = [];
+  for (const tunnels of SCALE) {
+    const results: Array<Record<string, any>> = [];
+    for (let run = 0; run < RUNS; run++) {
+      const service = await BurrowService.start(['--max-open-tunnels', String(Math.max(100, tunnels + 10))]);
+      try {
+        const output = runQuiet(LOAD_BIN, [
+          '--endpoint',
+          service.url,
+          '--tunnels',
+          String(tunnels),
+          '--interval-ms',
+          '1000',
+          '--warmup-secs',
+          '1',
+          '--measure-secs',
+          tunnels >= 1000 ? '5' : '3',
+          '--bulk',
+          String(tunnels),
+          '--bulk-secs',
+          '2',
+          '--serve-pid',
+          String(service.proc.pid),
+        ]);
+        const line = output.split('\n').find((l) => l.startsWith('RESULT '));
+        if (!line) throw new Error(`the load client printed no result:\n${output}`);
+        results.push(JSON.parse(line.slice('RESULT '.length)));
+      } finally {
+        await service.stop();
+      }
+    }
+    const of = (get: (r: Record<string, any>) => number) => runs(results.map(get));
+    levels.push({
+      tunnels,
+      ready: of((r) => r.ready),
+      failed: of((r) => r.failed),
+      firstError: results.find((r) => r.first_error)?.first_error ?? null,
+      p50: of((r) => r.latency_ms.p50),
+      p99: of((r) => r.latency_ms.p99),
+      messagesPerS: of((r) => r.echo_messages_per_s),
+      offeredPerS: of((r) => r.offered_messages_per_s),
+      serveCpuPerMessageUs: of((r) => (r.echo_cpu.serve_cpu_secs / (r.echo_messages_per_s * r.measured_secs)) * 1e6),
+      bulkMbPerS: of((r) => r.bulk[0]?.mb_per_s ?? NaN),
+      serveCpuBulk: of((r) => (r.bulk[0] ? r.bulk[0].cpu.serve_cpu_secs / r.bulk[0].secs : NaN)),
+      rssPerTunnelKiB: of((r) => r.rss_kib_per_idle_tunnel ?? NaN),
+      rssIdleMiB: of((r) => (r.rss_kib.idle ?? NaN) / 1024),
+      connectSecs: of((r) => r.connect_secs),
+    });
+  }
+  save('scale', { levels, intervalMs: 1000, payload: 64, load: load() });
+});
+
+test('report: BENCHMARKS.md', async () => {
+  const read = (name: string) => {
+    const file = path.join(RESULTS, `${name}.json`);
+    return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+  };
+  const markdown = renderReport({
+    bundle: read('bundle'),
+    prompt: read('prompt'),
+    echo: read('echo'),
+    throughput: read('throughput'),
+    scale: read('scale'),
+    runs: RUNS,
+    keys: KEYS,
+    startLoad: process.env.BENCH_START_LOAD ?? '',
+  });
+  fs.writeFileSync(path.join(REPO_ROOT, 'BENCHMARKS.md'), markdown);
+});
