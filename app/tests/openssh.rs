@@ -589,10 +589,13 @@ async fn host_key_mismatch_and_refusal_stop_before_authentication() {
     ));
 }
 
+/// A write the slow terminal has not reported as parsed yet: its size and its callback.
+type HeldWrite = (usize, Box<dyn FnOnce()>);
+
 /// A terminal that holds `parsed` callbacks, like a slow xterm.js.
 #[derive(Default)]
 struct Slow {
-    held: RefCell<VecDeque<(usize, Box<dyn FnOnce()>)>>,
+    held: RefCell<VecDeque<HeldWrite>>,
     outstanding: Cell<usize>,
     max_outstanding: Cell<usize>,
     total: Cell<usize>,
