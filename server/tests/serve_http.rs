@@ -143,6 +143,7 @@ async fn an_allowed_origin_gets_the_cookie_and_the_cookie_opens_the_tunnel() {
     let json = answer.json();
     assert_eq!(json["tunnelId"], tunnel.id.as_str());
     assert_eq!(json["thingName"], "burrow-cookie-thing");
+    assert_eq!(json["reconnectable"], false);
     assert_eq!(json["maxAge"], max_age);
 
     // The cookie, as a browser sends it back, opens the source side.
@@ -250,13 +251,16 @@ fn bad_requests_from_an_allowed_origin_get_json_errors_and_no_cookie() {
         400,
         unknown,
     );
+    assert_eq!(
+        post_cookie(&serve, Some(&origin), "AQGAunknown-token").json()["status"],
+        "invalid"
+    );
+    // A closed tunnel's token is named as such, with the probe's word for it.
     let closed = open_30_minutes(&serve);
     serve.close_tunnel(&closed.id);
-    assert_refused(
-        &post_cookie(&serve, Some(&origin), &closed.source_token),
-        400,
-        unknown,
-    );
+    let answer = post_cookie(&serve, Some(&origin), &closed.source_token);
+    assert_refused(&answer, 400, "the tunnel is closed or has expired");
+    assert_eq!(answer.json()["status"], "closed");
     let too_big = serde_json::json!({ "token": "a".repeat(20_000) }).to_string();
     assert_refused(
         &post_cookie_raw(&serve, Some(&origin), "application/json", &too_big),

@@ -96,6 +96,7 @@ fn relay_cookies(relay: &Serve, token: &str) -> Vec<String> {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let json: serde_json::Value = serde_json::from_slice(&body).expect("cookie JSON");
     assert_eq!(json["maxAge"], 43_200);
+    assert_eq!(json["reconnectable"], true);
     assert!(
         json["tunnelId"].is_null(),
         "the relay cannot know the tunnel"

@@ -13,7 +13,8 @@
 //! Emulator mode: the token must be a current token of an open tunnel, and `Max-Age` is the
 //! tunnel's remaining life. Relay mode: the token is opaque (AWS checks it), `Max-Age` is 12 h,
 //! and a fresh random client token is stored in its own HttpOnly cookie,
-//! `awsiot-tunnel-client-token`, so the relay can reconnect a dropped page.
+//! `awsiot-tunnel-client-token`, so the relay can reconnect a dropped page (the answer says
+//! `"reconnectable": true`). A closed tunnel's token is refused with `"status": "closed"`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -51,6 +52,8 @@ enum CookieError {
     BadToken,
     #[error("unknown, revoked or expired access token")]
     UnknownToken,
+    #[error("the tunnel is closed or has expired")]
+    TunnelClosed,
 }
 
 impl CookieError {
@@ -60,6 +63,16 @@ impl CookieError {
             CookieError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             CookieError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The probe's word for a token refusal (`invalid`, `closed`), so the page can name the
+    /// cause the same way after either call.
+    fn word(&self) -> Option<&'static str> {
+        match self {
+            CookieError::UnknownToken => Some("invalid"),
+            CookieError::TunnelClosed => Some("closed"),
+            _ => None,
         }
     }
 }
@@ -103,7 +116,11 @@ fn cors(response: &mut Response, origin: HeaderValue) {
 }
 
 fn error(err: &CookieError, origin: Option<HeaderValue>) -> Response {
-    let body = serde_json::json!({ "error": err.to_string() }).to_string();
+    let mut body = serde_json::json!({ "error": err.to_string() });
+    if let Some(word) = err.word() {
+        body["status"] = word.into();
+    }
+    let body = body.to_string();
     let mut response = (
         err.status(),
         [(header::CONTENT_TYPE, "application/json")],
@@ -182,13 +199,20 @@ fn set_cookie(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
     let max_age = if state.upstream.is_some() {
         RELAY_MAX_AGE_SECS
     } else {
+        let refused = || {
+            if state.registry.is_closed_token(&request.token) {
+                CookieError::TunnelClosed
+            } else {
+                CookieError::UnknownToken
+            }
+        };
         let life = state
             .registry
             .token_life(&request.token)
-            .ok_or(CookieError::UnknownToken)?;
+            .ok_or_else(refused)?;
         let secs = life.as_secs();
         if secs == 0 {
-            return Err(CookieError::UnknownToken);
+            return Err(refused());
         }
         secs
     };
@@ -214,6 +238,8 @@ fn set_cookie(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         "maxAge": max_age,
         "tunnelId": tunnel_id,
         "thingName": thing_name,
+        // Relay mode: the client token keeps the token usable for this page after a drop.
+        "reconnectable": state.upstream.is_some(),
     })
     .to_string();
     let mut response = (

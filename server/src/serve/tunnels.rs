@@ -753,6 +753,12 @@ impl Registry {
         entry.remaining()
     }
 
+    /// Whether `token` was a token of a tunnel that is now closed or expired (the cookie helper
+    /// tells that apart from a token it never knew).
+    pub(crate) fn is_closed_token(&self, token: &str) -> bool {
+        lock(&self.inner).closed_tokens.contains_key(&hash(token))
+    }
+
     /// The id and thing name of the open tunnel a current token belongs to (non-secret; the
     /// cookie helper returns them so the page can key its known hosts by tunnel).
     pub(crate) fn token_tunnel(&self, token: &str) -> Option<(String, Option<String>)> {
