@@ -173,6 +173,15 @@ export class BurrowApp {
     await this.terminal.waitForPrompt(form.username);
   }
 
+  /** The bytes received through the tunnel as the status line shows them (`↓ 1.4 MiB`), in bytes. */
+  async bytesReceived(): Promise<number> {
+    const text = await this.status.innerText();
+    const match = text.match(/↓\s*([\d.]+)\s*(B|KiB|MiB|GiB)/);
+    if (!match) throw new Error(`no received-bytes figure in the status line: ${text}`);
+    const scale = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[match[2] as 'B' | 'KiB' | 'MiB' | 'GiB'];
+    return Number(match[1]) * scale;
+  }
+
   /** Waits until the error panel shows text matching `pattern`, and returns the whole text. */
   async expectError(pattern: RegExp): Promise<string> {
     await expect(this.error).toBeVisible();
