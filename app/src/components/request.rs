@@ -26,9 +26,9 @@ pub struct FormValues {
     pub format: String,
     /// SSH user name.
     pub username: String,
-    /// Password (may be empty when a key is given).
+    /// Password (may be empty: a key, or the device's keyboard-interactive prompts, instead).
     pub password: Zeroizing<String>,
-    /// Private key text (may be empty when a password is given).
+    /// Private key text (may be empty).
     pub private_key: Zeroizing<String>,
     /// The key's passphrase, if encrypted.
     pub passphrase: Zeroizing<String>,
@@ -100,7 +100,9 @@ pub fn build_request(
     } else if !values.password.is_empty() {
         Credential::Password(values.password.clone())
     } else {
-        return Err(invalid("enter a password or a private key"));
+        // The device may ask for what it wants (keyboard-interactive); its prompts show in
+        // the page.
+        Credential::None
     };
     Ok(ConnectRequest {
         endpoint,
@@ -155,6 +157,14 @@ mod tests {
     }
 
     #[test]
+    fn neither_password_nor_key_leaves_it_to_the_device_prompts() {
+        let mut form = values();
+        form.password = Zeroizing::new(String::new());
+        let request = build_request(form, ORIGIN, 80, 24).expect("valid form");
+        assert!(matches!(request.credential, Credential::None));
+    }
+
+    #[test]
     fn a_private_key_wins_over_a_password() {
         let mut form = values();
         form.private_key = Zeroizing::new("-----BEGIN OPENSSH PRIVATE KEY-----\n…".into());
@@ -167,7 +177,7 @@ mod tests {
                 assert!(text.starts_with("-----BEGIN OPENSSH"));
                 assert_eq!(passphrase.as_deref().map(String::as_str), Some("secret"));
             }
-            Credential::Password(_) => panic!("expected the key"),
+            _ => panic!("expected the key"),
         }
         assert_eq!(request.service_id.as_deref(), Some("SSH"));
         assert_eq!(request.format, Format::V1);
@@ -203,7 +213,9 @@ mod tests {
 
     #[test]
     fn each_mistake_is_named() {
-        let cases: Vec<(fn(&mut FormValues), &str)> = vec![
+        /// A mistake made in the form, and the words that must name it.
+        type Mistake = (fn(&mut FormValues), &'static str);
+        let cases: Vec<Mistake> = vec![
             (
                 |f| f.token = Zeroizing::new("  ".into()),
                 "paste the source access token",
@@ -216,10 +228,6 @@ mod tests {
             (
                 |f| f.username = "a b".into(),
                 "user name must not contain spaces",
-            ),
-            (
-                |f| f.password = Zeroizing::new(String::new()),
-                "enter a password or a private key",
             ),
             (|f| f.format = "V9".into(), "unknown message format"),
             (|f| f.endpoint = "example.com".into(), "the tunnel endpoint"),

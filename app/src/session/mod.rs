@@ -40,6 +40,8 @@ pub enum Credential {
         /// Its passphrase, when encrypted.
         passphrase: Option<Zeroizing<String>>,
     },
+    /// Neither: the device's keyboard-interactive prompts are asked in the page.
+    None,
 }
 
 /// Everything needed to connect once.

@@ -26,6 +26,8 @@ pub enum Credentials {
     Password(Zeroizing<String>),
     /// A decrypted private key (its memory is wiped on drop by `ssh-key`).
     Key(Arc<PrivateKey>),
+    /// Nothing: only keyboard-interactive, with every prompt asked in the page.
+    None,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Password(_) => f.write_str("Credentials::Password(..)"),
             Credentials::Key(key) => write!(f, "Credentials::Key({})", key.algorithm().as_str()),
+            Credentials::None => f.write_str("Credentials::None"),
         }
     }
 }
@@ -49,13 +52,14 @@ impl Credentials {
                     super::keys::parse_private_key(&text, passphrase.as_ref().map(|p| p.as_str()))?;
                 Ok(Credentials::Key(Arc::new(key)))
             }
+            Credential::None => Ok(Credentials::None),
         }
     }
 
     fn password(&self) -> Option<&str> {
         match self {
             Credentials::Password(password) => Some(password.as_str()),
-            Credentials::Key(_) => None,
+            Credentials::Key(_) | Credentials::None => None,
         }
     }
 }
@@ -285,6 +289,9 @@ mod tests {
             (&[PublicKey], false, true, &[], None),
             (&[Password], true, false, &[], None),
             (&[], true, true, &[], None),
+            // Neither key nor password: only the device's own prompts.
+            (ALL, false, false, &[], Some(Kbd)),
+            (&[PublicKey, Password], false, false, &[], None),
         ];
         for (offered, key, password, tried, expect) in cases {
             assert_eq!(
@@ -311,5 +318,12 @@ mod tests {
     fn credentials_debug_shows_no_secret() {
         let creds = Credentials::Password(Zeroizing::new("hunter2".into()));
         assert!(!format!("{creds:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn no_credential_prepares_to_answer_prompts_only() {
+        let creds = Credentials::prepare(Credential::None).expect("nothing to check");
+        assert!(matches!(creds, Credentials::None));
+        assert_eq!(creds.password(), None);
     }
 }
