@@ -123,6 +123,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     await use(async (options) => {
       const sshd = await Sshd.start(testUser, options);
       processes.track(sshd.proc);
+      // Also removes its folder of host keys and configuration.
+      processes.onCleanup(() => sshd.stop());
       return sshd;
     });
   },
