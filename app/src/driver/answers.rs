@@ -20,6 +20,10 @@ pub struct CookieAnswer {
     /// The tunnel destination's thing name.
     #[serde(rename = "thingName", default)]
     pub thing_name: Option<String>,
+    /// Whether the token stays usable for this page after a lost connection (a relay keeps a
+    /// client token for it), so the session may dial again by itself.
+    #[serde(default)]
+    pub reconnectable: bool,
 }
 
 impl CookieAnswer {
@@ -44,7 +48,8 @@ fn identity_part(text: &str) -> Option<String> {
     plain.then(|| text.to_owned())
 }
 
-/// The error for a cookie helper answer with a non-success HTTP status.
+/// The error for a cookie helper answer with a non-success HTTP status. A helper that knows
+/// the token's tunnel is closed says so with the probe's word (`"status": "closed"`).
 pub fn cookie_refusal(status: u16, body: &str) -> SessionError {
     #[derive(Deserialize)]
     struct ErrorBody {
@@ -52,8 +57,13 @@ pub fn cookie_refusal(status: u16, body: &str) -> SessionError {
         error: Option<String>,
         #[serde(default)]
         message: Option<String>,
+        #[serde(default)]
+        status: Option<String>,
     }
     let message = match serde_json::from_str::<ErrorBody>(body) {
+        Ok(parsed) if parsed.status.as_deref() == Some("closed") => {
+            return SessionError::TunnelClosed;
+        }
         Ok(parsed) => parsed.error.or(parsed.message).unwrap_or_default(),
         Err(_) => body.to_owned(),
     };
@@ -146,8 +156,12 @@ mod tests {
         assert_eq!(answer.thing_name.as_deref(), Some("pump-7"));
         assert_eq!(CookieAnswer::parse(""), CookieAnswer::default());
         assert_eq!(CookieAnswer::parse("not json"), CookieAnswer::default());
+        assert!(!answer.reconnectable);
         let hostile = CookieAnswer::parse(r#"{"tunnelId":"a b,c","thingName":null}"#);
         assert_eq!(hostile, CookieAnswer::default());
+        let relay = CookieAnswer::parse(r#"{"ok":true,"maxAge":43200,"reconnectable":true}"#);
+        assert!(relay.reconnectable);
+        assert_eq!(relay.tunnel_id, None);
     }
 
     #[test]
@@ -158,6 +172,23 @@ mod tests {
                 status: 400,
                 message: "token has invalid characters".into()
             }
+        );
+        assert_eq!(
+            cookie_refusal(
+                400,
+                r#"{"error":"unknown, revoked or expired access token","status":"invalid"}"#
+            ),
+            SessionError::CookieHelperRefused {
+                status: 400,
+                message: "unknown, revoked or expired access token".into()
+            }
+        );
+        assert_eq!(
+            cookie_refusal(
+                400,
+                r#"{"error":"the tunnel is closed or has expired","status":"closed"}"#
+            ),
+            SessionError::TunnelClosed
         );
         assert_eq!(
             cookie_refusal(403, "origin not allowed\n"),

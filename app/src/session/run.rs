@@ -4,16 +4,20 @@
 //! The session walks the phases in order — credential check (before the single-use token is
 //! spent), cookie helper, tunnel, SSH handshake with host key check, authentication, shell —
 //! reporting each to the [`SessionHost`], then runs the shell until it exits or the operator
-//! disconnects. Every way out ends in exactly one [`SessionHost::ended`] call; every network
-//! wait has a browser-timer deadline (paused while the operator answers a question), so no
-//! failure leaves a spinner. A disconnect from the UI is honoured in every phase.
+//! disconnects. When the service keeps the token usable for this page (a relay), a connection
+//! lost mid-session is dialled again by itself ([`Redial`]): a new tunnel stream, SSH login and
+//! shell, with the same credentials and the terminal kept. Every way out ends in exactly one
+//! [`SessionHost::ended`] call; every network wait has a browser-timer deadline (paused while
+//! the operator answers a question), so no failure leaves a spinner. A disconnect from the UI is honoured in every phase.
 //!
-//! The plain parts (the command buffer used while connecting, the page's [`Prompter`] with
-//! its known-hosts decisions, the terminal adapter) are target-independent and tested natively;
-//! the phase sequence itself needs the browser and lives in the wasm32-only `browser` module.
+//! The plain parts (the command buffer used while connecting, the redial policy, the page's
+//! [`Prompter`] with its known-hosts decisions, the terminal adapter) are target-independent
+//! and tested natively; the phase sequence itself needs the browser and lives in the
+//! wasm32-only `browser` module.
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures_channel::mpsc::unbounded;
 use futures_util::future::LocalBoxFuture;
@@ -223,6 +227,86 @@ pub fn handshake_timeout(err: SessionError, delivered: u64) -> SessionError {
     }
 }
 
+/// Dialling again after the tunnel connection was lost mid-session. Only a service that keeps
+/// the token usable for this page (a relay holding a client token for it, as its cookie helper
+/// says) is dialled again, and only after the shell ran once; then a few attempts follow with
+/// growing pauses, while the endpoint may still be coming back.
+#[derive(Debug)]
+pub struct Redial {
+    enabled: bool,
+    connected_once: bool,
+    attempts: u32,
+}
+
+impl Redial {
+    /// Attempts in a row before giving up.
+    pub const MAX_ATTEMPTS: u32 = 6;
+    /// The first pause; each next one doubles, up to [`Redial::MAX_PAUSE`].
+    pub const FIRST_PAUSE: Duration = Duration::from_millis(500);
+    /// The longest pause between attempts.
+    pub const MAX_PAUSE: Duration = Duration::from_secs(8);
+
+    /// A policy for one session; `enabled` when the token may be used again.
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            connected_once: false,
+            attempts: 0,
+        }
+    }
+
+    /// The shell is running: a later loss starts a fresh series of attempts.
+    pub fn connected(&mut self) {
+        self.connected_once = true;
+        self.attempts = 0;
+    }
+
+    /// After `err` ended the session or an attempt: the pause before dialling again, or `None`
+    /// when `err` is final.
+    pub fn after(&mut self, err: &SessionError) -> Option<Duration> {
+        let redialling = self.attempts > 0;
+        if !self.enabled
+            || !self.connected_once
+            || self.attempts >= Self::MAX_ATTEMPTS
+            || !connection_lost(err, redialling)
+        {
+            return None;
+        }
+        let pause = Self::FIRST_PAUSE
+            .saturating_mul(1 << self.attempts.min(8))
+            .min(Self::MAX_PAUSE);
+        self.attempts += 1;
+        Some(pause)
+    }
+}
+
+/// Whether `err` means the connection went away rather than being refused or closed on
+/// purpose. While dialling again, a failed handshake or a step that timed out also counts: the
+/// endpoint may not be back yet.
+fn connection_lost(err: &SessionError, redialling: bool) -> bool {
+    match err {
+        // 1000: the tunnel closed; 1002: another client took over; 1003 and 1007 to 1010: the
+        // peers disagree on the protocol. Anything else (1006 above all) is a lost connection.
+        SessionError::WebSocketClosed { code, .. } => {
+            !matches!(code, 1000 | 1002 | 1003 | 1007..=1010)
+        }
+        SessionError::HandshakeRefused { .. } | SessionError::Timeout { .. } => redialling,
+        _ => false,
+    }
+}
+
+/// The terminal's note that the connection was lost and is being dialled again.
+pub fn redial_note(err: &SessionError, pause: Duration) -> String {
+    let cause = match err {
+        SessionError::WebSocketClosed { code, .. } => format!("code {code}"),
+        other => other.to_string(),
+    };
+    format!(
+        "\r\n\x1b[2m── connection lost ({cause}); reconnecting in {:.1} s ──\x1b[0m\r\n",
+        pause.as_secs_f64()
+    )
+}
+
 #[cfg(target_arch = "wasm32")]
 mod browser {
     //! The phase sequence, on browser timers.
@@ -237,13 +321,16 @@ mod browser {
     use gloo_timers::future::{IntervalStream, TimeoutFuture};
     use zeroize::Zeroizing;
 
-    use super::{PagePrompter, PageTerminal, Pending, explain, handshake_timeout};
+    use super::{
+        PagePrompter, PageTerminal, Pending, Redial, explain, handshake_timeout, redial_note,
+    };
     use crate::driver::browser::{Counters, TunnelSpec, open_tunnel};
     use crate::driver::cookie::hand_over_token;
     use crate::driver::url::{endpoint_label, tunnel_url};
     use crate::session::target::{Destination, known_hosts_target};
     use crate::session::{
-        ConnectRequest, Phase, SessionError, SessionHost, Stats, TunnelEndpoint, UserCommand,
+        ConnectRequest, Format, Phase, SessionError, SessionHost, Stats, TunnelEndpoint,
+        UserCommand,
     };
     use crate::ssh;
     use crate::ssh::auth::Credentials;
@@ -376,7 +463,7 @@ mod browser {
         let label = endpoint_label(&endpoint)?;
         let url = Zeroizing::new(tunnel_url(&endpoint, token.trim())?);
 
-        let (destination, probe_base, aws) = match &endpoint {
+        let (destination, probe_base, aws, reconnectable) = match &endpoint {
             TunnelEndpoint::SameSite(base) => {
                 host.phase(Phase::Cookie);
                 let answer = step(
@@ -392,125 +479,193 @@ mod browser {
                     Destination::from_cookie(&answer, &token),
                     Some(base.clone()),
                     false,
+                    answer.reconnectable,
                 )
             }
-            TunnelEndpoint::AwsRegion(_) => (Destination::from_token(&token), None, true),
+            TunnelEndpoint::AwsRegion(_) => (Destination::from_token(&token), None, true, false),
         };
         drop(token);
 
-        host.phase(Phase::Tunnel);
-        let choosing = Cell::new(false);
-        let chooser = |ids: Vec<String>| {
-            host.services(ids.clone());
-            let answer = host.choose_service(ids);
-            choosing.set(answer.is_some());
-            answer
+        let attempt = Attempt {
+            url: &url,
+            probe_base: probe_base.as_deref(),
+            aws,
+            format,
+            service_id,
+            label: &label,
+            destination: &destination,
+            username: &username,
+            credentials: &credentials,
+            size: Cell::new((cols, rows)),
         };
-        let opened = step(
-            open_tunnel(
-                TunnelSpec {
-                    url: &url,
-                    probe_base: probe_base.as_deref(),
-                    aws,
-                    format,
-                    service_id,
-                },
-                &chooser,
-            ),
-            commands,
-            &mut pending,
-            "the tunnel",
-            // open_tunnel has its own deadlines (handshake, SERVICE_IDS); this one is a backstop
-            // that waits while the operator chooses a service.
-            Duration::from_secs(60),
-            &|| choosing.get(),
-        )
-        .await?;
-        drop(url);
-        let (tunnel, stream) = match opened {
-            Ok(opened) => opened,
-            Err(err) => {
-                if let SessionError::UnknownService { available, .. } = &err {
-                    host.services(available.clone());
-                }
+        let mut redial = Redial::new(reconnectable);
+        loop {
+            let err = match attempt.run(host, commands, &mut pending, &mut redial).await {
+                Err(Stop::Failed(err)) => err,
+                other => return other,
+            };
+            let Some(pause) = redial.after(&err) else {
                 return Err(err.into());
-            }
-        };
-        let fail = |err: SessionError| Stop::Failed(explain(err, tunnel.end_reason()));
+            };
+            host.output(redial_note(&err, pause).as_bytes(), Box::new(|| {}));
+            let millis = u32::try_from(pause.as_millis()).unwrap_or(u32::MAX);
+            step(
+                TimeoutFuture::new(millis),
+                commands,
+                &mut pending,
+                "the pause before reconnecting",
+                pause + Duration::from_secs(5),
+                &never,
+            )
+            .await?;
+        }
+    }
 
-        host.phase(Phase::SshHandshake);
-        let target = known_hosts_target(&label, &destination, &tunnel.service_id);
-        let prompter = PagePrompter::new(host, target);
-        let asking = || prompter.asking();
-        let mut conn = match step(
-            ssh::client::connect(stream, &prompter),
-            commands,
-            &mut pending,
-            "the SSH handshake",
-            SSH_HANDSHAKE_TIMEOUT,
-            &asking,
-        )
-        .await
-        {
-            Ok(result) => result.map_err(fail)?,
-            Err(Stop::Failed(err)) => {
-                let delivered = tunnel.counters.delivered.get();
-                return Err(fail(handshake_timeout(err, delivered)));
-            }
-            Err(stop) => return Err(stop),
-        };
+    /// What every attempt at connecting uses: the first one, and those after a lost connection.
+    struct Attempt<'a> {
+        url: &'a str,
+        probe_base: Option<&'a str>,
+        aws: bool,
+        format: Format,
+        service_id: Option<String>,
+        label: &'a str,
+        destination: &'a Destination,
+        username: &'a str,
+        credentials: &'a Credentials,
+        /// The terminal's latest size (a new shell gets it).
+        size: Cell<(u32, u32)>,
+    }
 
-        host.phase(Phase::Auth);
-        step(
-            ssh::auth::authenticate(&mut conn, &username, &credentials, &prompter),
-            commands,
-            &mut pending,
-            "SSH authentication",
-            SSH_STEP_TIMEOUT,
-            &asking,
-        )
-        .await?
-        .map_err(fail)?;
-        drop(credentials);
+    impl Attempt<'_> {
+        /// Tunnel, SSH handshake, authentication and shell, then the shell until it ends.
+        async fn run(
+            &self,
+            host: &dyn SessionHost,
+            commands: &mut UnboundedReceiver<UserCommand>,
+            pending: &mut Pending,
+            redial: &mut Redial,
+        ) -> Result<(), Stop> {
+            let never = || false;
+            host.phase(Phase::Tunnel);
+            let choosing = Cell::new(false);
+            let chooser = |ids: Vec<String>| {
+                host.services(ids.clone());
+                let answer = host.choose_service(ids);
+                choosing.set(answer.is_some());
+                answer
+            };
+            let opened = step(
+                open_tunnel(
+                    TunnelSpec {
+                        url: self.url,
+                        probe_base: self.probe_base,
+                        aws: self.aws,
+                        format: self.format,
+                        service_id: self.service_id.clone(),
+                    },
+                    &chooser,
+                ),
+                commands,
+                pending,
+                "the tunnel",
+                // open_tunnel has its own deadlines (handshake, SERVICE_IDS); this one is a
+                // backstop that waits while the operator chooses a service.
+                Duration::from_secs(60),
+                &|| choosing.get(),
+            )
+            .await?;
+            let (tunnel, stream) = match opened {
+                Ok(opened) => opened,
+                Err(err) => {
+                    if let SessionError::UnknownService { available, .. } = &err {
+                        host.services(available.clone());
+                    }
+                    return Err(err.into());
+                }
+            };
+            let fail = |err: SessionError| Stop::Failed(explain(err, tunnel.end_reason()));
 
-        host.phase(Phase::Shell);
-        let (cols, rows) = pending.size_or(cols, rows);
-        let shell = step(
-            ssh::shell::open(conn, &Program::Shell { cols, rows }),
-            commands,
-            &mut pending,
-            "the shell to start",
-            SSH_STEP_TIMEOUT,
-            &never,
-        )
-        .await?
-        .map_err(fail)?;
+            host.phase(Phase::SshHandshake);
+            let target = known_hosts_target(self.label, self.destination, &tunnel.service_id);
+            let prompter = PagePrompter::new(host, target);
+            let asking = || prompter.asking();
+            let mut conn = match step(
+                ssh::client::connect(stream, &prompter),
+                commands,
+                pending,
+                "the SSH handshake",
+                SSH_HANDSHAKE_TIMEOUT,
+                &asking,
+            )
+            .await
+            {
+                Ok(result) => result.map_err(fail)?,
+                Err(Stop::Failed(err)) => {
+                    let delivered = tunnel.counters.delivered.get();
+                    return Err(fail(handshake_timeout(err, delivered)));
+                }
+                Err(stop) => return Err(stop),
+            };
 
-        host.phase(Phase::Connected);
-        let terminal = PageTerminal::new(host);
-        let mut all_commands = stream::iter(pending.into_commands())
-            .chain(commands.by_ref())
+            host.phase(Phase::Auth);
+            step(
+                ssh::auth::authenticate(&mut conn, self.username, self.credentials, &prompter),
+                commands,
+                pending,
+                "SSH authentication",
+                SSH_STEP_TIMEOUT,
+                &asking,
+            )
+            .await?
+            .map_err(fail)?;
+
+            host.phase(Phase::Shell);
+            let (cols, rows) = pending.size_or(self.size.get().0, self.size.get().1);
+            self.size.set((cols, rows));
+            let shell = step(
+                ssh::shell::open(conn, &Program::Shell { cols, rows }),
+                commands,
+                pending,
+                "the shell to start",
+                SSH_STEP_TIMEOUT,
+                &never,
+            )
+            .await?
+            .map_err(fail)?;
+
+            host.phase(Phase::Connected);
+            redial.connected();
+            let terminal = PageTerminal::new(host);
+            let size = &self.size;
+            let mut all_commands = stream::iter(std::mem::take(pending).into_commands())
+                .chain(commands.by_ref())
+                .inspect(|command| {
+                    if let UserCommand::Resize { cols, rows } = command {
+                        size.set((*cols, *rows));
+                    }
+                })
+                .fuse();
+            // The first keep-alive goes out at once, so the status line shows a round trip early.
+            let mut keepalive = stream::iter([()])
+                .chain(IntervalStream::new(KEEPALIVE_SECS * 1000))
+                .fuse();
+            let shell_run = ssh::shell::run(
+                shell,
+                &mut all_commands,
+                &mut keepalive,
+                KEEPALIVE_SECS,
+                &terminal,
+                &now_ms,
+            )
             .fuse();
-        // The first keep-alive goes out at once, so the status line shows a round trip early.
-        let mut keepalive = stream::iter([()])
-            .chain(IntervalStream::new(KEEPALIVE_SECS * 1000))
-            .fuse();
-        let shell_run = ssh::shell::run(
-            shell,
-            &mut all_commands,
-            &mut keepalive,
-            KEEPALIVE_SECS,
-            &terminal,
-            &now_ms,
-        )
-        .fuse();
-        let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
-        pin_mut!(shell_run, stats);
-        let result = select! {
-            result = shell_run => result,
-            never = stats => match never {},
-        };
-        result.map(|_end| ()).map_err(fail)
+            let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
+            pin_mut!(shell_run, stats);
+            let result = select! {
+                result = shell_run => result,
+                never = stats => match never {},
+            };
+            result.map(|_end| ()).map_err(fail)
+        }
     }
 
     /// Refreshes the status line's figures while the shell runs.
@@ -594,6 +749,89 @@ mod tests {
             handshake_timeout(SessionError::TokenSpent, 0),
             SessionError::TokenSpent
         );
+    }
+
+    fn dropped() -> SessionError {
+        SessionError::WebSocketClosed {
+            code: 1006,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_lost_connection_is_dialled_again_with_growing_pauses_then_given_up() {
+        let mut redial = Redial::new(true);
+        // Never connected: a failure is final.
+        assert_eq!(redial.after(&dropped()), None);
+        redial.connected();
+        let refused = SessionError::HandshakeRefused {
+            aws: false,
+            detail: "WebSocket close code 1006".into(),
+        };
+        let mut pauses = vec![redial.after(&dropped()).expect("a drop is dialled again")];
+        // While dialling again, an endpoint that is not back yet is tried again too.
+        while let Some(pause) = redial.after(&refused) {
+            pauses.push(pause);
+        }
+        let millis: Vec<u128> = pauses.iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, [500, 1000, 2000, 4000, 8000, 8000]);
+        assert_eq!(pauses.len() as u32, Redial::MAX_ATTEMPTS);
+        // A shell that runs again starts a fresh series.
+        redial.connected();
+        assert_eq!(redial.after(&dropped()), Some(Redial::FIRST_PAUSE));
+    }
+
+    #[test]
+    fn refusals_and_deliberate_closes_are_final() {
+        let mut redial = Redial::new(true);
+        redial.connected();
+        for err in [
+            // The tunnel closed, or another client took over the source side.
+            SessionError::WebSocketClosed {
+                code: 1000,
+                reason: "Tunnel is closed".into(),
+            },
+            SessionError::WebSocketClosed {
+                code: 1002,
+                reason: String::new(),
+            },
+            SessionError::TokenSpent,
+            SessionError::TunnelClosed,
+            SessionError::AuthFailed {
+                offered: vec![],
+                tried: vec![],
+            },
+            // Before any new attempt, a refusal is not a lost connection.
+            SessionError::HandshakeRefused {
+                aws: false,
+                detail: String::new(),
+            },
+        ] {
+            assert_eq!(redial.after(&err), None, "{err:?}");
+        }
+        // A going-away close (the endpoint restarts) is a lost connection.
+        let going_away = SessionError::WebSocketClosed {
+            code: 1001,
+            reason: String::new(),
+        };
+        assert!(redial.after(&going_away).is_some());
+    }
+
+    #[test]
+    fn without_a_reusable_token_nothing_is_dialled_again() {
+        let mut redial = Redial::new(false);
+        redial.connected();
+        assert_eq!(redial.after(&dropped()), None);
+    }
+
+    #[test]
+    fn the_redial_note_names_the_cause_and_the_pause() {
+        let note = redial_note(&dropped(), Duration::from_millis(500));
+        assert!(
+            note.contains("connection lost (code 1006); reconnecting in 0.5 s"),
+            "{note:?}"
+        );
+        assert!(note.starts_with("\r\n") && note.ends_with("\r\n"));
     }
 
     #[test]

@@ -132,6 +132,7 @@ mod tests {
         let both = CookieAnswer {
             tunnel_id: Some("t".into()),
             thing_name: Some("pump".into()),
+            reconnectable: false,
         };
         assert_eq!(
             Destination::from_cookie(&both, "x"),
@@ -140,6 +141,7 @@ mod tests {
         let tunnel = CookieAnswer {
             tunnel_id: Some("t".into()),
             thing_name: None,
+            reconnectable: false,
         };
         assert_eq!(
             Destination::from_cookie(&tunnel, "x"),
