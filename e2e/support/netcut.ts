@@ -1,0 +1,91 @@
+// A loopback TCP forwarder that can cut every connection through it at once: the network path
+// between the page and a tunnel endpoint, so a test can drop a live WebSocket for real (the
+// browser sees the TCP connection reset, as on a network loss) while both ends keep running.
+import * as net from 'node:net';
+
+/** A forwarder from a loopback port to `target` (`HOST:PORT`). */
+export class NetCut {
+  private readonly sockets = new Set<net.Socket>();
+  private refusing = false;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+    private target: { host: string; port: number },
+  ) {}
+
+  /** `http://127.0.0.1:PORT`, the forwarder's own address. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** How many connections are open through the forwarder now. */
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  /** Starts forwarding from a free loopback port to `target` (`HOST:PORT` or `http://HOST:PORT`). */
+  static async start(target: string): Promise<NetCut> {
+    const parsed = parseTarget(target);
+    const server = net.createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        if (address === null || typeof address === 'string') {
+          reject(new Error('the forwarder has no TCP address'));
+          return;
+        }
+        resolve(address.port);
+      });
+    });
+    const cut = new NetCut(server, port, parsed);
+    server.on('connection', (client) => cut.forward(client));
+    return cut;
+  }
+
+  private forward(client: net.Socket): void {
+    if (this.refusing) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = net.connect(this.target.port, this.target.host);
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.setNoDelay(true);
+      socket.on('close', () => this.sockets.delete(socket));
+      // A reset on one side ends the other side too; errors are expected when cutting.
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  /** Resets every connection open through the forwarder (new connections still go through). */
+  cut(): void {
+    for (const socket of [...this.sockets]) socket.resetAndDestroy();
+  }
+
+  /** While set, new connections are reset at once (the path is down). */
+  setDown(down: boolean): void {
+    this.refusing = down;
+  }
+
+  async stop(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function parseTarget(target: string): { host: string; port: number } {
+  const hostPort = target.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+  const colon = hostPort.lastIndexOf(':');
+  const port = Number(hostPort.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port)) throw new Error(`not HOST:PORT: ${target}`);
+  return { host: hostPort.slice(0, colon), port };
+}

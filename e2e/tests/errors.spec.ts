@@ -1,0 +1,155 @@
+// What the operator sees when a connection cannot be made or is lost: every failure ends in the
+// error panel with words that name the cause, never in a spinner; and a session cut off by the
+// network can be resumed with a rotated token while the terminal keeps its scrollback.
+import { test, expect } from '../fixtures';
+import { BurrowApp } from '../pages/burrow-app';
+import { freePort } from '../support/process';
+import { NetCut } from '../support/netcut';
+import { TestUser } from '../support/sshd';
+
+/** The password login form for `token`. */
+function form(user: TestUser, token: string, extra: { endpoint?: string; cookieHelper?: string } = {}) {
+  return {
+    token,
+    username: user.name,
+    credential: { kind: 'password' as const, password: user.password },
+    ...extra,
+  };
+}
+
+/** The status line ends (no spinner left) and the form can be used again. */
+async function expectEnded(app: BurrowApp): Promise<void> {
+  await expect(app.status).toHaveAttribute('data-state', 'ended');
+  await expect(app.connectButton).toBeEnabled();
+}
+
+test('a spent source token is refused with "already used"', async ({ app, tunnel, testUser, sshd }) => {
+  await app.open();
+  await app.login(form(testUser, tunnel.sourceAccessToken), sshd.hostKeyFingerprints[0]);
+  await app.disconnectButton.click();
+  await expectEnded(app);
+
+  // The same token, still in the form: the service refuses the second handshake.
+  await app.connect();
+  const text = await app.expectError(/already used/i);
+  expect(text).toContain('rotate-tunnel-access-token');
+  expect(text).toContain('--client-mode SOURCE');
+  await expectEnded(app);
+});
+
+test('a destination token pasted as the source token is named as such', async ({ app, burrow, testUser }) => {
+  const tunnel = await burrow.openTunnel(['SSH']);
+  await app.open();
+  await app.fill(form(testUser, tunnel.destinationAccessToken));
+  await app.connect();
+  await app.expectError(/not a source access token.*destination token/i);
+  await expectEnded(app);
+});
+
+test('a closed tunnel is reported as closed', async ({ app, burrow, testUser }) => {
+  const tunnel = await burrow.openTunnel(['SSH']);
+  await burrow.closeTunnel(tunnel.tunnelId);
+  await app.open();
+  await app.fill(form(testUser, tunnel.sourceAccessToken));
+  await app.connect();
+  await app.expectError(/tunnel is closed or has expired/i);
+  await expectEnded(app);
+});
+
+test('a tunnel without a destination agent says that no destination is connected', async ({
+  app,
+  burrow,
+  testUser,
+}) => {
+  const tunnel = await burrow.openTunnel(['SSH']);
+  await app.open();
+  await app.fill(form(testUser, tunnel.sourceAccessToken));
+  await app.connect();
+  // The app gives the silent tunnel 20 s before it concludes nobody is there.
+  await expect(app.error).toContainText(/no destination seems to be connected/i, { timeout: 45_000 });
+  await expect(app.error).toContainText(/destination token/);
+  await expectEnded(app);
+});
+
+test('an SSH server that is down behind the agent is reported', async ({ app, burrow, agent, testUser }) => {
+  const tunnel = await burrow.openTunnel(['SSH']);
+  // Nothing listens on this port: the agent cannot reach its SSH server and resets the stream.
+  const closedPort = await freePort();
+  await agent({
+    endpoint: burrow.url,
+    token: tunnel.destinationAccessToken,
+    destinations: [`SSH=127.0.0.1:${closedPort}`],
+  });
+  await app.open();
+  await app.fill(form(testUser, tunnel.sourceAccessToken));
+  await app.connect();
+  await app.expectError(/could not reach its SSH server/i);
+  await expectEnded(app);
+});
+
+test('a connection cut mid-session is reported, and a rotated token resumes with the scrollback kept', async ({
+  app,
+  burrow,
+  tunnel,
+  testUser,
+  sshd,
+  processes,
+}) => {
+  // The page talks to the tunnel endpoint through a forwarder that can cut the network path.
+  const path = await NetCut.start(burrow.url);
+  processes.onCleanup(() => path.stop());
+
+  await app.open();
+  await app.login(form(testUser, tunnel.sourceAccessToken, { endpoint: path.url }), sshd.hostKeyFingerprints[0]);
+  await app.terminal.run('echo before-$((6*7))');
+  await app.terminal.expectText(/^before-42$/m);
+
+  path.cut();
+  await app.expectError(/tunnel connection closed \(code 1006.*without a goodbye/i);
+  await expectEnded(app);
+  await expect(app.reconnectButton).toBeVisible();
+  // The output from before the cut is still on the screen.
+  await app.terminal.expectText(/^before-42$/m);
+  await app.terminal.expectText(/── disconnected ──/);
+
+  // The first token is spent; the operator rotates the source token and reconnects.
+  const rotated = await burrow.rotateTokens(tunnel.tunnelId, 'SOURCE');
+  expect(typeof rotated.sourceAccessToken).toBe('string');
+  await app.token.fill(rotated.sourceAccessToken as string);
+  await app.reconnectButton.click();
+  // The host key is remembered from the first session: no question, straight to the shell.
+  await expect(app.status).toHaveAttribute('data-state', 'connected', { timeout: 45_000 });
+  await expect(app.error).toHaveCount(0);
+  await app.terminal.expectText(/── reconnecting ──[\s\S]*\$/);
+  await app.terminal.run('echo after-$((7*7))');
+  await app.terminal.expectText(/^after-49$/m);
+  // Both sessions' output share the terminal.
+  await app.terminal.expectText(/^before-42$[\s\S]*── reconnecting ──[\s\S]*^after-49$/m);
+});
+
+test('a cookie helper that does not allow the page is named with the refusal', async ({
+  app,
+  burrow,
+  tunnel,
+  extraService,
+  testUser,
+  sshd,
+}) => {
+  // Another service, whose allowlist holds only its own origins, not this page's.
+  const other = await extraService([]);
+  const helper = `${other.url}/cookie`;
+  await app.open();
+  await app.fill(form(testUser, tunnel.sourceAccessToken, { cookieHelper: helper }));
+  await app.connect();
+  const text = await app.expectError(/does not allow this page \(CORS\)/);
+  expect(text).toContain(helper);
+  expect(text).toMatch(/allowed origins include this page's origin/);
+  await expectEnded(app);
+
+  // The refusal came before the token was used: with the right helper the same token logs in.
+  await app.cookieHelper.fill(`${burrow.url}/cookie`);
+  await app.connect();
+  await app.acceptHostKey(sshd.hostKeyFingerprints[0]);
+  await app.terminal.waitForPrompt(testUser.name);
+  await expect(app.error).toHaveCount(0);
+});
