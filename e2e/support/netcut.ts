@@ -6,7 +6,6 @@ import * as net from 'node:net';
 /** A forwarder from a loopback port to `target` (`HOST:PORT`). */
 export class NetCut {
   private readonly sockets = new Set<net.Socket>();
-  private refusing = false;
 
   private constructor(
     private readonly server: net.Server,
@@ -17,11 +16,6 @@ export class NetCut {
   /** `http://127.0.0.1:PORT`, the forwarder's own address. */
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** How many connections are open through the forwarder now. */
-  get connections(): number {
-    return this.sockets.size / 2;
   }
 
   /** Starts forwarding from a free loopback port to `target` (`HOST:PORT` or `http://HOST:PORT`). */
@@ -45,10 +39,6 @@ export class NetCut {
   }
 
   private forward(client: net.Socket): void {
-    if (this.refusing) {
-      client.resetAndDestroy();
-      return;
-    }
     const upstream = net.connect(this.target.port, this.target.host);
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
@@ -69,11 +59,6 @@ export class NetCut {
   /** Resets every connection open through the forwarder (new connections still go through). */
   cut(): void {
     for (const socket of [...this.sockets]) socket.resetAndDestroy();
-  }
-
-  /** While set, new connections are reset at once (the path is down). */
-  setDown(down: boolean): void {
-    this.refusing = down;
   }
 
   async stop(): Promise<void> {
