@@ -38,16 +38,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     }
     let total = Stopwatch::start();
     let bench = root.join("bench");
-    // Read before building: the report states how busy the machine was when the run began.
-    let start_load = std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" / ")
-        })
-        .unwrap_or_default();
-
     say("checking what the benchmarks need");
     setup::ensure_wasm_target()?;
     setup::ensure_apt(&[
@@ -95,6 +85,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
             "npx (Node.js) is missing; install nodejs and npm".to_owned(),
         ));
     }
+    // The report states how busy the machine was when the measurements began.
+    let start_load = std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        })
+        .unwrap_or_default();
     say(format!(
         "running the benchmarks (about 15 minutes; load average now {start_load})"
     ));

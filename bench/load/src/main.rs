@@ -417,6 +417,9 @@ async fn source(
             () = std::future::ready(()), if bulking => {
                 endpoint.send(&conn, &bulk_chunk)?;
                 drain(&mut endpoint, &mut sink, &mut record).await?;
+                // Always-ready senders would otherwise keep this client's destinations, which
+                // must read what the service relays, from running.
+                tokio::task::yield_now().await;
             }
         }
     }
