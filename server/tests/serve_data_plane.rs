@@ -408,8 +408,12 @@ async fn violation(sender: &str, message: WsMessage, code: u16, reason: &str) {
         "frames before the close: {:?}",
         closed.frames
     );
-    // The other peer stays connected and got nothing of the offending message.
+    // The other peer stays connected and got nothing of the offending message: only the
+    // STREAM_RESET that ends the closed peer's stream.
     assert_eq!(other.ping(b"still here").await, b"still here");
+    let reset = other.frame().await;
+    assert_eq!(reset.kind(), Some(MessageType::StreamReset), "{reset:?}");
+    assert_eq!((reset.stream_id, reset.service_id.as_str()), (9, "SSH"));
     let closed_other =
         tokio::time::timeout(std::time::Duration::from_millis(200), other.frame()).await;
     assert!(
@@ -612,6 +616,10 @@ async fn frames_after_the_violation_in_the_same_message_are_dropped() {
     // The valid frame before the violation was relayed, alone.
     assert_eq!(dst.frame().await, stream_start("SSH", 4));
     assert_eq!(dst.ping(b"x").await, b"x");
+    // Then only the STREAM_RESET that ends the closed source's stream.
+    let reset = dst.frame().await;
+    assert_eq!(reset.kind(), Some(MessageType::StreamReset), "{reset:?}");
+    assert_eq!(reset.stream_id, 4);
     let more = tokio::time::timeout(std::time::Duration::from_millis(200), dst.frame()).await;
     assert!(more.is_err(), "the destination received {more:?}");
 }
@@ -678,6 +686,18 @@ async fn a_new_destination_replaces_the_old_one_and_the_source_gets_stream_reset
     assert_eq!(reset.kind(), Some(MessageType::StreamReset), "{reset:?}");
     assert_eq!((reset.stream_id, reset.service_id.as_str()), (11, "SSH"));
     assert_eq!(new.service_ids().await, ["SSH"]);
+}
+
+#[tokio::test]
+async fn a_peer_that_leaves_ends_the_other_sides_streams_with_stream_reset() {
+    let serve = Serve::start();
+    let (mut src, mut dst, _tunnel) = pair(&serve).await;
+    src.send(&[stream_start("SSH", 5)]).await;
+    assert_eq!(dst.frame().await, stream_start("SSH", 5));
+    dst.close().await;
+    let reset = src.frame().await;
+    assert_eq!(reset.kind(), Some(MessageType::StreamReset), "{reset:?}");
+    assert_eq!((reset.stream_id, reset.service_id.as_str()), (5, "SSH"));
 }
 
 #[tokio::test]

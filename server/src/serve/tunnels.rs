@@ -386,7 +386,9 @@ impl TunnelEntry {
         Ok(())
     }
 
-    /// Forgets a peer whose WebSocket ended, unless a newer one already replaced it.
+    /// Forgets a peer whose WebSocket ended, unless a newer one already replaced it. The other
+    /// side gets STREAM_RESET for every active stream: it learns at once that the far end is
+    /// gone instead of sending into nothing.
     pub(crate) fn detach(&self, role: Role, peer_id: u64) {
         let now = SystemTime::now();
         let mut state = lock(&self.state);
@@ -395,6 +397,12 @@ impl TunnelEntry {
             side.peer = None;
             side.updated_at = now;
             state.updated_at = now;
+            let resets = state.rules.take_resets();
+            if !resets.is_empty()
+                && let Some(other) = &state.other(role).peer
+            {
+                other.push(resets);
+            }
         }
     }
 
