@@ -674,6 +674,8 @@ test('service scale: concurrent tunnels, relay latency and throughput, memory pe
       messagesPerS: of((r) => r.echo_messages_per_s),
       offeredPerS: of((r) => r.offered_messages_per_s),
       serveCpuPerMessageUs: of((r) => (r.echo_cpu.serve_cpu_secs / (r.echo_messages_per_s * r.measured_secs)) * 1e6),
+      serveCores: of((r) => r.echo_cpu.serve_cpu_secs / r.measured_secs),
+      clientCores: of((r) => r.echo_cpu.client_cpu_secs / r.measured_secs),
       bulkMbPerS: of((r) => r.bulk[0]?.mb_per_s ?? NaN),
       serveCpuBulk: of((r) => (r.bulk[0] ? r.bulk[0].cpu.serve_cpu_secs / r.bulk[0].secs : NaN)),
       rssPerTunnelKiB: of((r) => r.rss_kib_per_idle_tunnel ?? NaN),
@@ -698,6 +700,16 @@ test('report: BENCHMARKS.md', async () => {
     runs: RUNS,
     keys: KEYS,
     startLoad: process.env.BENCH_START_LOAD ?? '',
+    // The run's date: its first figure's results file (the report may be rendered again later).
+    date: new Date(
+      Math.min(
+        ...['bundle', 'prompt', 'echo', 'throughput', 'scale']
+          .map((name) => path.join(RESULTS, `${name}.json`))
+          .filter((file) => fs.existsSync(file))
+          .map((file) => fs.statSync(file).mtimeMs),
+        Date.now(),
+      ),
+    ),
   });
   fs.writeFileSync(path.join(REPO_ROOT, 'BENCHMARKS.md'), markdown);
 });

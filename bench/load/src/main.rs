@@ -25,7 +25,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -37,6 +37,8 @@ const SERVICE: &str = "SSH";
 const SUBPROTOCOL: &str = "aws.iot.securetunneling-3.0";
 /// Bytes per bulk send (a large SSH channel packet's worth).
 const BULK_CHUNK: usize = 32 * 1024;
+/// How long opening one WebSocket, or waiting for the destination to be attached, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Message kinds, the first payload byte.
 const KIND_ECHO: u8 = b'E';
 const KIND_BULK: u8 = b'B';
@@ -225,6 +227,12 @@ async fn open_tunnel(host: &str) -> Result<Tokens, BoxError> {
 }
 
 async fn connect(host: &str, role: Role, token: &str) -> Result<Ws, BoxError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connect_once(host, role, token))
+        .await
+        .map_err(|_| format!("no WebSocket within {CONNECT_TIMEOUT:?}"))?
+}
+
+async fn connect_once(host: &str, role: Role, token: &str) -> Result<Ws, BoxError> {
     let mode = match role {
         Role::Source => "source",
         Role::Destination => "destination",
@@ -292,7 +300,9 @@ async fn destination(
     mut sink: Sink,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
+    attached: oneshot::Sender<()>,
 ) -> Result<(), BoxError> {
+    let mut attached = Some(attached);
     let mut config = Config::new(Role::Destination, Format::V3);
     config.services = vec![SERVICE.to_owned()];
     let mut endpoint = Endpoint::new(config, Duration::ZERO);
@@ -319,7 +329,14 @@ async fn destination(
             }
             _ => {}
         },
-        Event::ServiceIds(_) | Event::ConnectionClosed { .. } => {}
+        Event::ServiceIds(_) => {
+            // The service sends SERVICE_IDS once this peer is attached to its tunnel: from now
+            // on a STREAM_START from the source reaches it.
+            if let Some(attached) = attached.take() {
+                let _ = attached.send(());
+            }
+        }
+        Event::ConnectionClosed { .. } => {}
     };
     loop {
         tokio::select! {
@@ -434,24 +451,36 @@ async fn tunnel(
     args: Arc<Args>,
     gate: Arc<Semaphore>,
 ) {
-    let connected = async {
+    let dst = async {
         let _permit = gate.acquire().await?;
-        let dst = connect(args.host(), Role::Destination, &tokens.destination).await?;
-        let src = connect(args.host(), Role::Source, &tokens.source).await?;
-        Ok::<_, BoxError>((dst, src))
+        connect(args.host(), Role::Destination, &tokens.destination).await
     }
     .await;
-    let (dst, src) = match connected {
-        Ok(pair) => pair,
+    let dst = match dst {
+        Ok(dst) => dst,
         Err(error) => {
-            shared.fail(format!("tunnel {index}: connect: {error}"));
+            shared.fail(format!("tunnel {index}: destination connect: {error}"));
             return;
         }
     };
     let (dst_sink, dst_in) = dst.split();
-    let (src_sink, src_in) = src.split();
-    let dst_task = destination(dst_in, dst_sink, shared.clone(), phase.clone());
-    let src_task = source(index, src_in, src_sink, shared.clone(), phase, args);
+    let (attached_tx, attached_rx) = oneshot::channel();
+    let dst_task = destination(dst_in, dst_sink, shared.clone(), phase.clone(), attached_tx);
+    let src_shared = shared.clone();
+    let src_task = async move {
+        // The source opens its stream at once, so it connects only once the destination is
+        // attached (a STREAM_START before that would find no peer and be dropped).
+        tokio::time::timeout(CONNECT_TIMEOUT, attached_rx)
+            .await
+            .map_err(|_| "the destination got no SERVICE_IDS")?
+            .map_err(|_| "the destination ended before SERVICE_IDS")?;
+        let src = {
+            let _permit = gate.acquire().await?;
+            connect(args.host(), Role::Source, &tokens.source).await?
+        };
+        let (src_sink, src_in) = src.split();
+        source(index, src_in, src_sink, src_shared, phase, args).await
+    };
     let (dst_result, src_result) = tokio::join!(dst_task, src_task);
     for (end, result) in [("destination", dst_result), ("source", src_result)] {
         if let Err(error) = result {
