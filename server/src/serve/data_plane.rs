@@ -31,7 +31,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 
 use super::AppState;
-use super::handshake::{self, HandshakeError, SUBPROTOCOL_V1, Secret, new_channel_id};
+use super::handshake::{self, HandshakeError, SUBPROTOCOL_V1, Secret, mode_name, new_channel_id};
 use super::tunnels::{CloseReason, PeerHandle, TunnelEntry};
 
 /// Frame batches queued for one peer before its sender has to wait.
@@ -100,13 +100,6 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
 fn refuse(err: HandshakeError, channel_id: &str) -> Response {
     tracing::info!(channel = %channel_id, status = err.status().as_u16(), reason = %err, "handshake refused");
     err.response(channel_id)
-}
-
-pub(crate) fn mode_name(role: Role) -> &'static str {
-    match role {
-        Role::Source => "source",
-        Role::Destination => "destination",
-    }
 }
 
 /// One connected peer.

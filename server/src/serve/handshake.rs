@@ -110,11 +110,33 @@ pub(crate) enum HandshakeError {
     ClientTokenMismatch,
 }
 
-fn mode_name(role: Role) -> &'static str {
+/// The `local-proxy-mode` value of a role.
+pub(crate) fn mode_name(role: Role) -> &'static str {
     match role {
         Role::Source => "source",
         Role::Destination => "destination",
     }
+}
+
+/// The role a `local-proxy-mode` value names.
+pub(crate) fn parse_mode(value: &str) -> Option<Role> {
+    match value {
+        "source" => Some(Role::Source),
+        "destination" => Some(Role::Destination),
+        _ => None,
+    }
+}
+
+/// The access-token values of a request's `access-token` headers and `awsiot-tunnel-token`
+/// cookies, in that order (the handshake also reads the query; exactly one value is allowed).
+pub(crate) fn header_and_cookie_tokens(headers: &HeaderMap) -> Vec<String> {
+    let mut tokens: Vec<String> = headers
+        .get_all(TOKEN_HEADER)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .collect();
+    tokens.extend(cookies(headers, TOKEN_COOKIE).map(str::to_owned));
+    tokens
 }
 
 impl HandshakeError {
@@ -264,8 +286,7 @@ pub(crate) fn parse(
         .map(|(_, v)| v.as_str())
         .collect();
     let mode = match modes.as_slice() {
-        ["source"] => Role::Source,
-        ["destination"] => Role::Destination,
+        [one] => parse_mode(one).ok_or(HandshakeError::BadMode)?,
         _ => return Err(HandshakeError::BadMode),
     };
     let offered: Vec<String> = parts
@@ -280,11 +301,7 @@ pub(crate) fn parse(
     if !SUBPROTOCOLS.iter().any(|p| offered.iter().any(|o| o == p)) {
         return Err(HandshakeError::NoSubprotocol);
     }
-    let mut tokens: Vec<String> = Vec::new();
-    for value in parts.headers.get_all(TOKEN_HEADER) {
-        tokens.push(String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
-    }
-    tokens.extend(cookies(&parts.headers, TOKEN_COOKIE).map(str::to_owned));
+    let mut tokens = header_and_cookie_tokens(&parts.headers);
     tokens.extend(
         query
             .iter()

@@ -37,8 +37,8 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError, Message as UpMessag
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::AppState;
-use super::data_plane::{WS_READ_LIMIT, mode_name};
-use super::handshake::{self, HandshakeError, TunnelRequest, new_channel_id, refusal};
+use super::data_plane::WS_READ_LIMIT;
+use super::handshake::{self, HandshakeError, TunnelRequest, mode_name, new_channel_id, refusal};
 
 /// How often the relay pings the upstream.
 const PING_INTERVAL: Duration = Duration::from_secs(20);

@@ -14,10 +14,9 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use burrow_proto::Role;
 
 use super::AppState;
-use super::handshake::{self, HandshakeError, TOKEN_COOKIE, TOKEN_HEADER, cookies};
+use super::handshake::{self, HandshakeError, header_and_cookie_tokens, parse_mode};
 
 /// The probe's query string.
 #[derive(Debug, serde::Deserialize)]
@@ -49,13 +48,7 @@ fn answer(status: StatusCode, word: &str, message: &str) -> Response {
 
 /// The one access token the request carries (cookie or header), as the handshake reads it.
 fn token(headers: &HeaderMap) -> Result<String, HandshakeError> {
-    let mut tokens: Vec<String> = headers
-        .get_all(TOKEN_HEADER)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
-        .collect();
-    tokens.extend(cookies(headers, TOKEN_COOKIE).map(str::to_owned));
-    match tokens.as_slice() {
+    match header_and_cookie_tokens(headers).as_slice() {
         [] => Err(HandshakeError::NoToken),
         [one] if one.is_empty() => Err(HandshakeError::NoToken),
         [one] => Ok(one.clone()),
@@ -86,10 +79,9 @@ pub(crate) async fn handle(
             "Forbidden: origin not allowed",
         );
     }
-    let mode = match query.mode.as_deref() {
-        Some("source") => Role::Source,
-        Some("destination") => Role::Destination,
-        _ => {
+    let mode = match query.mode.as_deref().and_then(parse_mode) {
+        Some(mode) => mode,
+        None => {
             let err = HandshakeError::BadMode;
             return answer(StatusCode::BAD_REQUEST, "invalid", &err.to_string());
         }
@@ -111,6 +103,9 @@ pub(crate) async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burrow_proto::Role;
+
+    use crate::serve::handshake::TOKEN_HEADER;
 
     #[test]
     fn refusals_map_to_the_words_the_page_knows() {

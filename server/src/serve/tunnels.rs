@@ -302,6 +302,11 @@ struct TunnelState {
 }
 
 impl TunnelState {
+    /// Whether the tunnel was closed or its lifetime has run out.
+    fn is_over(&self) -> bool {
+        self.status == Status::Closed || Instant::now() >= self.expires_at
+    }
+
     fn side(&mut self, role: Role) -> &mut Side {
         match role {
             Role::Source => &mut self.source,
@@ -366,7 +371,7 @@ impl TunnelEntry {
     ) -> Result<(), TunnelClosed> {
         let now = SystemTime::now();
         let mut state = lock(&self.state);
-        if state.status == Status::Closed || Instant::now() >= state.expires_at {
+        if state.is_over() {
             return Err(TunnelClosed);
         }
         if announce {
@@ -460,7 +465,7 @@ impl TunnelEntry {
         TunnelView {
             tunnel_id: self.id.clone(),
             tunnel_arn: self.arn.clone(),
-            status: if Instant::now() >= state.expires_at {
+            status: if state.is_over() {
                 Status::Closed
             } else {
                 state.status
@@ -673,7 +678,7 @@ impl Registry {
         let entry = self.get(id)?;
         let mut inner = lock(&self.inner);
         let mut state = lock(&entry.state);
-        if state.status == Status::Closed || Instant::now() >= state.expires_at {
+        if state.is_over() {
             return Err(RegistryError::Closed(id.to_owned()));
         }
         if let Some((thing_name, services)) = destination {
@@ -754,11 +759,22 @@ impl Registry {
     /// The remaining life of the tunnel a token belongs to, if the token is current and the
     /// tunnel open (for the cookie helper's `Max-Age`).
     pub(crate) fn token_life(&self, token: &str) -> Option<Duration> {
-        let entry = lock(&self.inner)
-            .tokens
-            .get(&hash(token))
-            .map(|(t, _)| t.clone())?;
-        entry.remaining()
+        self.lookup(token)?.0.remaining()
+    }
+
+    /// The tunnel a current token belongs to, and the token's mode.
+    fn lookup(&self, token: &str) -> Option<(Arc<TunnelEntry>, Role)> {
+        lock(&self.inner).tokens.get(&hash(token)).cloned()
+    }
+
+    /// The tunnel of a current token presented for `mode`: the first two checks of a
+    /// handshake, shared by [`Registry::admit`] and [`Registry::probe`].
+    fn tunnel_for(&self, token: &str, mode: Role) -> Result<Arc<TunnelEntry>, HandshakeError> {
+        let (tunnel, token_mode) = self.lookup(token).ok_or(HandshakeError::UnknownToken)?;
+        if token_mode != mode {
+            return Err(HandshakeError::ModeMismatch(mode));
+        }
+        Ok(tunnel)
     }
 
     /// Whether `token` was a token of a tunnel that is now closed or expired (the cookie helper
@@ -770,10 +786,7 @@ impl Registry {
     /// The id and thing name of the open tunnel a current token belongs to (non-secret; the
     /// cookie helper returns them so the page can key its known hosts by tunnel).
     pub(crate) fn token_tunnel(&self, token: &str) -> Option<(String, Option<String>)> {
-        let entry = lock(&self.inner)
-            .tokens
-            .get(&hash(token))
-            .map(|(t, _)| t.clone())?;
+        let (entry, _) = self.lookup(token)?;
         let thing = lock(&entry.state).thing_name.clone();
         Some((entry.id.clone(), thing))
     }
@@ -782,24 +795,14 @@ impl Registry {
     /// anything: the page asks after a failed WebSocket handshake, since browsers hide the
     /// refusal's status and body from scripts.
     pub(crate) fn probe(&self, token: &str, mode: Role) -> Result<(), HandshakeError> {
-        let found = {
-            let inner = lock(&self.inner);
-            let hash = hash(token);
-            if inner.closed_tokens.contains_key(&hash) {
-                // The handshake says "Invalid access token" (the tokens are revoked); the page
-                // may know why.
-                return Err(HandshakeError::TunnelClosed);
-            }
-            inner.tokens.get(&hash).cloned()
-        };
-        let Some((tunnel, token_mode)) = found else {
-            return Err(HandshakeError::UnknownToken);
-        };
-        if token_mode != mode {
-            return Err(HandshakeError::ModeMismatch(mode));
+        if self.is_closed_token(token) {
+            // The handshake says "Invalid access token" (the tokens are revoked); the page may
+            // know why.
+            return Err(HandshakeError::TunnelClosed);
         }
+        let tunnel = self.tunnel_for(token, mode)?;
         let mut state = lock(&tunnel.state);
-        if state.status == Status::Closed || Instant::now() >= state.expires_at {
+        if state.is_over() {
             return Err(HandshakeError::TunnelClosed);
         }
         match state.side(mode).token_use {
@@ -817,16 +820,10 @@ impl Registry {
         mode: Role,
         client_token: Option<&str>,
     ) -> Result<Admission, HandshakeError> {
-        let found = lock(&self.inner).tokens.get(&hash(token)).cloned();
-        let Some((tunnel, token_mode)) = found else {
-            return Err(HandshakeError::UnknownToken);
-        };
-        if token_mode != mode {
-            return Err(HandshakeError::ModeMismatch(mode));
-        }
+        let tunnel = self.tunnel_for(token, mode)?;
         {
             let mut state = lock(&tunnel.state);
-            if state.status == Status::Closed || Instant::now() >= state.expires_at {
+            if state.is_over() {
                 return Err(HandshakeError::TunnelClosed);
             }
             let side = state.side(mode);
