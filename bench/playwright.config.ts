@@ -4,6 +4,7 @@
 // suite, which measures the browser app and native OpenSSH side by side and rewrites
 // BENCHMARKS.md. Debian's Chromium only, one worker: the figures must not compete with each other.
 import { defineConfig } from '@playwright/test';
+import { CHROMIUM_LAUNCH_OPTIONS } from '../e2e/support/chromium';
 
 export default defineConfig({
   testDir: '.',
@@ -23,17 +24,7 @@ export default defineConfig({
     trace: 'off',
     screenshot: 'off',
     video: 'off',
-    launchOptions: {
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    },
+    launchOptions: CHROMIUM_LAUNCH_OPTIONS,
   },
   projects: [{ name: 'chromium' }],
 });

@@ -4,6 +4,7 @@
 // components that the fixtures start: `burrow serve`, `burrow agent` and OpenSSH's sshd, all on
 // loopback. `cargo xtask test` builds what it needs (target/release/burrow and dist/) first.
 import { defineConfig } from '@playwright/test';
+import { CHROMIUM_LAUNCH_OPTIONS } from './support/chromium';
 
 export default defineConfig({
   testDir: './tests',
@@ -24,17 +25,7 @@ export default defineConfig({
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
     video: 'off',
-    launchOptions: {
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    },
+    launchOptions: CHROMIUM_LAUNCH_OPTIONS,
   },
   projects: [{ name: 'chromium' }],
 });

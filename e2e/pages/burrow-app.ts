@@ -24,6 +24,15 @@ export interface LoginForm {
   cookieHelper?: string;
 }
 
+/** The login form for `user`'s password and `token`, plus any other fields. */
+export function passwordLogin(
+  token: string,
+  user: { name: string; password: string },
+  extra: Partial<LoginForm> = {},
+): LoginForm {
+  return { token, username: user.name, credential: { kind: 'password', password: user.password }, ...extra };
+}
+
 /** The whole app: the connect form, the host-key dialog, status, errors and the terminal. */
 export class BurrowApp {
   readonly terminal: Terminal;

@@ -3,7 +3,7 @@
 // scenario ends with what the operator sees: the shell's prompt and a command's output, or the
 // error panel's words.
 import { test, expect } from '../fixtures';
-import type { BurrowApp } from '../pages/burrow-app';
+import { passwordLogin, type BurrowApp } from '../pages/burrow-app';
 
 /** Runs a command whose output differs from its command line, and waits for that output. */
 async function expectWorkingShell(app: BurrowApp, tag: string): Promise<void> {
@@ -145,11 +145,7 @@ test('keyboard-interactive answers the password prompt with the form password', 
 
   await app.open();
   await app.login(
-    {
-      token: tunnel.sourceAccessToken,
-      username: testUser.name,
-      credential: { kind: 'password', password: testUser.password },
-    },
+    passwordLogin(tunnel.sourceAccessToken, testUser),
     pamSshd.hostKeyFingerprints[0],
   );
   // A lone hidden prompt is the password prompt: it was answered without asking.

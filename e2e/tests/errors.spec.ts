@@ -2,20 +2,9 @@
 // error panel with words that name the cause, never in a spinner; and a session cut off by the
 // network can be resumed with a rotated token while the terminal keeps its scrollback.
 import { test, expect } from '../fixtures';
-import { BurrowApp } from '../pages/burrow-app';
+import { passwordLogin, BurrowApp } from '../pages/burrow-app';
 import { freePort } from '../support/process';
 import { NetCut } from '../support/netcut';
-import { TestUser } from '../support/sshd';
-
-/** The password login form for `token`. */
-function form(user: TestUser, token: string, extra: { endpoint?: string; cookieHelper?: string } = {}) {
-  return {
-    token,
-    username: user.name,
-    credential: { kind: 'password' as const, password: user.password },
-    ...extra,
-  };
-}
 
 /** The status line ends (no spinner left) and the form can be used again. */
 async function expectEnded(app: BurrowApp): Promise<void> {
@@ -25,7 +14,7 @@ async function expectEnded(app: BurrowApp): Promise<void> {
 
 test('a spent source token is refused with "already used"', async ({ app, tunnel, testUser, sshd }) => {
   await app.open();
-  await app.login(form(testUser, tunnel.sourceAccessToken), sshd.hostKeyFingerprints[0]);
+  await app.login(passwordLogin(tunnel.sourceAccessToken, testUser), sshd.hostKeyFingerprints[0]);
   await app.disconnectButton.click();
   await expectEnded(app);
 
@@ -40,7 +29,7 @@ test('a spent source token is refused with "already used"', async ({ app, tunnel
 test('a destination token pasted as the source token is named as such', async ({ app, burrow, testUser }) => {
   const tunnel = await burrow.openTunnel(['SSH']);
   await app.open();
-  await app.fill(form(testUser, tunnel.destinationAccessToken));
+  await app.fill(passwordLogin(tunnel.destinationAccessToken, testUser));
   await app.connect();
   await app.expectError(/not a source access token.*destination token/i);
   await expectEnded(app);
@@ -50,7 +39,7 @@ test('a closed tunnel is reported as closed', async ({ app, burrow, testUser }) 
   const tunnel = await burrow.openTunnel(['SSH']);
   await burrow.closeTunnel(tunnel.tunnelId);
   await app.open();
-  await app.fill(form(testUser, tunnel.sourceAccessToken));
+  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
   await app.connect();
   await app.expectError(/tunnel is closed or has expired/i);
   await expectEnded(app);
@@ -63,7 +52,7 @@ test('a tunnel without a destination agent says that no destination is connected
 }) => {
   const tunnel = await burrow.openTunnel(['SSH']);
   await app.open();
-  await app.fill(form(testUser, tunnel.sourceAccessToken));
+  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
   await app.connect();
   // The app gives the silent tunnel 20 s before it concludes nobody is there.
   await expect(app.error).toContainText(/no destination seems to be connected/i, { timeout: 45_000 });
@@ -81,7 +70,7 @@ test('an SSH server that is down behind the agent is reported', async ({ app, bu
     destinations: [`SSH=127.0.0.1:${closedPort}`],
   });
   await app.open();
-  await app.fill(form(testUser, tunnel.sourceAccessToken));
+  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
   await app.connect();
   await app.expectError(/could not reach its SSH server/i);
   await expectEnded(app);
@@ -100,7 +89,7 @@ test('a connection cut mid-session is reported, and a rotated token resumes with
   processes.onCleanup(() => path.stop());
 
   await app.open();
-  await app.login(form(testUser, tunnel.sourceAccessToken, { endpoint: path.url }), sshd.hostKeyFingerprints[0]);
+  await app.login(passwordLogin(tunnel.sourceAccessToken, testUser, { endpoint: path.url }), sshd.hostKeyFingerprints[0]);
   await app.terminal.run('echo before-$((6*7))');
   await app.terminal.expectText(/^before-42$/m);
 
@@ -139,7 +128,7 @@ test('a cookie helper that does not allow the page is named with the refusal', a
   const other = await extraService([]);
   const helper = `${other.url}/cookie`;
   await app.open();
-  await app.fill(form(testUser, tunnel.sourceAccessToken, { cookieHelper: helper }));
+  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser, { cookieHelper: helper }));
   await app.connect();
   const text = await app.expectError(/does not allow this page \(CORS\)/);
   expect(text).toContain(helper);

@@ -2,6 +2,7 @@
 // Greengrass) or V2 are reached by choosing that format in the app, with a destination agent
 // that writes the same format in front of a real sshd.
 import { test, expect } from '../fixtures';
+import { passwordLogin } from '../pages/burrow-app';
 
 for (const format of ['V1', 'V2'] as const) {
   test(`a ${format} device: the app set to ${format} logs in and runs a command`, async ({
@@ -20,12 +21,7 @@ for (const format of ['V1', 'V2'] as const) {
     });
     await app.open();
     await app.login(
-      {
-        token: tunnel.sourceAccessToken,
-        username: testUser.name,
-        credential: { kind: 'password', password: testUser.password },
-        format,
-      },
+      passwordLogin(tunnel.sourceAccessToken, testUser, { format }),
       sshd.hostKeyFingerprints[0],
     );
     await expect(app.status).toHaveAttribute('data-state', 'connected');

@@ -7,13 +7,9 @@
 // is the tunnel's thing name when it has one, else its tunnel id (as the cookie helper reports
 // them); a browser context's localStorage holds what was accepted.
 import { test, expect } from '../fixtures';
-import type { BurrowApp, LoginForm } from '../pages/burrow-app';
+import { passwordLogin, type BurrowApp } from '../pages/burrow-app';
 import type { BurrowService, Tunnel } from '../support/burrow';
 import type { TestUser } from '../support/sshd';
-
-function passwordForm(token: string, testUser: TestUser): LoginForm {
-  return { token, username: testUser.name, credential: { kind: 'password', password: testUser.password } };
-}
 
 /** Opens a tunnel for the thing `thingName` with the one service `SSH`. */
 async function openThingTunnel(burrow: BurrowService, thingName: string): Promise<Tunnel> {
@@ -46,7 +42,7 @@ async function connectWithoutQuestion(app: BurrowApp, testUser: TestUser): Promi
 
 test('first use asks with the SHA256 fingerprint; accepting connects', async ({ app, tunnel, testUser, sshd }) => {
   await app.open();
-  await app.fill(passwordForm(tunnel.sourceAccessToken, testUser));
+  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
   await app.connect();
   const dialog = app.byId('hostkey-dialog');
   await expect(dialog).toBeVisible();
@@ -72,7 +68,7 @@ test('a second connection to the same device does not ask again', async ({ app, 
   await agent({ endpoint: burrow.url, token: first.destinationAccessToken, destinations: [`SSH=${sshd.address}`] });
 
   await app.open();
-  await app.fill(passwordForm(first.sourceAccessToken, testUser));
+  await app.fill(passwordLogin(first.sourceAccessToken, testUser));
   await app.connect();
   await expect(app.byId('hostkey-dialog')).toContainText(`thing:${thing}`);
   await app.acceptHostKey(sshd.hostKeyFingerprints[0]);
@@ -81,7 +77,7 @@ test('a second connection to the same device does not ask again', async ({ app, 
 
   // The same tunnel with a rotated token, from a reloaded page: remembered.
   await app.open();
-  await app.fill(passwordForm(await rotatedSourceToken(burrow, first.tunnelId), testUser));
+  await app.fill(passwordLogin(await rotatedSourceToken(burrow, first.tunnelId), testUser));
   await connectWithoutQuestion(app, testUser);
   await disconnect(app);
 
@@ -89,7 +85,7 @@ test('a second connection to the same device does not ask again', async ({ app, 
   const second = await openThingTunnel(burrow, thing);
   expect(second.tunnelId).not.toBe(first.tunnelId);
   await agent({ endpoint: burrow.url, token: second.destinationAccessToken, destinations: [`SSH=${sshd.address}`] });
-  await app.fill(passwordForm(second.sourceAccessToken, testUser));
+  await app.fill(passwordLogin(second.sourceAccessToken, testUser));
   await connectWithoutQuestion(app, testUser);
   await app.terminal.run('echo remembered-$((40+2))');
   await app.terminal.expectText(/^remembered-42$/m);
@@ -105,7 +101,7 @@ test('a changed host key behind the same tunnel is refused with both fingerprint
   testUser,
 }) => {
   await app.open();
-  await app.login(passwordForm(tunnel.sourceAccessToken, testUser), sshd.hostKeyFingerprints[0]);
+  await app.login(passwordLogin(tunnel.sourceAccessToken, testUser), sshd.hostKeyFingerprints[0]);
   await disconnect(app);
 
   // The device is replaced: the same tunnel (same id), new tokens, and behind the new
@@ -123,7 +119,7 @@ test('a changed host key behind the same tunnel is refused with both fingerprint
   expect(presented).not.toBe(remembered);
 
   await app.open();
-  await app.fill(passwordForm(rotated.sourceAccessToken as string, testUser));
+  await app.fill(passwordLogin(rotated.sourceAccessToken as string, testUser));
   await app.connect();
   const message = await app.expectError(/REMOTE HOST IDENTIFICATION HAS CHANGED/);
   expect(message).toContain(presented);
@@ -139,7 +135,7 @@ test('a changed host key behind the same tunnel is refused with both fingerprint
 
 test('rejecting the host key connects nothing and says so', async ({ app, burrow, tunnel, sshd, testUser }) => {
   await app.open();
-  await app.fill(passwordForm(tunnel.sourceAccessToken, testUser));
+  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
   await app.connect();
   await expect(app.hostKeyFingerprint).toHaveText(sshd.hostKeyFingerprints[0]);
   await app.hostKeyReject.click();
@@ -151,7 +147,7 @@ test('rejecting the host key connects nothing and says so', async ({ app, burrow
   expect(await app.terminal.text()).not.toMatch(new RegExp(`${testUser.name}@[^\\n]*[$#]`));
 
   // A rejected key is not remembered: the next connection asks again.
-  await app.fill(passwordForm(await rotatedSourceToken(burrow, tunnel.tunnelId), testUser));
+  await app.fill(passwordLogin(await rotatedSourceToken(burrow, tunnel.tunnelId), testUser));
   await app.connect();
   await expect(app.hostKeyFingerprint).toHaveText(sshd.hostKeyFingerprints[0]);
   await app.hostKeyAccept.click();

@@ -2,15 +2,12 @@
 // (about 1.3 MB) runs through the tunnel, its last lines in order and the prompt after them
 // show, the page counted at least that many bytes in, and a command typed afterwards runs.
 import { test, expect } from '../fixtures';
+import { passwordLogin } from '../pages/burrow-app';
 
 test('seq 1 200000 arrives completely and the page stays responsive', async ({ app, tunnel, testUser, sshd }) => {
   await app.open();
   await app.login(
-    {
-      token: tunnel.sourceAccessToken,
-      username: testUser.name,
-      credential: { kind: 'password', password: testUser.password },
-    },
+    passwordLogin(tunnel.sourceAccessToken, testUser),
     sshd.hostKeyFingerprints[0],
   );
 

@@ -3,7 +3,7 @@
 // helper keeps a client token for the page, so when the page's connection is cut the page dials
 // again by itself with the same access token, logs in again and the shell works.
 import { test, expect } from '../fixtures';
-import { BurrowApp } from '../pages/burrow-app';
+import { passwordLogin, BurrowApp } from '../pages/burrow-app';
 import { NetCut } from '../support/netcut';
 
 test('through a relay the page logs in, and after a cut it reconnects by itself with the same token', async ({
@@ -25,12 +25,7 @@ test('through a relay the page logs in, and after a cut it reconnects by itself 
   const app = new BurrowApp(page, relay.url);
   await app.open();
   await app.login(
-    {
-      token: tunnel.sourceAccessToken,
-      username: testUser.name,
-      credential: { kind: 'password', password: testUser.password },
-      endpoint: path.url,
-    },
+    passwordLogin(tunnel.sourceAccessToken, testUser, { endpoint: path.url }),
     sshd.hostKeyFingerprints[0],
   );
   await app.terminal.run('echo before-$((6*7))');

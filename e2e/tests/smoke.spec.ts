@@ -2,15 +2,12 @@
 // OpenSSH sshd with a password through `burrow serve` and a destination `burrow agent`, runs a
 // command, and shows its output in the terminal.
 import { test, expect } from '../fixtures';
+import { passwordLogin } from '../pages/burrow-app';
 
 test('password login runs a command and shows its output', async ({ app, tunnel, testUser, sshd }) => {
   await app.open();
   await app.login(
-    {
-      token: tunnel.sourceAccessToken,
-      username: testUser.name,
-      credential: { kind: 'password', password: testUser.password },
-    },
+    passwordLogin(tunnel.sourceAccessToken, testUser),
     sshd.hostKeyFingerprints[0],
   );
   await expect(app.status).toContainText(/connected/i);

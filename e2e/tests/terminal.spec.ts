@@ -6,6 +6,7 @@
 // `$((40+2))` on the command line, `42` in the output; octal escapes on the command line, the
 // characters themselves in the output).
 import { test, expect } from '../fixtures';
+import { passwordLogin } from '../pages/burrow-app';
 import type { BurrowApp } from '../pages/burrow-app';
 import type { ReadyTunnel } from '../fixtures';
 import type { Sshd, TestUser } from '../support/sshd';
@@ -14,11 +15,7 @@ import type { Sshd, TestUser } from '../support/sshd';
 async function loggedIn(app: BurrowApp, tunnel: ReadyTunnel, testUser: TestUser, sshd: Sshd): Promise<void> {
   await app.open();
   await app.login(
-    {
-      token: tunnel.sourceAccessToken,
-      username: testUser.name,
-      credential: { kind: 'password', password: testUser.password },
-    },
+    passwordLogin(tunnel.sourceAccessToken, testUser),
     sshd.hostKeyFingerprints[0],
   );
   await expect(app.status).toHaveAttribute('data-state', 'connected');
