@@ -8,12 +8,22 @@
 //!
 //! It knows nothing of the tunnel protocol: the driver maps keys to connection ids.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// Bytes read from a socket at most at once (one DATA frame's payload).
 pub const READ_CHUNK: usize = burrow_proto::codec::MAX_PAYLOAD_LEN;
+
+/// A read at least this long means bulk output is flowing (a keystroke's echo is far shorter),
+/// so the reader waits up to [`COALESCE_WAIT`] for more before sending.
+pub const BULK_READ: usize = 2048;
+
+/// How long a bulk read waits for more bytes to fill its chunk. Bulk output then crosses the
+/// tunnel in chunks of up to 63 KiB rather than in the 4 KiB a pty hands sshd at a time, and
+/// every hop (agent, service, the browser's WebSocket) handles a sixteenth of the messages.
+/// Short reads (interactive echo) never wait.
+pub const COALESCE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Chunks waiting to be written to one socket at most; with chunks of at most 63 KiB this bounds
 /// what the agent holds per connection to about 0.5 MiB.
@@ -93,20 +103,20 @@ pub async fn pump(
     let read_side = async move {
         let mut buf = vec![0u8; READ_CHUNK];
         let reason = loop {
-            match reader.read(&mut buf).await {
-                Ok(0) => break "closed by the local peer".to_owned(),
-                Ok(n) => {
-                    let data = buf.get(..n).unwrap_or_default().to_vec();
-                    if events_for_reader
-                        .send(LocalEvent::Data { key, data })
-                        .await
-                        .is_err()
-                    {
-                        // The session is over; nobody listens any more.
-                        return;
-                    }
+            let (filled, end) = read_coalesced(&mut reader, &mut buf).await;
+            if filled > 0 {
+                let data = buf.get(..filled).unwrap_or_default().to_vec();
+                if events_for_reader
+                    .send(LocalEvent::Data { key, data })
+                    .await
+                    .is_err()
+                {
+                    // The session is over; nobody listens any more.
+                    return;
                 }
-                Err(err) => break format!("read failed: {err}"),
+            }
+            if let Some(reason) = end {
+                break reason;
             }
         };
         let _gone = events_for_reader
@@ -132,5 +142,103 @@ pub async fn pump(
     tokio::select! {
         () = write_side => {}
         () = read_then_wait => {}
+    }
+}
+
+/// Reads the next chunk into `buf`: one read, and after a bulk read ([`BULK_READ`] or more)
+/// further reads until the buffer is full or [`COALESCE_WAIT`] has passed. Returns how many
+/// bytes were read and, when the socket is done, why (the bytes before the end still count).
+async fn read_coalesced<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> (usize, Option<String>) {
+    let mut filled = match reader.read(buf).await {
+        Ok(0) => return (0, Some("closed by the local peer".to_owned())),
+        Ok(n) => n,
+        Err(err) => return (0, Some(format!("read failed: {err}"))),
+    };
+    if filled < BULK_READ {
+        return (filled, None);
+    }
+    let deadline = tokio::time::Instant::now() + COALESCE_WAIT;
+    while filled < buf.len() {
+        let rest = buf.get_mut(filled..).unwrap_or_default();
+        match tokio::time::timeout_at(deadline, reader.read(rest)).await {
+            Err(_elapsed) => break,
+            Ok(Ok(0)) => return (filled, Some("closed by the local peer".to_owned())),
+            Ok(Ok(n)) => filled += n,
+            Ok(Err(err)) => return (filled, Some(format!("read failed: {err}"))),
+        }
+    }
+    (filled, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn short_reads_are_sent_at_once() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 20);
+        far.write_all(b"x").await.expect("write");
+        let mut buf = vec![0u8; READ_CHUNK];
+        let started = tokio::time::Instant::now();
+        let (n, end) = read_coalesced(&mut near, &mut buf).await;
+        assert_eq!((n, end), (1, None));
+        assert_eq!(&buf[..1], b"x");
+        // No waiting for more after an interactive-sized read (the paused clock did not move).
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn bulk_reads_are_gathered_into_one_chunk() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 20);
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+        for piece in data.chunks(4096) {
+            far.write_all(piece).await.expect("write");
+        }
+        let mut buf = vec![0u8; READ_CHUNK];
+        let (n, end) = read_coalesced(&mut near, &mut buf).await;
+        assert_eq!(end, None);
+        assert_eq!(&buf[..n], &data[..]);
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_ends_the_gathering() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 20);
+        let data = vec![7u8; READ_CHUNK + 5000];
+        far.write_all(&data).await.expect("write");
+        let mut buf = vec![0u8; READ_CHUNK];
+        let (n, end) = read_coalesced(&mut near, &mut buf).await;
+        assert_eq!((n, end), (READ_CHUNK, None));
+        let (n, end) = read_coalesced(&mut near, &mut buf).await;
+        assert_eq!((n, end), (5000, None));
+    }
+
+    #[tokio::test]
+    async fn the_end_after_bulk_bytes_keeps_the_bytes() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 20);
+        far.write_all(&[1u8; 3000]).await.expect("write");
+        far.write_all(&[2u8; 3000]).await.expect("write");
+        drop(far);
+        let mut buf = vec![0u8; READ_CHUNK];
+        let (n, end) = read_coalesced(&mut near, &mut buf).await;
+        assert_eq!(n, 6000);
+        assert_eq!(end.as_deref(), Some("closed by the local peer"));
+        assert!(buf[..3000].iter().all(|&b| b == 1) && buf[3000..6000].iter().all(|&b| b == 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bulk_read_waits_no_longer_than_the_coalescing_wait() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 20);
+        far.write_all(&[3u8; 4096]).await.expect("write");
+        let mut buf = vec![0u8; READ_CHUNK];
+        let started = tokio::time::Instant::now();
+        let (n, end) = read_coalesced(&mut near, &mut buf).await;
+        assert_eq!((n, end), (4096, None));
+        assert_eq!(started.elapsed(), COALESCE_WAIT);
+        drop(far);
     }
 }

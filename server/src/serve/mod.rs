@@ -40,6 +40,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -317,6 +318,12 @@ impl Server {
         };
         match listener {
             Listener::Plain(tcp) => {
+                // Keystrokes and their echoes are small writes: no waiting for Nagle's algorithm.
+                let tcp = tcp.tap_io(|stream| {
+                    if let Err(err) = stream.set_nodelay(true) {
+                        tracing::debug!(%err, "cannot set TCP_NODELAY");
+                    }
+                });
                 axum::serve(tcp, router)
                     .with_graceful_shutdown(graceful)
                     .await?

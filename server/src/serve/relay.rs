@@ -149,7 +149,8 @@ impl Upstream {
         let dial = tokio_tungstenite::connect_async_tls_with_config(
             request,
             Some(config),
-            false,
+            // Nagle's algorithm off, as on every other tunnel socket: keystrokes go at once.
+            true,
             Some(connector),
         );
         match tokio::time::timeout(DIAL_TIMEOUT, dial).await {

@@ -107,6 +107,10 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Keystrokes and their echoes are small writes: no waiting for Nagle's algorithm.
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%addr, %err, "cannot set TCP_NODELAY");
+                }
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
