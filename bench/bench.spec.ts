@@ -8,7 +8,8 @@
 // nothing asserts a timing, a figure only fails when it could not be measured at all.
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
-// BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000).
+// BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
+// BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile).
 import { test as base, BrowserContext, Page } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,6 +28,8 @@ const KEYS = Number(process.env.BENCH_KEYS ?? 500);
 const RAW_BYTES = Math.round(Number(process.env.BENCH_RAW_MB ?? 100) * 1e6);
 const RENDERED_MB = Number(process.env.BENCH_RENDERED_MB ?? 100);
 const SCALE = (process.env.BENCH_SCALE ?? '1,100,1000').split(',').map(Number);
+/** With BENCH_PROFILE=1, each page transfer also writes a CPU profile to results/. */
+const PROFILE = process.env.BENCH_PROFILE === '1';
 const RESULTS = path.join(__dirname, 'results');
 const LOAD_BIN = process.env.BENCH_LOAD_BIN ?? path.join(REPO_ROOT, 'target', 'release', 'burrow-bench-load');
 const NATIVE_PTY = path.join(__dirname, 'native_pty.py');
@@ -203,10 +206,18 @@ async function nativePty(
   return JSON.parse(output);
 }
 
-/** Native `ssh -T … 'echo START; COMMAND'`: megabytes per second from START to the end. */
-async function nativeTransfer(rig: Rig, port: number, command: string): Promise<{ bytes: number; mbPerS: number }> {
+/**
+ * Native `ssh -T … 'echo START; COMMAND'` (or `-tt`, through a pty on the device as the page's
+ * shell is): megabytes per second from START to the end.
+ */
+async function nativeTransfer(
+  rig: Rig,
+  port: number,
+  command: string,
+  pty = false,
+): Promise<{ bytes: number; mbPerS: number }> {
   return await new Promise((resolve, reject) => {
-    const [program, ...args] = sshCommand(rig, port, ['-T']);
+    const [program, ...args] = sshCommand(rig, port, [pty ? '-tt' : '-T']);
     const child = spawn(program, [...args, `echo START; ${command}`], {
       env: sshEnv(rig),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -218,10 +229,11 @@ async function nativeTransfer(rig: Rig, port: number, command: string): Promise<
     child.stdout.on('data', (chunk: Buffer) => {
       if (started === null) {
         head += chunk.toString('latin1');
-        const at = head.indexOf('START\n');
-        if (at < 0) return;
+        // A pty turns the newline into CR LF.
+        const found = /START\r?\n/.exec(head);
+        if (!found) return;
         started = performance.now();
-        bytes += head.length - at - 6;
+        bytes += head.length - found.index - found[0].length;
         return;
       }
       bytes += chunk.length;
@@ -315,11 +327,40 @@ async function connectPage(page: Page, rig: Rig, token: string): Promise<Connect
 }
 
 /** Types a command, arms the end marker, presses Enter and waits for the marker (raw) or its paint. */
+/** A running CPU profile of the page (Chromium's DevTools protocol). */
+type Profiler = import('@playwright/test').CDPSession;
+
+async function startProfile(page: Page): Promise<Profiler> {
+  const session = await page.context().newCDPSession(page);
+  await session.send('Profiler.enable');
+  await session.send('Profiler.setSamplingInterval', { interval: 200 });
+  await session.send('Profiler.start');
+  return session;
+}
+
+/** Writes the profile to `results/NAME-N.cpuprofile` (open it in Chromium's DevTools). */
+async function stopProfile(session: Profiler, name: string): Promise<void> {
+  const { profile } = await session.send('Profiler.stop');
+  fs.mkdirSync(RESULTS, { recursive: true });
+  let n = 0;
+  while (fs.existsSync(path.join(RESULTS, `${name}-${n}.cpuprofile`))) n++;
+  fs.writeFileSync(path.join(RESULTS, `${name}-${n}.cpuprofile`), JSON.stringify(profile));
+  await session.detach();
+}
+
 async function pageTransfer(
   page: Page,
   command: string,
   raw: boolean,
-): Promise<{ bytes: number; mbPerS: number; inputDelays: number[]; longTasks: number[]; renders: number }> {
+): Promise<{
+  bytes: number;
+  mbPerS: number;
+  inputDelays: number[];
+  longTasks: number[];
+  renders: number;
+  /** Mean size of the tunnel WebSocket messages that carried the output (bytes). */
+  wsMessageSize: number;
+}> {
   await page.keyboard.type(`${command}; ${MARKER_COMMAND}`);
   await sleep(300);
   await page.evaluate(
@@ -338,10 +379,13 @@ async function pageTransfer(
         inputDelays: [],
         longTasks: [],
         renders: 0,
+        wsMessages: 0,
+        wsBytes: 0,
       });
     },
     [MARKER, raw] as const,
   );
+  const profiler = PROFILE ? await startProfile(page) : null;
   await page.keyboard.press('Enter');
   const deadline = Date.now() + 300_000;
   for (;;) {
@@ -355,6 +399,7 @@ async function pageTransfer(
     if (!raw) await page.keyboard.press('Shift');
     await sleep(100);
   }
+  if (profiler) await stopProfile(profiler, raw ? 'raw' : 'rendered');
   const state = await page.evaluate(() => {
     const B = (window as any).__bench;
     return {
@@ -365,6 +410,8 @@ async function pageTransfer(
       inputDelays: B.inputDelays as number[],
       longTasks: B.longTasks as number[],
       renders: B.renders as number,
+      wsMessages: B.wsMessages as number,
+      wsBytes: B.wsBytes as number,
     };
   });
   if (raw) {
@@ -383,6 +430,7 @@ async function pageTransfer(
     inputDelays: state.inputDelays,
     longTasks: state.longTasks,
     renders: state.renders,
+    wsMessageSize: state.wsMessages > 0 ? state.wsBytes / state.wsMessages : NaN,
   };
 }
 
@@ -580,12 +628,15 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
   const rendered: number[] = [];
   const inputDelays: number[] = [];
   const longTasks: number[] = [];
+  const wsMessageSizes: number[] = [];
   let renderedBytes = 0;
   try {
     await connectPage(page, rig, p.sourceToken);
     await page.getByTestId('terminal').click();
     for (let run = 0; run < RUNS; run++) {
-      raw.push((await pageTransfer(page, `head -c ${RAW_BYTES} /dev/zero`, true)).mbPerS);
+      const result = await pageTransfer(page, `head -c ${RAW_BYTES} /dev/zero`, true);
+      raw.push(result.mbPerS);
+      wsMessageSizes.push(result.wsMessageSize);
     }
     for (let run = 0; run < RUNS; run++) {
       const result = await pageTransfer(page, `cat ${rig.payload}`, false);
@@ -601,11 +652,13 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
   }
 
   const nativeRaw: number[] = [];
+  const nativeRawPty: number[] = [];
   const nativeCat: number[] = [];
   const n = await openPath(rig, true);
   try {
     for (let run = 0; run < RUNS; run++) {
       nativeRaw.push((await nativeTransfer(rig, n.port as number, `head -c ${RAW_BYTES} /dev/zero`)).mbPerS);
+      nativeRawPty.push((await nativeTransfer(rig, n.port as number, `head -c ${RAW_BYTES} /dev/zero`, true)).mbPerS);
     }
     for (let run = 0; run < RUNS; run++) {
       nativeCat.push((await nativeTransfer(rig, n.port as number, `cat ${rig.payload}`)).mbPerS);
@@ -618,7 +671,7 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
     renderedBytes,
     renderedMb: RENDERED_MB,
     ours: { raw: runs(raw), rendered: runs(rendered) },
-    native: { raw: runs(nativeRaw), cat: runs(nativeCat) },
+    native: { raw: runs(nativeRaw), rawPty: runs(nativeRawPty), cat: runs(nativeCat) },
     input: {
       samples: inputDelays.length,
       p50: percentile(inputDelays, 50),
@@ -626,6 +679,7 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
       max: inputDelays.length ? Math.max(...inputDelays) : NaN,
     },
     longestTaskMs: longTasks.length ? Math.max(...longTasks) : 0,
+    rawWsMessageBytes: runs(wsMessageSizes),
     load: load(),
   });
 });

@@ -33,6 +33,9 @@ export interface BenchState {
   inputDelays: number[];
   longTasks: number[];
   renders: number;
+  /** Tunnel WebSocket messages received, and their bytes. */
+  wsMessages: number;
+  wsBytes: number;
 }
 
 /** Runs in the page before any of its scripts. */
@@ -56,6 +59,8 @@ export function installHooks(): void {
     inputDelays: [] as number[],
     longTasks: [] as number[],
     renders: 0,
+    wsMessages: 0,
+    wsBytes: 0,
     term: null as any,
     pendingKeys: [] as Array<{ t: number; pos: number }>,
     /** The last timed key's way through the page: keydown, WebSocket send, first message back, write. */
@@ -181,7 +186,9 @@ export function installHooks(): void {
   (window as any).WebSocket = class extends RealWebSocket {
     constructor(...args: any[]) {
       super(...(args as [string, string[]]));
-      this.addEventListener('message', () => {
+      this.addEventListener('message', (event: MessageEvent) => {
+        B.wsMessages += 1;
+        B.wsBytes += (event.data as ArrayBuffer).byteLength ?? 0;
         if (B.trace && B.trace.send !== null && B.trace.recv === null) B.trace.recv = performance.now();
       });
     }
