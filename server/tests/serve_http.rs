@@ -617,6 +617,71 @@ fn the_app_is_served_with_a_strict_content_security_policy() {
 }
 
 #[test]
+fn precompressed_copies_are_sent_to_browsers_that_accept_them() {
+    let (_root, dist) = app_dir();
+    // The copies' contents only need to be told apart; the server never decodes them.
+    std::fs::write(dist.join("app.js.br"), "BR-COPY").expect("write .br");
+    std::fs::write(dist.join("app.js.gz"), "GZ-COPY").expect("write .gz");
+    std::fs::write(dist.join("index.html.gz"), "GZ-INDEX").expect("write index .gz");
+    let serve = Serve::start_with(&["--static", dist.to_str().expect("a UTF-8 path")]);
+
+    /// Path, request headers, expected `Content-Encoding`, expected body.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+    let cases: [Case; 5] = [
+        (
+            "/app.js",
+            &[("Accept-Encoding", "gzip, deflate, br")],
+            Some("br"),
+            "BR-COPY",
+        ),
+        (
+            "/app.js",
+            &[("Accept-Encoding", "gzip")],
+            Some("gzip"),
+            "GZ-COPY",
+        ),
+        ("/app.js", &[], None, "console.log('APP-JS');"),
+        // No .br of index.html: gzip it is; a client-side route gets the same.
+        (
+            "/",
+            &[("Accept-Encoding", "br, gzip")],
+            Some("gzip"),
+            "GZ-INDEX",
+        ),
+        (
+            "/connect/x",
+            &[("Accept-Encoding", "gzip")],
+            Some("gzip"),
+            "GZ-INDEX",
+        ),
+    ];
+    for (path, headers, encoding, body) in cases {
+        let answer = request(&serve, "GET", path, headers, "");
+        assert_eq!(answer.status, 200, "{path} {headers:?}");
+        assert_eq!(
+            answer.header("content-encoding"),
+            encoding,
+            "{path} {headers:?}"
+        );
+        assert_eq!(answer.body, body, "{path} {headers:?}");
+        // The type is the original file's, whatever the encoding.
+        let expected_type = if path == "/app.js" {
+            "javascript"
+        } else {
+            "text/html"
+        };
+        assert!(
+            answer
+                .header("content-type")
+                .is_some_and(|t| t.contains(expected_type)),
+            "{path}: {:?}",
+            answer.header("content-type")
+        );
+        assert_policy_headers(&answer);
+    }
+}
+
+#[test]
 fn paths_cannot_escape_the_static_directory() {
     let (_root, dist) = app_dir();
     let serve = Serve::start_with(&["--static", dist.to_str().expect("a UTF-8 path")]);

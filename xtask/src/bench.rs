@@ -53,11 +53,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     setup::ensure_npm_packages(root)?;
     setup::ensure_npm_packages(&bench)?;
 
-    say("building the browser app into dist/");
-    Cmd::new("trunk")
-        .args(["build", "--release", "--offline"])
-        .dir(root)
-        .run()?;
+    crate::app::build(root)?;
     say("building the release `burrow`");
     Cmd::cargo()
         .args(["build", "--release", "--locked", "-p", "burrow-server"])

@@ -9,8 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::run::{Cmd, XtaskError, say};
-use crate::setup::{self, BINARYEN, CLANG};
+use crate::run::{XtaskError, say};
+use crate::setup::{self, CLANG};
 
 /// Prepares and starts the demo; returns only if something fails.
 pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
@@ -19,18 +19,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
         _ => args.to_vec(),
     };
     say(
-        "checking what the demo needs (wasm target, clang, binaryen, trunk, wasm-bindgen-cli, npm packages)",
+        "checking what the demo needs (wasm target, clang, trunk, wasm-bindgen-cli, npm packages with binaryen)",
     );
     setup::ensure_wasm_target()?;
-    setup::ensure_apt(&[CLANG, BINARYEN])?;
+    setup::ensure_apt(&[CLANG])?;
     setup::ensure_trunk()?;
     setup::ensure_wasm_bindgen(root)?;
     setup::ensure_npm_packages(root)?;
-    say("building the browser app into dist/");
-    Cmd::new("trunk")
-        .args(["build", "--release", "--offline"])
-        .dir(root)
-        .run()?;
+    crate::app::build(root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command

@@ -7,6 +7,7 @@
 //!
 //! This module only parses the command line and dispatches; it holds no build logic itself.
 
+mod app;
 mod audit;
 mod bench;
 mod demo;

@@ -42,11 +42,6 @@ pub const SSHPASS: AptPackage = AptPackage {
     package: "sshpass",
     provides: "sshpass",
 };
-/// Trunk optimises the app's WebAssembly with binaryen's `wasm-opt`.
-pub const BINARYEN: AptPackage = AptPackage {
-    package: "binaryen",
-    provides: "wasm-opt",
-};
 /// Node.js and npm run the Playwright suite and install xterm.js.
 pub const NODE: AptPackage = AptPackage {
     package: "nodejs npm",

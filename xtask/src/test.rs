@@ -250,9 +250,6 @@ fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
     let root = &context.root;
     setup::ensure_wasm_target()?;
     let mut apt = vec![CLANG, SSHPASS];
-    if app_exists(root) && uses_wasm_opt(root) {
-        apt.push(setup::BINARYEN);
-    }
     if !context.skips("e2e") {
         apt.push(CHROMIUM);
         apt.push(OPENSSH_SERVER);
@@ -276,12 +273,6 @@ fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
 /// The app can be built once its Trunk configuration has landed.
 fn app_exists(root: &Path) -> bool {
     root.join("Trunk.toml").is_file() && root.join("index.html").is_file()
-}
-
-/// Trunk runs `wasm-opt` (from Debian's binaryen) when index.html asks for it.
-fn uses_wasm_opt(root: &Path) -> bool {
-    std::fs::read_to_string(root.join("index.html"))
-        .is_ok_and(|html| html.contains("data-wasm-opt") && !html.contains("data-wasm-opt=\"0\""))
 }
 
 fn step_fmt(context: &Context) -> Result<Counts, XtaskError> {
@@ -399,10 +390,7 @@ fn step_app(context: &Context) -> Result<Counts, XtaskError> {
         say("no Trunk.toml/index.html yet; the app cannot be built");
         return Ok(Counts::default());
     }
-    Cmd::new("trunk")
-        .args(["build", "--release", "--offline"])
-        .dir(&context.root)
-        .run()?;
+    crate::app::build(&context.root)?;
     Ok(Counts::default())
 }
 

@@ -38,6 +38,10 @@ use super::tunnels::{CloseReason, PeerHandle, TunnelEntry};
 const FRAME_QUEUE: usize = 32;
 /// How long a closing connection may take to finish the close handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// The WebSocket layer's first read buffer per connection. Its default, 128 KiB, is allocated and
+/// zeroed up front for every peer, idle or not, and was most of an idle tunnel's memory; the
+/// buffer still grows to hold a large message when one arrives.
+const WS_READ_BUFFER: usize = 16 * 1024;
 /// Largest WebSocket message the WebSocket layer reads at all; anything between the protocol
 /// limit and this is refused by the checker with a clean 1009 close.
 pub(crate) const WS_READ_LIMIT: usize = 4 * MAX_WS_MESSAGE_LEN;
@@ -86,7 +90,8 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
     };
     let mut ws = ws
         .max_message_size(WS_READ_LIMIT)
-        .max_frame_size(WS_READ_LIMIT);
+        .max_frame_size(WS_READ_LIMIT)
+        .read_buffer_size(WS_READ_BUFFER);
     ws.set_selected_protocol(HeaderValue::from_static(protocol));
     let mut response = ws
         .on_failed_upgrade(|err| tracing::debug!(%err, "WebSocket upgrade failed"))

@@ -2,7 +2,9 @@
 //! Content-Security-Policy that still lets the WASM app run.
 //!
 //! Files are served by tower-http's `ServeDir` (MIME types from the extension, so `.wasm` is
-//! `application/wasm`). A path without a file extension that matches no file gets `index.html`,
+//! `application/wasm`). When `NAME.br` or `NAME.gz` lies beside a file (`cargo xtask` writes
+//! them after each build) and the browser accepts that encoding, the compressed copy is sent
+//! with `Content-Encoding`, brotli first. A path without a file extension that matches no file gets `index.html`,
 //! so the app can use client-side routes. When the directory has no `index.html`, `/` explains
 //! how to build the app instead. WebSocket upgrades on any path but `/tunnel` are refused with
 //! 400, as the real service does.
@@ -66,11 +68,16 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         return with_policy((status, Html(NOT_BUILT)).into_response());
     }
     let last = request.uri().path().rsplit('/').next().unwrap_or_default();
+    let files = ServeDir::new(&dir).precompressed_br().precompressed_gzip();
     let response = if last.contains('.') {
-        ServeDir::new(&dir).oneshot(request).await
+        files.oneshot(request).await
     } else {
-        ServeDir::new(&dir)
-            .fallback(ServeFile::new(index))
+        files
+            .fallback(
+                ServeFile::new(index)
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            )
             .oneshot(request)
             .await
     };

@@ -1,0 +1,35 @@
+//! Building the browser app into `dist/`: one place for `cargo xtask test`, `demo` and `bench`.
+//!
+//! Trunk compiles the app with the `wasm-release` cargo profile (see index.html) and optimises
+//! the WebAssembly with `wasm-opt`. It must use binaryen 132 from npm (`node_modules/.bin`,
+//! pinned in package.json): Debian's binaryen 108 produces a module that fails to load, so that
+//! folder is put first on Trunk's `PATH`. Afterwards every text and WebAssembly file gets
+//! gzip and brotli copies beside it (`xtask/scripts/precompress.mjs`), which `burrow serve`
+//! sends to browsers that accept them.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::run::{Cmd, XtaskError, say};
+
+/// Runs `trunk build --release --offline` in `root`, then precompresses `dist/`.
+pub fn build(root: &Path) -> Result<(), XtaskError> {
+    say("building the browser app into dist/ (trunk, wasm-opt from npm's binaryen)");
+    let npm_bin = root.join("node_modules").join(".bin");
+    let mut path = OsString::from(npm_bin.as_os_str());
+    if let Some(system) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(system);
+    }
+    Cmd::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .dir(root)
+        .env("PATH", path)
+        .run()?;
+    Cmd::new("node")
+        .arg(root.join("xtask").join("scripts").join("precompress.mjs"))
+        .arg(root.join("dist"))
+        .dir(root)
+        .run()?;
+    Ok(())
+}
