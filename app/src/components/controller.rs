@@ -103,6 +103,11 @@ impl Controller {
             }
         });
         self.state.renderer.set(term.renderer().as_str());
+        let renderer = self.state.renderer;
+        term.on_renderer_change(move |now| {
+            // The page may be gone by the time a script loads or a context is lost.
+            let _ = renderer.try_set(now.as_str());
+        });
         *self.term.borrow_mut() = Some(Rc::new(term));
     }
 

@@ -93,7 +93,7 @@ pub struct Term {
     terminal: sys::Terminal,
     fit: sys::Fit,
     search: sys::Search,
-    webgl: Rc<RefCell<Option<webgl::Held>>>,
+    webgl: Rc<webgl::Slot>,
     listeners: RefCell<Vec<Listener>>,
     observer: Option<web_sys::ResizeObserver>,
 }
@@ -201,7 +201,7 @@ impl Term {
             terminal,
             fit,
             search,
-            webgl: Rc::new(RefCell::new(None)),
+            webgl: Rc::new(webgl::Slot::default()),
             listeners: RefCell::new(Vec::new()),
             observer: None,
         };
@@ -231,11 +231,7 @@ impl Term {
             .open(parent)
             .map_err(TermError::setup("open"))?;
         // WebGL is loaded after `open`, as the addon needs the terminal's element.
-        webgl::attach(
-            &term.terminal,
-            &term.webgl,
-            &mut term.listeners.borrow_mut(),
-        );
+        webgl::attach(&term.terminal, &term.webgl);
         term.observer = Some(term.watch_size(parent)?);
         term.fit();
         Ok(term)
@@ -385,9 +381,21 @@ impl Term {
         self.search.clear_decorations();
     }
 
+    /// Calls `callback` with the renderer whenever it changes: WebGL takes over once its script
+    /// has loaded, and hands back to the DOM renderer when its context is lost.
+    pub fn on_renderer_change(&self, callback: impl Fn(Renderer) + 'static) {
+        self.webgl.on_change(Box::new(move |webgl| {
+            callback(if webgl {
+                Renderer::Webgl
+            } else {
+                Renderer::Dom
+            });
+        }));
+    }
+
     /// The renderer in use right now (WebGL falls back to DOM when its context is lost).
     pub fn renderer(&self) -> Renderer {
-        if self.webgl.borrow().is_some() {
+        if self.webgl.active() {
             Renderer::Webgl
         } else {
             Renderer::Dom
@@ -406,6 +414,7 @@ impl Drop for Term {
                 registration.dispose();
             }
         }
+        self.webgl.forget_listener();
         webgl::release(&self.webgl);
         self.terminal.dispose();
         // The callbacks go last: nothing can call them once the terminal is disposed.

@@ -1,30 +1,74 @@
 //! The WebGL renderer and its fallback.
 //!
 //! The page holds at most one WebGL context for terminals: a thread-local flag records whether a
-//! `WebglAddon` is loaded. WebGL is used only when the browser has a hardware WebGL2 context;
-//! with none, or with a software rasteriser (SwiftShader, llvmpipe — slower than the DOM
+//! `WebglAddon` is loaded (or loading). WebGL is used only when the browser has a hardware WebGL2
+//! context; with none, or with a software rasteriser (SwiftShader, llvmpipe — slower than the DOM
 //! renderer, and what headless browsers get), the terminal keeps xterm.js's DOM renderer. When the
 //! context is lost later, the addon is disposed and xterm.js falls back to the DOM renderer.
+//!
+//! The addon's script (240 KB, 66 KB gzip) is not part of the page: Trunk copies it next to the
+//! app as [`SCRIPT`], and it is fetched only once the probe found hardware WebGL2, so browsers
+//! that would never use it never download it. Until it has loaded the terminal draws with the
+//! DOM renderer; a script that fails to load leaves it there, with a console warning.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use super::{JsError, Listener, sys};
+use super::{JsError, sys};
 
 thread_local! {
-    /// Whether a terminal of this page holds a WebGL context.
+    /// Whether a terminal of this page holds (or is loading) a WebGL context.
     static CONTEXT_HELD: Cell<bool> = const { Cell::new(false) };
 }
+
+/// The addon's script, beside the app's own files (see index.html).
+pub const SCRIPT: &str = "addon-webgl.js";
 
 /// `UNMASKED_RENDERER_WEBGL` of the `WEBGL_debug_renderer_info` extension.
 const UNMASKED_RENDERER_WEBGL: u32 = 0x9246;
 
-/// A loaded WebGL addon.
+/// Told whether WebGL draws the terminal, each time that changes.
+type ChangeListener = Box<dyn Fn(bool)>;
+
+/// One terminal's WebGL state: the addon once loaded, and who wants to hear when it comes or goes
+/// (it loads some time after the terminal opened, and a lost context takes it away).
+#[derive(Default)]
+pub(super) struct Slot {
+    held: RefCell<Option<Held>>,
+    on_change: RefCell<Option<ChangeListener>>,
+}
+
+impl Slot {
+    /// Whether the terminal draws with WebGL now.
+    pub(super) fn active(&self) -> bool {
+        self.held.borrow().is_some()
+    }
+
+    /// Calls `callback(active)` whenever WebGL starts or stops drawing the terminal.
+    pub(super) fn on_change(&self, callback: ChangeListener) {
+        *self.on_change.borrow_mut() = Some(callback);
+    }
+
+    /// Stops telling anyone (the terminal is going away).
+    pub(super) fn forget_listener(&self) {
+        self.on_change.borrow_mut().take();
+    }
+
+    fn notify(&self, active: bool) {
+        if let Some(callback) = self.on_change.borrow().as_ref() {
+            callback(active);
+        }
+    }
+}
+
+/// A loaded WebGL addon with its context-loss listener.
 pub(super) struct Held {
     addon: sys::Webgl,
+    on_loss: sys::Disposable,
+    _on_loss_callback: Closure<dyn FnMut()>,
 }
 
 /// Whether a WebGL renderer name is a software rasteriser (slower than the DOM renderer).
@@ -75,16 +119,85 @@ fn hardware_webgl2() -> bool {
     !software
 }
 
-/// Loads the WebGL addon into `terminal` when the browser has hardware WebGL2 and no other
-/// terminal holds a context; otherwise the terminal keeps its DOM renderer.
-pub(super) fn attach(
-    terminal: &sys::Terminal,
-    slot: &Rc<RefCell<Option<Held>>>,
-    listeners: &mut Vec<Listener>,
-) {
+/// Starts using WebGL for `terminal` when the browser has hardware WebGL2 and no other terminal
+/// holds a context: fetches the addon's script if the page does not have it yet, then loads the
+/// addon, unless the terminal is gone by then (`slot` dropped). Otherwise, or when anything
+/// fails, the terminal keeps its DOM renderer.
+pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
     if CONTEXT_HELD.with(Cell::get) || !hardware_webgl2() {
         return;
     }
+    // Reserved now, so a second terminal opened meanwhile does not load it twice.
+    CONTEXT_HELD.with(|held| held.set(true));
+    let terminal = terminal.clone();
+    let slot: Weak<Slot> = Rc::downgrade(slot);
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(error) = load_script().await {
+            warn(&format!(
+                "WebGL renderer unavailable, using the DOM renderer: {error}"
+            ));
+            CONTEXT_HELD.with(|held| held.set(false));
+            return;
+        }
+        match slot.upgrade() {
+            Some(slot) => load_addon(&terminal, &slot),
+            // The terminal was closed while the script loaded.
+            None => CONTEXT_HELD.with(|held| held.set(false)),
+        }
+    });
+}
+
+/// Whether the addon's global (`WebglAddon`) is defined.
+fn script_present() -> bool {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("WebglAddon"))
+        .is_ok_and(|value| !value.is_undefined())
+}
+
+/// The addon script's URL: [`SCRIPT`] beside the loader script (so it works under any base path).
+fn script_url(document: &web_sys::Document) -> String {
+    document
+        .query_selector("script[data-burrow-js]")
+        .ok()
+        .flatten()
+        .and_then(|tag| tag.dyn_into::<web_sys::HtmlScriptElement>().ok())
+        .and_then(|tag| web_sys::Url::new_with_base(SCRIPT, &tag.src()).ok())
+        .map_or_else(|| SCRIPT.to_owned(), |url| url.href())
+}
+
+/// Adds the addon's `<script>` to the page and waits for it to run.
+async fn load_script() -> Result<(), String> {
+    if script_present() {
+        return Ok(());
+    }
+    let document = web_sys::window()
+        .and_then(|window| window.document())
+        .ok_or("no document")?;
+    let script = document
+        .create_element("script")
+        .map_err(|error| JsError::from_js(&error).to_string())?
+        .dyn_into::<web_sys::HtmlScriptElement>()
+        .map_err(|_| "not a script element")?;
+    let url = script_url(&document);
+    script.set_src(&url);
+    let loaded = js_sys::Promise::new(&mut |resolve, reject| {
+        script.set_onload(Some(&resolve));
+        script.set_onerror(Some(&reject));
+    });
+    let head = document.head().ok_or("the page has no <head>")?;
+    head.append_child(&script)
+        .map_err(|error| JsError::from_js(&error).to_string())?;
+    wasm_bindgen_futures::JsFuture::from(loaded)
+        .await
+        .map_err(|_| format!("{url} did not load"))?;
+    if script_present() {
+        Ok(())
+    } else {
+        Err(format!("{url} did not define WebglAddon"))
+    }
+}
+
+/// Loads the addon into `terminal` and keeps it in `slot`.
+fn load_addon(terminal: &sys::Terminal, slot: &Rc<Slot>) {
     let addon = match sys::Webgl::new() {
         Ok(addon) => addon,
         Err(error) => {
@@ -92,38 +205,44 @@ pub(super) fn attach(
                 "WebGL renderer unavailable: {}",
                 JsError::from_js(&error)
             ));
+            CONTEXT_HELD.with(|held| held.set(false));
             return;
         }
     };
     if let Err(error) = terminal.load_addon(addon.unchecked_ref()) {
         addon.dispose();
+        CONTEXT_HELD.with(|held| held.set(false));
         warn(&format!(
             "WebGL renderer failed, using the DOM renderer: {}",
             JsError::from_js(&error)
         ));
         return;
     }
-    CONTEXT_HELD.with(|held| held.set(true));
-    let on_loss_slot = Rc::clone(slot);
+    let on_loss_slot = Rc::downgrade(slot);
     let on_loss = Closure::<dyn FnMut()>::new(move || {
         warn("WebGL context lost, using the DOM renderer");
-        release(&on_loss_slot);
+        if let Some(slot) = on_loss_slot.upgrade() {
+            release(&slot);
+        }
     });
     let registration = addon.on_context_loss(on_loss.as_ref().unchecked_ref());
-    *slot.borrow_mut() = Some(Held { addon });
-    listeners.push(Listener {
-        registration: Some(registration),
-        _callback: Box::new(on_loss),
+    *slot.held.borrow_mut() = Some(Held {
+        addon,
+        on_loss: registration,
+        _on_loss_callback: on_loss,
     });
+    slot.notify(true);
 }
 
 /// Disposes the WebGL addon in `slot`, if any, and frees the page's context slot.
-pub(super) fn release(slot: &RefCell<Option<Held>>) {
+pub(super) fn release(slot: &Slot) {
     // Take it out first: `dispose` calls into JavaScript, which must not see a borrow.
-    let held = slot.borrow_mut().take();
+    let held = slot.held.borrow_mut().take();
     if let Some(held) = held {
+        held.on_loss.dispose();
         held.addon.dispose();
         CONTEXT_HELD.with(|flag| flag.set(false));
+        slot.notify(false);
     }
 }
 
