@@ -16,6 +16,14 @@ use crate::run::{Cmd, XtaskError, say};
 pub fn build(root: &Path) -> Result<(), XtaskError> {
     say("building the browser app into dist/ (trunk, wasm-opt from npm's binaryen)");
     let npm_bin = root.join("node_modules").join(".bin");
+    if !npm_bin.join("wasm-opt").is_file() {
+        return Err(XtaskError::Missing(format!(
+            "{} is missing: the npm packages of {} are not installed (npm ci there installs \
+             binaryen 132, the wasm-opt the app must be built with)",
+            npm_bin.join("wasm-opt").display(),
+            root.display()
+        )));
+    }
     let mut path = OsString::from(npm_bin.as_os_str());
     if let Some(system) = std::env::var_os("PATH") {
         path.push(":");
