@@ -20,6 +20,7 @@ import { BurrowService, BURROW_BIN, DIST_DIR, REPO_ROOT, startAgent } from '../e
 import { Proc, runQuiet, start } from '../e2e/support/process';
 import { Sshd, TestUser, prepareTestUser, removeTestUserFiles } from '../e2e/support/sshd';
 import { installHooks } from './lib/hooks';
+import { measureFloor } from './lib/floor';
 import { QuietPage } from './lib/quiet';
 import { renderReport } from './lib/report';
 import { percentile, runs } from './lib/stats';
@@ -584,8 +585,26 @@ test('echo latency: key pressed to character painted, vs a pty round trip', asyn
   } finally {
     await closePath(rig, n);
   }
+  // The browser's own floor: the same keys into a bare page whose WebSocket echo server answers at once.
+  const floorP50: number[] = [];
+  const floorP99: number[] = [];
+  const floorTrip: number[] = [];
+  const floorFrame: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const floor = await measureFloor(KEYS);
+    floorP50.push(percentile(floor.total, 50));
+    floorP99.push(percentile(floor.total, 99));
+    floorTrip.push(...floor.roundTrip);
+    floorFrame.push(...floor.toFrame);
+  }
   save('echo', {
     keys: KEYS,
+    floor: {
+      p50: runs(floorP50),
+      p99: runs(floorP99),
+      roundTrip: percentile(floorTrip, 50),
+      toFrame: percentile(floorFrame, 50),
+    },
     ours: {
       p50: runs(oursP50),
       p99: runs(oursP99),
