@@ -9,7 +9,8 @@
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
-// BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile).
+// BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
+// BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json).
 import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -32,6 +33,8 @@ const RENDERED_MB = Number(process.env.BENCH_RENDERED_MB ?? 100);
 const SCALE = (process.env.BENCH_SCALE ?? '1,100,1000').split(',').map(Number);
 /** With BENCH_PROFILE=1, each page transfer also writes a CPU profile to results/. */
 const PROFILE = process.env.BENCH_PROFILE === '1';
+/** With BENCH_TRACE=1, each page transfer also writes a Chromium trace to results/. */
+const TRACE = process.env.BENCH_TRACE === '1';
 const RESULTS = path.join(__dirname, 'results');
 const LOAD_BIN = process.env.BENCH_LOAD_BIN ?? path.join(REPO_ROOT, 'target', 'release', 'burrow-bench-load');
 const NATIVE_PTY = path.join(__dirname, 'native_pty.py');
@@ -328,12 +331,12 @@ async function connectPage(page: QuietPage, rig: Rig, token: string): Promise<Co
 }
 
 /** Types a command, arms the end marker, presses Enter and waits for the marker (raw) or its paint. */
-/** Writes a CPU profile to `results/NAME-N.cpuprofile` (open it in Chromium's DevTools). */
-function saveProfile(profile: unknown, name: string): void {
+/** Writes a CPU profile or trace to `results/NAME-N.EXT` (open it in Chromium's DevTools). */
+function saveProfile(profile: unknown, name: string, ext = 'cpuprofile'): void {
   fs.mkdirSync(RESULTS, { recursive: true });
   let n = 0;
-  while (fs.existsSync(path.join(RESULTS, `${name}-${n}.cpuprofile`))) n++;
-  fs.writeFileSync(path.join(RESULTS, `${name}-${n}.cpuprofile`), JSON.stringify(profile));
+  while (fs.existsSync(path.join(RESULTS, `${name}-${n}.${ext}`))) n++;
+  fs.writeFileSync(path.join(RESULTS, `${name}-${n}.${ext}`), JSON.stringify(profile));
 }
 
 async function pageTransfer(
@@ -374,6 +377,7 @@ async function pageTransfer(
     [MARKER, raw] as const,
   );
   const stopProfile = PROFILE ? await page.startProfile() : null;
+  const stopTrace = TRACE ? await page.startTrace() : null;
   await page.press('Enter');
   const deadline = Date.now() + 300_000;
   for (;;) {
@@ -388,6 +392,7 @@ async function pageTransfer(
     await sleep(100);
   }
   if (stopProfile) saveProfile(await stopProfile(), raw ? 'raw' : 'rendered');
+  if (stopTrace) saveProfile(await stopTrace(), raw ? 'raw-trace' : 'rendered-trace', 'json');
   const state = await page.evaluate(() => {
     const B = (window as any).__bench;
     return {
@@ -435,7 +440,8 @@ async function terminalSize(page: QuietPage): Promise<{ cols: number; rows: numb
 test('bundle: dist/ sizes and first load to the interactive form', async ({ browser, rig }) => {
   const files = fs
     .readdirSync(DIST_DIR)
-    .filter((name) => fs.statSync(path.join(DIST_DIR, name)).isFile())
+    // The .br/.gz copies written after the build are other encodings of the same files.
+    .filter((name) => fs.statSync(path.join(DIST_DIR, name)).isFile() && !/\.(br|gz)$/.test(name))
     .sort()
     .map((name) => {
       const data = fs.readFileSync(path.join(DIST_DIR, name));

@@ -17,9 +17,11 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { CHROMIUM_LAUNCH_OPTIONS } from '../../e2e/support/chromium';
 
-/** One DevTools protocol reply. */
+/** One DevTools protocol reply, or an event (no `id`). */
 interface Reply {
-  id: number;
+  id?: number;
+  method?: string;
+  params?: any;
   result?: any;
   error?: { message: string };
 }
@@ -61,6 +63,7 @@ function keyDef(name: string): KeyDef {
 export class QuietPage {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: any) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Map<string, (params: any) => void>();
   private buffer = '';
   private sessionId = '';
   private exited = false;
@@ -122,7 +125,10 @@ export class QuietPage {
       const text = this.buffer.slice(0, end);
       this.buffer = this.buffer.slice(end + 1);
       const message = JSON.parse(text) as Reply;
-      if (typeof message.id !== 'number') continue; // an event: none is needed
+      if (typeof message.id !== 'number') {
+        if (message.method) this.listeners.get(message.method)?.(message.params);
+        continue;
+      }
       const waiter = this.waiting.get(message.id);
       if (!waiter) continue;
       this.waiting.delete(message.id);
@@ -266,6 +272,30 @@ export class QuietPage {
         modifiers,
       });
     }
+  }
+
+  /**
+   * Records a Chromium trace (renderer main thread: tasks, rendering, scripts, garbage
+   * collection) until `stop` is called; `stop` returns its events (open the JSON in Chromium's
+   * DevTools Performance panel).
+   */
+  async startTrace(): Promise<() => Promise<unknown[]>> {
+    const events: unknown[] = [];
+    this.listeners.set('Tracing.dataCollected', (params) => events.push(...params.value));
+    await this.send('Tracing.start', {
+      transferMode: 'ReportEvents',
+      traceConfig: {
+        includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'blink', 'toplevel'],
+      },
+    });
+    return async () => {
+      const complete = new Promise<void>((resolve) => this.listeners.set('Tracing.tracingComplete', () => resolve()));
+      await this.send('Tracing.end');
+      await complete;
+      this.listeners.delete('Tracing.dataCollected');
+      this.listeners.delete('Tracing.tracingComplete');
+      return events;
+    };
   }
 
   /** Writes a CPU profile of what runs until `stop` is called (Chromium's DevTools format). */

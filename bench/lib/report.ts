@@ -93,8 +93,8 @@ export function renderReport(input: ReportInput): string {
   out(`- **Native client**: ${version('ssh', ['-V'])}, password by sshpass; **device**: ${version('/usr/sbin/sshd', ['-V']) || 'OpenSSH sshd'}`);
   out(`- **Runs**: every figure ${input.runs} times; tables show the median and, in brackets, the smallest and largest run.`);
   out(
-    `- **Load caveat**: the machine is shared with other jobs (compilers of other work ran during this run), so ` +
-      `every figure is noisier and slower than on an idle machine. Load average (1, 5, 15 min) at the start: ` +
+    `- **Load**: the machine may be shared with other jobs, which makes figures noisier and slower than on an ` +
+      `idle machine. Load average (1, 5, 15 min) at the start: ` +
       `${input.startLoad || 'unknown'}; at the end of each figure: ` +
       [
         ['bundle', bundle],
