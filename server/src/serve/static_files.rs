@@ -102,5 +102,7 @@ fn with_policy(mut response: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The body depends on Accept-Encoding (the .br/.gz copies): caches must keep them apart.
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
 }
