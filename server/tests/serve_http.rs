@@ -664,6 +664,8 @@ fn precompressed_copies_are_sent_to_browsers_that_accept_them() {
             "{path} {headers:?}"
         );
         assert_eq!(answer.body, body, "{path} {headers:?}");
+        // Caches must keep the encodings apart.
+        assert_eq!(answer.header("vary"), Some("accept-encoding"), "{path}");
         // The type is the original file's, whatever the encoding.
         let expected_type = if path == "/app.js" {
             "javascript"
