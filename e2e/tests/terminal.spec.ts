@@ -1,6 +1,6 @@
 // The terminal as an operator uses it: a full-screen program draws and leaves the screen as it
 // was, UTF-8 and wide characters render, Ctrl-C interrupts, copy and paste go through the
-// clipboard, and resizing the window resizes the remote PTY.
+// clipboard, resizing the window resizes the remote PTY, and Ctrl+Shift+F searches the output.
 //
 // Commands are written so that only the shell's output can match what a test waits for (e.g.
 // `$((40+2))` on the command line, `42` in the output; octal escapes on the command line, the
@@ -153,4 +153,31 @@ test('resizing the window resizes the remote terminal', async ({ app, tunnel, te
   expect(after.rows).toBe(await rowsShown());
   expect(after.rows).toBeLessThan(before.rows);
   expect(after.cols).toBeLessThan(before.cols);
+});
+
+test('Ctrl+Shift+F searches the terminal and says when nothing matches', async ({ app, tunnel, testUser, sshd }) => {
+  await loggedIn(app, tunnel, testUser, sshd);
+  await app.terminal.run('echo needle-$((40+2))');
+  await app.terminal.expectText(/^needle-42$/m);
+  await app.terminal.focus();
+  await app.page.keyboard.press('Control+Shift+F');
+  const search = app.page.getByTestId('search');
+  await expect(search).toBeVisible();
+  await expect(search).toBeFocused();
+
+  // A word the terminal does not show is marked as a miss.
+  await search.fill('haystack-without-needle');
+  await search.press('Enter');
+  await expect(search).toHaveClass(/\bmiss\b/);
+  // Only the output has `needle-42` (the command line shows `$((40+2))`): found, so the mark goes.
+  await search.fill('needle-42');
+  await search.press('Enter');
+  await expect(search).not.toHaveClass(/\bmiss\b/);
+
+  // Escape closes the box and gives the keyboard back to the terminal.
+  await search.press('Escape');
+  await expect(search).toBeHidden();
+  await app.page.keyboard.type('echo back-$((40+2))');
+  await app.page.keyboard.press('Enter');
+  await app.terminal.expectText(/^back-42$/m);
 });
