@@ -278,9 +278,9 @@ export function renderReport(input: ReportInput): string {
   out();
   if (bundle) {
     out(
-      'Sizes of `dist/` (Trunk release build) in KB (1024 bytes): raw, gzip -9 and brotli q11 (Node\'s zlib). ' +
-        '`cargo xtask` writes `.br` and `.gz` copies beside each file after the build and `burrow serve` sends ' +
-        'the brotli copy to browsers that accept it (all current ones), so the brotli column is what crosses the ' +
+      'Sizes of `dist/` (Trunk release build) in KB (1024 bytes): raw, and the gzip -9 and brotli q11 copies ' +
+        '(Node\'s zlib) that `cargo xtask` writes beside each file after the build. `burrow serve` sends the ' +
+        'brotli copy to browsers that accept it (all current ones), so the brotli column is what crosses the ' +
         'network. "Loaded" marks the files the page fetched on first load (its resource timing entries).',
     );
     out();
