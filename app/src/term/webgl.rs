@@ -24,6 +24,11 @@ thread_local! {
     static CONTEXT_HELD: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Claims (`true`) or frees (`false`) the page's one WebGL context slot.
+fn hold_context(held: bool) {
+    CONTEXT_HELD.with(|flag| flag.set(held));
+}
+
 /// The addon's script, beside the app's own files (see index.html).
 pub const SCRIPT: &str = "addon-webgl.js";
 
@@ -128,7 +133,7 @@ pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
         return;
     }
     // Reserved now, so a second terminal opened meanwhile does not load it twice.
-    CONTEXT_HELD.with(|held| held.set(true));
+    hold_context(true);
     let terminal = terminal.clone();
     let slot: Weak<Slot> = Rc::downgrade(slot);
     wasm_bindgen_futures::spawn_local(async move {
@@ -136,13 +141,13 @@ pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
             warn(&format!(
                 "WebGL renderer unavailable, using the DOM renderer: {error}"
             ));
-            CONTEXT_HELD.with(|held| held.set(false));
+            hold_context(false);
             return;
         }
         match slot.upgrade() {
             Some(slot) => load_addon(&terminal, &slot),
             // The terminal was closed while the script loaded.
-            None => CONTEXT_HELD.with(|held| held.set(false)),
+            None => hold_context(false),
         }
     });
 }
@@ -205,13 +210,13 @@ fn load_addon(terminal: &sys::Terminal, slot: &Rc<Slot>) {
                 "WebGL renderer unavailable: {}",
                 JsError::from_js(&error)
             ));
-            CONTEXT_HELD.with(|held| held.set(false));
+            hold_context(false);
             return;
         }
     };
     if let Err(error) = terminal.load_addon(addon.unchecked_ref()) {
         addon.dispose();
-        CONTEXT_HELD.with(|held| held.set(false));
+        hold_context(false);
         warn(&format!(
             "WebGL renderer failed, using the DOM renderer: {}",
             JsError::from_js(&error)
@@ -241,7 +246,7 @@ pub(super) fn release(slot: &Slot) {
     if let Some(held) = held {
         held.on_loss.dispose();
         held.addon.dispose();
-        CONTEXT_HELD.with(|flag| flag.set(false));
+        hold_context(false);
         slot.notify(false);
     }
 }

@@ -4,8 +4,8 @@
 //! Files are served by tower-http's `ServeDir` (MIME types from the extension, so `.wasm` is
 //! `application/wasm`). When `NAME.br` or `NAME.gz` lies beside a file (`cargo xtask` writes
 //! them after each build) and the browser accepts that encoding, the compressed copy is sent
-//! with `Content-Encoding`, brotli first. A path without a file extension that matches no file gets `index.html`,
-//! so the app can use client-side routes. When the directory has no `index.html`, `/` explains
+//! with `Content-Encoding`, brotli first. A path without a file extension that matches no file
+//! gets `index.html`, so the app can use client-side routes. When the directory has no `index.html`, `/` explains
 //! how to build the app instead. WebSocket upgrades on any path but `/tunnel` are refused with
 //! 400, as the real service does.
 
