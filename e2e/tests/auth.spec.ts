@@ -4,12 +4,34 @@
 // error panel's words.
 import { test, expect } from '../fixtures';
 import { passwordLogin, type BurrowApp } from '../pages/burrow-app';
+import type { AgentOptions, BurrowService, Tunnel } from '../support/burrow';
+import type { Proc } from '../support/process';
+import type { Sshd, SshdOptions } from '../support/sshd';
 
 /** Runs a command whose output differs from its command line, and waits for that output. */
 async function expectWorkingShell(app: BurrowApp, tag: string): Promise<void> {
   await expect(app.status).toHaveAttribute('data-state', 'connected');
   await app.terminal.run(`echo ${tag}-$((40+2))`);
   await app.terminal.expectText(new RegExp(`^${tag}-42$`, 'm'));
+}
+
+/**
+ * A device whose sshd logs in through PAM (OpenSSH then offers keyboard-interactive and takes no
+ * plain passwords), with a fresh tunnel and its destination agent in front of it.
+ */
+async function pamDevice(fixtures: {
+  burrow: BurrowService;
+  agent: (options: AgentOptions) => Promise<Proc>;
+  extraSshd: (options: SshdOptions) => Promise<Sshd>;
+}): Promise<{ sshd: Sshd; tunnel: Tunnel }> {
+  const sshd = await fixtures.extraSshd({ pam: true });
+  const tunnel = await fixtures.burrow.openTunnel(['SSH']);
+  await fixtures.agent({
+    endpoint: fixtures.burrow.url,
+    token: tunnel.destinationAccessToken,
+    destinations: [`SSH=${sshd.address}`],
+  });
+  return { sshd, tunnel };
 }
 
 for (const keyType of ['ed25519', 'ecdsa', 'rsa'] as const) {
@@ -108,10 +130,7 @@ test('keyboard-interactive login asks the device prompt in a dialog', async ({
   extraSshd,
   testUser,
 }) => {
-  // OpenSSH offers keyboard-interactive through PAM; this sshd takes no plain passwords.
-  const pamSshd = await extraSshd({ pam: true });
-  const tunnel = await burrow.openTunnel(['SSH']);
-  await agent({ endpoint: burrow.url, token: tunnel.destinationAccessToken, destinations: [`SSH=${pamSshd.address}`] });
+  const { sshd: pamSshd, tunnel } = await pamDevice({ burrow, agent, extraSshd });
 
   await app.open();
   // No password and no key in the form: the device's own prompt is shown to the operator.
@@ -139,9 +158,7 @@ test('keyboard-interactive answers the password prompt with the form password', 
   extraSshd,
   testUser,
 }) => {
-  const pamSshd = await extraSshd({ pam: true });
-  const tunnel = await burrow.openTunnel(['SSH']);
-  await agent({ endpoint: burrow.url, token: tunnel.destinationAccessToken, destinations: [`SSH=${pamSshd.address}`] });
+  const { sshd: pamSshd, tunnel } = await pamDevice({ burrow, agent, extraSshd });
 
   await app.open();
   await app.login(

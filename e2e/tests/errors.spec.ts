@@ -2,7 +2,7 @@
 // error panel with words that name the cause, never in a spinner; and a session cut off by the
 // network can be resumed with a rotated token while the terminal keeps its scrollback.
 import { test, expect } from '../fixtures';
-import { passwordLogin, BurrowApp } from '../pages/burrow-app';
+import { passwordLogin, BurrowApp, type LoginForm } from '../pages/burrow-app';
 import { freePort } from '../support/process';
 import { NetCut } from '../support/netcut';
 
@@ -10,6 +10,14 @@ import { NetCut } from '../support/netcut';
 async function expectEnded(app: BurrowApp): Promise<void> {
   await expect(app.status).toHaveAttribute('data-state', 'ended');
   await expect(app.connectButton).toBeEnabled();
+}
+
+/** Opens the page, connects with `form`, and returns the error panel's text once it matches. */
+async function connectExpectingError(app: BurrowApp, form: LoginForm, pattern: RegExp): Promise<string> {
+  await app.open();
+  await app.fill(form);
+  await app.connect();
+  return await app.expectError(pattern);
 }
 
 test('a spent source token is refused with "already used"', async ({ app, tunnel, testUser, sshd }) => {
@@ -28,20 +36,22 @@ test('a spent source token is refused with "already used"', async ({ app, tunnel
 
 test('a destination token pasted as the source token is named as such', async ({ app, burrow, testUser }) => {
   const tunnel = await burrow.openTunnel(['SSH']);
-  await app.open();
-  await app.fill(passwordLogin(tunnel.destinationAccessToken, testUser));
-  await app.connect();
-  await app.expectError(/not a source access token.*destination token/i);
+  await connectExpectingError(
+    app,
+    passwordLogin(tunnel.destinationAccessToken, testUser),
+    /not a source access token.*destination token/i,
+  );
   await expectEnded(app);
 });
 
 test('a closed tunnel is reported as closed', async ({ app, burrow, testUser }) => {
   const tunnel = await burrow.openTunnel(['SSH']);
   await burrow.closeTunnel(tunnel.tunnelId);
-  await app.open();
-  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
-  await app.connect();
-  await app.expectError(/tunnel is closed or has expired/i);
+  await connectExpectingError(
+    app,
+    passwordLogin(tunnel.sourceAccessToken, testUser),
+    /tunnel is closed or has expired/i,
+  );
   await expectEnded(app);
 });
 
@@ -69,10 +79,11 @@ test('an SSH server that is down behind the agent is reported', async ({ app, bu
     token: tunnel.destinationAccessToken,
     destinations: [`SSH=127.0.0.1:${closedPort}`],
   });
-  await app.open();
-  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser));
-  await app.connect();
-  await app.expectError(/could not reach its SSH server/i);
+  await connectExpectingError(
+    app,
+    passwordLogin(tunnel.sourceAccessToken, testUser),
+    /could not reach its SSH server/i,
+  );
   await expectEnded(app);
 });
 
@@ -127,10 +138,11 @@ test('a cookie helper that does not allow the page is named with the refusal', a
   // Another service, whose allowlist holds only its own origins, not this page's.
   const other = await extraService([]);
   const helper = `${other.url}/cookie`;
-  await app.open();
-  await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser, { cookieHelper: helper }));
-  await app.connect();
-  const text = await app.expectError(/does not allow this page \(CORS\)/);
+  const text = await connectExpectingError(
+    app,
+    passwordLogin(tunnel.sourceAccessToken, testUser, { cookieHelper: helper }),
+    /does not allow this page \(CORS\)/,
+  );
   expect(text).toContain(helper);
   expect(text).toMatch(/allowed origins include this page's origin/);
   await expectEnded(app);

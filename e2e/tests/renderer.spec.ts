@@ -61,6 +61,8 @@ test('with hardware WebGL the addon is fetched and draws the terminal', async ({
   // The canvas cannot be read as text: the shell writes its answer to a file instead.
   const file = path.join(os.tmpdir(), `burrow-e2e-webgl-${process.pid}-${Date.now()}`);
   await app.terminal.run(`echo webgl-$((40+2)) > ${file}; chmod 644 ${file}`);
-  await expect.poll(() => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''), { timeout: 20_000 }).toBe('webgl-42\n');
+  await expect
+    .poll(() => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''), { timeout: 20_000 })
+    .toBe('webgl-42\n');
   fs.rmSync(file, { force: true });
 });
