@@ -19,7 +19,7 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use burrow_proto::codec::{MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MAX_WS_MESSAGE_LEN};
 use burrow_proto::endpoint::{
-    Config, ConnId, Endpoint, Event, Format, LocalError, Output, PeerError, Role,
+    Config, ConnId, Endpoint, Event, Format, LocalError, MAX_ID, Output, PeerError, Role,
 };
 use burrow_proto::{FrameDecoder, Message, MessageType, encode_frame};
 use libfuzzer_sys::fuzz_target;
@@ -162,6 +162,11 @@ impl Harness {
                 assert_ne!(conn.connection_id, 0);
             }
             Event::ConnectionClosed { conn, .. } => assert_ne!(conn.connection_id, 0),
+            Event::ConnectionRefused { conn, limit } => {
+                assert_eq!(self.role, Role::Destination);
+                assert_ne!(conn.connection_id, 0);
+                assert!(limit >= 1);
+            }
             Event::ServiceIds(ids) => {
                 assert!(ids.len() <= 3);
                 assert!(ids.iter().all(|id| !id.is_empty()));
@@ -268,10 +273,19 @@ impl Harness {
                 let name = service.map(|i| SERVICES[usize::from(i) % SERVICES.len()]);
                 let result = self.ep.open_connection(name).map(|conn| {
                     assert!(self.ep.is_open(&conn));
+                    assert!((1..=MAX_ID).contains(&conn.stream_id));
+                    assert!((1..=MAX_ID.unsigned_abs()).contains(&conn.connection_id));
                     self.conns.push(conn);
                 });
                 if self.format != Format::V3 && self.failed.is_none() && self.role == Role::Source {
-                    assert_eq!(result, Err(LocalError::NeedsV3));
+                    assert!(
+                        matches!(
+                            result,
+                            Ok(_) | Err(LocalError::NeedsV3 | LocalError::ServiceRequired(_)
+                                | LocalError::UnknownService(_))
+                        ),
+                        "{result:?}"
+                    );
                 }
                 self.command(result);
             }

@@ -16,10 +16,24 @@
 //! every format, as AWS's localproxy does.
 //!
 //! Rules it applies (see `docs`' tunneling-protocol summary and AWS's V2/V3 protocol guides):
-//! - A source's streams get fresh ids (counting up from [`Config::first_stream_id`], never 0);
-//!   opening a stream for a service replaces that service's live stream. A destination treats
-//!   a STREAM_START as replacing the service's live stream, and answers a STREAM_START for a
-//!   service it does not have with STREAM_RESET.
+//! - Every stream id and connection id this endpoint picks is within `1..=`[`MAX_ID`]
+//!   (2^28−1: AWS's C library for devices encodes no larger varint, and refuses to send on a
+//!   stream with a larger id). A source's streams get fresh ids (counting up from
+//!   [`Config::first_stream_id`], wrapping past [`MAX_ID`] to 1); opening a stream for a service
+//!   replaces that service's live stream.
+//! - A source opens each TCP connection with [`Endpoint::open_connection`]: in V3 a further
+//!   connection of a service with a live stream is a CONNECTION_START with a new connection id on
+//!   that stream, even when the stream's earlier connections have all closed (AWS's localproxy
+//!   destination resets, rather than starts, a stream whose STREAM_START has a new id while its
+//!   stream is active, so a new stream per connection would lose every second one). A new stream
+//!   is for a new session: no live stream (first connection, after a STREAM_RESET or
+//!   SESSION_RESET), or V1/V2, which carry one connection per stream.
+//! - A destination treats a STREAM_START as replacing the service's live stream, and answers a
+//!   STREAM_START for a service it does not have with STREAM_RESET.
+//! - Connections are capped per stream ([`Config::max_connections_per_stream`]) and in total
+//!   ([`Config::max_connections`]): a destination refuses a start over the cap (CONNECTION_RESET,
+//!   or STREAM_RESET for a new stream) and reports [`Event::ConnectionRefused`]; a source's
+//!   [`Endpoint::open_connection`] fails with [`LocalError::TooManyConnections`].
 //! - DATA and resets whose stream id is not the live one of their service (or whose connection
 //!   is not open) are stale and dropped silently.
 //! - Messages without a service id (V1 peers) belong to the only known service.
@@ -47,6 +61,73 @@ use crate::message::{Message, MessageType};
 pub const MAX_SERVICES: usize = 3;
 /// Longest service id this endpoint writes (AWS allows up to 128 characters).
 pub const MAX_SERVICE_ID_LEN: usize = 128;
+/// The largest stream id or connection id this endpoint picks: 2^28−1, the largest value
+/// AWS's C library for secure tunneling (`aws-c-iot`, inside the IoT Device Client and the
+/// device SDKs) encodes; it cannot send on a stream with a larger id.
+pub const MAX_ID: i32 = (1 << 28) - 1;
+/// Connections one stream may have open at once unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS_PER_STREAM: usize = 32;
+/// Connections one endpoint may have open at once (all streams) unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
+
+/// A stream id in `1..=`[`MAX_ID`] from random bits: drivers feed it 32 random bits for
+/// [`Config::first_stream_id`].
+pub fn id_from_random(random: u32) -> i32 {
+    // MAX_ID < 2^28, so the remainder and the result fit an i32.
+    (random % MAX_ID as u32) as i32 + 1
+}
+
+/// Stream ids for the endpoints one client builds one after another (one per WebSocket
+/// session): the first is random, and each later endpoint starts past every id the one before
+/// used, plus a random step. Ids therefore never repeat within a client's run (until the
+/// 2^28−1 ids are used up) and cannot be predicted. Sans-IO: the caller brings the random bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamIdPlan {
+    next: i32,
+}
+
+impl StreamIdPlan {
+    /// Largest random step between sessions.
+    pub const MAX_STEP: u32 = 1 << 16;
+
+    /// A plan starting at a random id.
+    pub fn new(random: u32) -> Self {
+        Self {
+            next: id_from_random(random),
+        }
+    }
+
+    /// The [`Config::first_stream_id`] for the next endpoint.
+    pub fn first_stream_id(&self) -> i32 {
+        self.next
+    }
+
+    /// The previous endpoint is done; `endpoint_next` is its [`Endpoint::next_stream_id`] (the
+    /// first id it did not use). The next endpoint starts that id plus a random step below
+    /// [`Self::MAX_STEP`], wrapping past [`MAX_ID`] to 1.
+    pub fn advance(&mut self, endpoint_next: i32, random: u32) {
+        let step = i64::from(random % Self::MAX_STEP);
+        let from = i64::from(valid_id(endpoint_next)) - 1;
+        let next = (from + step).rem_euclid(i64::from(MAX_ID)) + 1;
+        // The remainder is below MAX_ID, so it fits.
+        self.next = i32::try_from(next).unwrap_or(1);
+    }
+}
+
+/// `id` if it is a valid id this endpoint may pick, else a value in `1..=`[`MAX_ID`] derived
+/// from it (so a careless driver still gets ids every peer can encode).
+fn valid_id(id: i32) -> i32 {
+    if (1..=MAX_ID).contains(&id) {
+        id
+    } else {
+        id.rem_euclid(MAX_ID) + 1
+    }
+}
+
+/// The id after `id`, wrapping past [`MAX_ID`] to 1.
+fn next_id(id: i32) -> i32 {
+    if id >= MAX_ID { 1 } else { id + 1 }
+}
 
 /// Which end of the tunnel this endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +163,16 @@ pub struct Config {
     pub services: Vec<String>,
     /// How often the driver should ping the WebSocket; `None` never asks.
     pub ping_interval: Option<Duration>,
-    /// The stream id the first [`Endpoint::open_stream`] uses; later streams count up (wrapping
-    /// past `i32::MAX` to 1, never 0). Drivers pass a random positive value so ids are unlikely
-    /// to repeat across reconnects. Unused by destinations.
+    /// The stream id the first stream this source opens uses; later streams count up (wrapping
+    /// past [`MAX_ID`] to 1, never 0). Drivers pass [`id_from_random`] for a new tunnel, and
+    /// [`Endpoint::next_stream_id`] of the previous endpoint (plus a random step) on a
+    /// reconnect, so ids are unpredictable and do not repeat. A value outside `1..=MAX_ID` is
+    /// mapped into it. Unused by destinations.
     pub first_stream_id: i32,
+    /// Most connections one stream may have open at once (at least 1).
+    pub max_connections_per_stream: usize,
+    /// Most connections this endpoint may have open at once, all streams together (at least 1).
+    pub max_connections: usize,
 }
 
 /// One connection inside one stream of one service.
@@ -121,6 +208,15 @@ pub enum Event {
     /// Destination: the peer opened a connection (STREAM_START or CONNECTION_START); connect it
     /// to the local service of `service_id`, or refuse with [`Endpoint::close`].
     ConnectionRequested(ConnId),
+    /// Destination: the peer asked for a connection over [`Config::max_connections_per_stream`]
+    /// or [`Config::max_connections`]; it was refused (CONNECTION_RESET, or STREAM_RESET for a
+    /// new stream). Worth a log line.
+    ConnectionRefused {
+        /// The connection the peer asked for.
+        conn: ConnId,
+        /// The cap it would have exceeded.
+        limit: usize,
+    },
     /// Bytes for an open connection.
     Data {
         /// The connection the bytes belong to.
@@ -185,6 +281,12 @@ pub enum LocalError {
     /// Several connections per stream need the V3 format.
     #[error("more than one connection per stream needs the V3 message format")]
     NeedsV3,
+    /// Opening one more connection would exceed a cap of [`Config`].
+    #[error("too many open connections (at most {limit})")]
+    TooManyConnections {
+        /// The cap that would be exceeded.
+        limit: usize,
+    },
     /// The endpoint failed earlier on peer input; the WebSocket must be closed and a new
     /// endpoint built for the next one.
     #[error("the tunnel endpoint has failed: {0}")]
@@ -192,7 +294,8 @@ pub enum LocalError {
 }
 
 impl Config {
-    /// A configuration with no service list, no keep-alive and first stream id 1.
+    /// A configuration with no service list, no keep-alive, first stream id 1 and the default
+    /// connection caps.
     pub fn new(role: Role, format: Format) -> Self {
         Self {
             role,
@@ -200,6 +303,8 @@ impl Config {
             services: Vec::new(),
             ping_interval: None,
             first_stream_id: 1,
+            max_connections_per_stream: DEFAULT_MAX_CONNECTIONS_PER_STREAM,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -210,7 +315,8 @@ struct Stream {
     stream_id: i32,
     /// The connection ids currently open in this stream.
     connections: BTreeSet<u32>,
-    /// The connection id the next [`Endpoint::open_connection`] tries (source only).
+    /// The connection id the next [`Endpoint::open_connection`] tries (source only; within
+    /// `1..=MAX_ID`).
     next_connection_id: u32,
     /// Whether this endpoint writes the service id on this stream's messages.
     write_service_id: bool,
@@ -303,11 +409,7 @@ impl Endpoint {
             .ping_interval
             .filter(|interval| !interval.is_zero())
             .and_then(|interval| now.checked_add(interval));
-        let next_stream_id = if config.first_stream_id == 0 {
-            1
-        } else {
-            config.first_stream_id
-        };
+        let next_stream_id = valid_id(config.first_stream_id);
         Self {
             config,
             decoder: FrameDecoder::new(),
@@ -331,6 +433,17 @@ impl Endpoint {
     /// The service ids the tunneling service announced (empty until SERVICE_IDS arrives).
     pub fn service_ids(&self) -> &[String] {
         &self.service_ids
+    }
+
+    /// The id the next stream this source opens gets (a driver that reconnects starts the next
+    /// endpoint after it, so ids do not repeat across reconnects).
+    pub fn next_stream_id(&self) -> i32 {
+        self.next_stream_id
+    }
+
+    /// How many connections are open, all streams together.
+    pub fn open_connections(&self) -> usize {
+        self.streams.values().map(|s| s.connections.len()).sum()
     }
 
     /// The error that failed this endpoint, if any.
@@ -444,24 +557,46 @@ impl Endpoint {
         Ok(self.start_stream(service_id))
     }
 
-    /// Source, V3 only: opens one more connection in the live stream of `service_id`
-    /// (CONNECTION_START), or starts a stream when the service has none.
+    /// Source: opens a connection (one accepted TCP connection) to `service_id`, the way
+    /// AWS's localproxy does:
+    /// - V3, the service has a live stream: CONNECTION_START with a new connection id on it,
+    ///   also when the stream's earlier connections have all closed;
+    /// - no live stream (the first connection, or after a STREAM_RESET or SESSION_RESET), or a
+    ///   V1/V2 stream whose connection has closed: a new stream (STREAM_START);
+    /// - V1/V2 with the service's connection still open: [`LocalError::NeedsV3`].
+    ///
+    /// Over [`Config::max_connections_per_stream`] or [`Config::max_connections`] it fails with
+    /// [`LocalError::TooManyConnections`]. `None` picks the service as [`Endpoint::open_stream`].
     pub fn open_connection(&mut self, service_id: Option<&str>) -> Result<ConnId, LocalError> {
         self.check_usable()?;
         self.check_role(Role::Source)?;
-        if self.config.format != Format::V3 {
-            return Err(LocalError::NeedsV3);
-        }
         let service_id = self.pick_service(service_id)?;
+        let total = self.open_connections();
+        let max_total = self.config.max_connections.max(1);
+        if total >= max_total {
+            return Err(LocalError::TooManyConnections { limit: max_total });
+        }
+        let max_per_stream = self.config.max_connections_per_stream.max(1);
         let Some(stream) = self.streams.get_mut(&service_id) else {
             return Ok(self.start_stream(service_id));
         };
-        let mut connection_id = stream.next_connection_id;
-        // Skip 0 (it means 1 on the wire) and ids still open after the counter wrapped.
-        while connection_id == 0 || stream.connections.contains(&connection_id) {
-            connection_id = connection_id.wrapping_add(1);
+        if !stream.write_connection_id {
+            if !stream.connections.is_empty() {
+                return Err(LocalError::NeedsV3);
+            }
+            return Ok(self.start_stream(service_id));
         }
-        stream.next_connection_id = connection_id.wrapping_add(1);
+        if stream.connections.len() >= max_per_stream {
+            return Err(LocalError::TooManyConnections {
+                limit: max_per_stream,
+            });
+        }
+        let mut connection_id = stream.next_connection_id;
+        // Skip ids still open after the counter wrapped (fewer than MAX_ID are ever open).
+        while stream.connections.contains(&connection_id) {
+            connection_id = next_connection_id(connection_id);
+        }
+        stream.next_connection_id = next_connection_id(connection_id);
         stream.connections.insert(connection_id);
         let conn = ConnId {
             service_id,
@@ -606,10 +741,7 @@ impl Endpoint {
     fn start_stream(&mut self, service_id: String) -> ConnId {
         self.close_stream(&service_id, CloseCause::StreamReplaced);
         let stream_id = self.next_stream_id;
-        self.next_stream_id = match stream_id.checked_add(1) {
-            None | Some(0) => 1,
-            Some(next) => next,
-        };
+        self.next_stream_id = next_id(stream_id);
         let stream = Stream {
             stream_id,
             connections: BTreeSet::from([1]),
@@ -824,12 +956,36 @@ impl Endpoint {
             self.queue_refusal(&reply);
             return;
         }
-        self.close_stream(&service_id, CloseCause::StreamReplaced);
         let connection_id = msg.connection_id.max(1);
+        let replaced = self
+            .streams
+            .get(&service_id)
+            .map_or(0, |stream| stream.connections.len());
+        let max_total = self.config.max_connections.max(1);
+        if self.open_connections() - replaced >= max_total {
+            // Even with the service's old stream gone the endpoint would be over its cap: the
+            // old stream stays as it is and the new one is refused.
+            let reply = Message {
+                stream_id: msg.stream_id,
+                service_id: self.echo_service_id(msg.service_id),
+                ..Message::of(MessageType::StreamReset)
+            };
+            self.queue_refusal(&reply);
+            self.events.push_back(Event::ConnectionRefused {
+                conn: ConnId {
+                    service_id,
+                    stream_id: msg.stream_id,
+                    connection_id,
+                },
+                limit: max_total,
+            });
+            return;
+        }
+        self.close_stream(&service_id, CloseCause::StreamReplaced);
         let stream = Stream {
             stream_id: msg.stream_id,
             connections: BTreeSet::from([connection_id]),
-            next_connection_id: connection_id.wrapping_add(1),
+            next_connection_id: next_connection_id(connection_id),
             write_service_id: self.config.format != Format::V1 && !msg.service_id.is_empty(),
             write_connection_id: self.config.format == Format::V3 && msg.connection_id != 0,
         };
@@ -846,13 +1002,21 @@ impl Endpoint {
         let service_id = self.resolve_incoming(&msg);
         let connection_id = msg.connection_id.max(1);
         let format = self.config.format;
+        let total = self.open_connections();
+        let max_total = self.config.max_connections.max(1);
+        let max_per_stream = self.config.max_connections_per_stream.max(1);
         let mut refuse = true;
+        let mut over_limit = None;
         if let Some(stream) = self.streams.get_mut(&service_id)
             && stream.stream_id == msg.stream_id
             && format == Format::V3
         {
             stream.write_connection_id = true;
-            if stream.connections.insert(connection_id) {
+            if stream.connections.len() >= max_per_stream {
+                over_limit = Some(max_per_stream);
+            } else if total >= max_total {
+                over_limit = Some(max_total);
+            } else if stream.connections.insert(connection_id) {
                 refuse = false;
             } else {
                 // A start for a connection that is already open is a peer error on that
@@ -878,6 +1042,16 @@ impl Endpoint {
                 ..Message::of(MessageType::ConnectionReset)
             };
             self.queue_refusal(&reply);
+            if let Some(limit) = over_limit {
+                self.events.push_back(Event::ConnectionRefused {
+                    conn: ConnId {
+                        service_id,
+                        stream_id: msg.stream_id,
+                        connection_id,
+                    },
+                    limit,
+                });
+            }
         } else {
             self.events.push_back(Event::ConnectionRequested(ConnId {
                 service_id,
@@ -907,6 +1081,13 @@ impl Endpoint {
     }
 }
 
+/// The connection id after `id`, wrapping past [`MAX_ID`] to 1.
+fn next_connection_id(id: u32) -> u32 {
+    // Connection ids this endpoint keeps are at most u32::MAX; MAX_ID bounds the ones it picks.
+    let id = i32::try_from(id).unwrap_or(MAX_ID);
+    next_id(id).unsigned_abs()
+}
+
 /// A payload-less message of `kind` for `conn` in `stream`, written in the stream's format.
 ///
 /// STREAM_RESET concerns the whole stream and so carries no connection id.
@@ -924,5 +1105,27 @@ fn stream_message(kind: MessageType, stream: &Stream, conn: &ConnId) -> Message 
             0
         },
         ..Message::of(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_wrap_within_what_devices_encode() {
+        assert_eq!(next_id(MAX_ID), 1);
+        assert_eq!(next_id(41), 42);
+        assert_eq!(next_connection_id(MAX_ID.unsigned_abs()), 1);
+        // A peer's huge connection id does not push this endpoint's counter out of range.
+        assert_eq!(next_connection_id(u32::MAX), 1);
+        assert_eq!(valid_id(0), 1);
+        assert_eq!(valid_id(MAX_ID), MAX_ID);
+        assert_eq!(valid_id(i32::MIN), i32::MIN.rem_euclid(MAX_ID) + 1);
+        assert_eq!(id_from_random(0), 1);
+        assert_eq!(id_from_random(u32::MAX), (u32::MAX % MAX_ID as u32) as i32 + 1);
+        let mut plan = StreamIdPlan::new(5);
+        plan.advance(MAX_ID, StreamIdPlan::MAX_STEP - 1);
+        assert!((1..=MAX_ID).contains(&plan.first_stream_id()));
     }
 }

@@ -22,6 +22,7 @@ pub use codec::{
     DataHeader, FrameDecoder, FrameError, decode_frame, encode_data_frame, encode_frame, validate,
 };
 pub use endpoint::{
-    CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, Output, PeerError, Role,
+    CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, MAX_ID, Output, PeerError,
+    Role, StreamIdPlan, id_from_random,
 };
 pub use message::{Message, MessageType};

@@ -10,8 +10,16 @@
 //!   a missing type, stream messages with stream id 0 and payloads over 63 KiB are refused
 //!   (the same checks as [`FrameDecoder::strict`](crate::codec::FrameDecoder::strict));
 //! - SERVICE_IDS and SESSION_RESET are service-only; STREAM_START is source-only;
-//! - a service id must be one of the tunnel's; one connection must not mix messages with and
-//!   without service ids; DATA must belong to a service some STREAM_START started.
+//! - a service id must be one of the tunnel's; DATA must belong to a service some STREAM_START
+//!   started;
+//! - messages with and without service ids must not be mixed: a source keeps one choice for its
+//!   whole connection (the V2 guide: a local proxy "is not allowed to alternate between messages
+//!   with and without service ID field during the lifetime of a tunnel connection"), a
+//!   destination keeps one choice per stream. A destination answers each stream in the format its
+//!   source started it with (the V2/V3 guides' backward-compatibility rules), and the sources
+//!   that follow each other while it stays connected may write different formats: a V3
+//!   destination serves a V2 source with service ids and then that source's V1 replacement
+//!   without, on one WebSocket.
 //!
 //! The checker returns the raw bytes of the frames that passed (so they are relayed byte for
 //! byte) and, at the first violation, the reason and WebSocket close code to close with.
@@ -66,7 +74,8 @@ pub enum Violation {
     /// A service id the tunnel does not have.
     #[error("service id {0:?} is not a service of this tunnel")]
     UnknownService(String),
-    /// Messages with and without service ids on the same connection.
+    /// Messages with and without service ids from one source connection, or on one stream of
+    /// a destination connection.
     #[error("messages with and without service ids are mixed")]
     MixedServiceIds,
     /// DATA for a service no STREAM_START ever started.
@@ -255,14 +264,21 @@ pub struct Verdict {
     pub close: Option<Violation>,
 }
 
+/// How many streams a destination connection's service-id choice is remembered for (the most
+/// recent ones; a tunnel has at most three services, each with one active stream).
+const REMEMBERED_STREAMS: usize = 8;
+
 /// The checks on one peer connection (one per WebSocket, for its whole life).
 #[derive(Debug)]
 pub struct PeerChecker {
     role: Role,
     /// The unfinished frame carried over from earlier messages (at most one frame).
     partial: Vec<u8>,
-    /// Whether this connection's stream messages carry service ids (set by the first one).
+    /// Source: whether this connection's stream messages carry service ids (set by the first).
     uses_service_ids: Option<bool>,
+    /// Destination: whether its messages on each recent stream carry service ids (set by the
+    /// first on that stream), newest last, at most [`REMEMBERED_STREAMS`].
+    stream_uses_service_ids: Vec<(i32, bool)>,
     /// Set by the first violation; the connection is finished.
     failed: Option<Violation>,
 }
@@ -274,6 +290,7 @@ impl PeerChecker {
             role,
             partial: Vec::new(),
             uses_service_ids: None,
+            stream_uses_service_ids: Vec::new(),
             failed: None,
         }
     }
@@ -378,10 +395,8 @@ impl PeerChecker {
             return Ok(());
         }
         let has_id = !msg.service_id.is_empty();
-        match self.uses_service_ids {
-            Some(uses) if uses != has_id => return Err(Violation::MixedServiceIds),
-            Some(_) => {}
-            None => self.uses_service_ids = Some(has_id),
+        if self.uses_service_ids(msg.stream_id, has_id) != has_id {
+            return Err(Violation::MixedServiceIds);
         }
         if has_id && !rules.knows(&msg.service_id) {
             return Err(Violation::UnknownService(msg.service_id.clone()));
@@ -395,6 +410,28 @@ impl PeerChecker {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl PeerChecker {
+    /// Whether this connection's stream messages (a source's) or its messages on `stream_id`
+    /// (a destination's) carry service ids; the first message decides, as `has_id`.
+    fn uses_service_ids(&mut self, stream_id: i32, has_id: bool) -> bool {
+        if self.role == Role::Source {
+            return *self.uses_service_ids.get_or_insert(has_id);
+        }
+        if let Some(&(_, uses)) = self
+            .stream_uses_service_ids
+            .iter()
+            .find(|(id, _)| *id == stream_id)
+        {
+            return uses;
+        }
+        if self.stream_uses_service_ids.len() == REMEMBERED_STREAMS {
+            self.stream_uses_service_ids.remove(0);
+        }
+        self.stream_uses_service_ids.push((stream_id, has_id));
+        has_id
     }
 }
 
@@ -655,6 +692,67 @@ mod tests {
             check(Role::Destination, &mut rules, &[data(9, "", b"a")]),
             None
         );
+    }
+
+    #[test]
+    fn a_destination_follows_sources_of_different_formats_on_one_connection() {
+        // A V3 destination serves a V2 source (service ids, no connection ids), then that
+        // source's V1 replacement (neither), without reconnecting itself.
+        let mut rules = rules(&["SSH"]);
+        let mut destination = PeerChecker::new(Role::Destination);
+        let pass = |checker: &mut PeerChecker, rules: &mut TunnelRules, m: Message| {
+            let bytes = frame(&m);
+            let verdict = checker.feed(&bytes, rules);
+            (verdict.close, verdict.relay == bytes)
+        };
+        let mut v2_source = PeerChecker::new(Role::Source);
+        for m in [msg(MessageType::StreamStart, 5, "SSH"), data(5, "SSH", b"v2")] {
+            assert_eq!(pass(&mut v2_source, &mut rules, m), (None, true));
+        }
+        assert_eq!(
+            pass(&mut destination, &mut rules, data(5, "SSH", b"banner")),
+            (None, true)
+        );
+        // The V2 source is replaced: the service resets its stream towards the destination.
+        assert!(!rules.take_resets().is_empty());
+        let mut v1_source = PeerChecker::new(Role::Source);
+        for m in [msg(MessageType::StreamStart, 9, ""), data(9, "", b"v1")] {
+            assert_eq!(pass(&mut v1_source, &mut rules, m), (None, true));
+        }
+        assert_eq!(
+            pass(&mut destination, &mut rules, data(9, "", b"banner")),
+            (None, true)
+        );
+        // A late answer on the old stream keeps that stream's format and still passes.
+        assert_eq!(
+            pass(&mut destination, &mut rules, data(5, "SSH", b"late")),
+            (None, true)
+        );
+        // Mixing inside one stream is still refused, as is a source changing its mind.
+        assert_eq!(
+            pass(&mut destination, &mut rules, data(9, "SSH", b"x")).0,
+            Some(Violation::MixedServiceIds)
+        );
+        assert_eq!(
+            pass(&mut v1_source, &mut rules, msg(MessageType::StreamStart, 11, "SSH")).0,
+            Some(Violation::MixedServiceIds)
+        );
+    }
+
+    #[test]
+    fn a_destination_remembers_a_bounded_number_of_streams() {
+        let mut rules = rules(&["SSH"]);
+        assert_eq!(
+            check(Role::Source, &mut rules, &[msg(MessageType::StreamStart, 1, "SSH")]),
+            None
+        );
+        let mut destination = PeerChecker::new(Role::Destination);
+        for stream_id in 1..=1000 {
+            let has_id = if stream_id % 2 == 0 { "SSH" } else { "" };
+            let verdict = destination.feed(&frame(&data(stream_id, has_id, b"x")), &mut rules);
+            assert_eq!(verdict.close, None, "stream {stream_id}");
+        }
+        assert_eq!(destination.stream_uses_service_ids.len(), REMEMBERED_STREAMS);
     }
 
     #[test]

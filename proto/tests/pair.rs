@@ -42,7 +42,7 @@ use burrow_proto::codec::{FrameError, MAX_PAYLOAD_LEN, MAX_WS_MESSAGE_LEN};
 use burrow_proto::endpoint::{
     CloseCause, ConnId, Endpoint, Event, Format, LocalError, Output, PeerError, Role,
 };
-use burrow_proto::{Message, MessageType};
+use burrow_proto::{MAX_ID, Message, MessageType};
 use harness::{Dir, Pair, Regroup, config, data, msg, pattern, wire};
 
 fn conn(service_id: &str, stream_id: i32, connection_id: u32) -> ConnId {
@@ -544,14 +544,16 @@ fn a_v2_destination_refuses_a_second_connection() {
 }
 
 #[test]
-fn open_connection_needs_v3() {
+fn simultaneous_connections_need_v3() {
     for format in [Format::V1, Format::V2] {
         let mut pair = Pair::new(
             config(Role::Source, format, &[]),
             config(Role::Destination, format, &["SSH"]),
             &["SSH"],
         );
+        let first = pair.src.open_connection(None).expect("the first opens a stream");
         assert_eq!(pair.src.open_connection(None), Err(LocalError::NeedsV3));
+        assert!(pair.src.is_open(&first), "{format:?}");
     }
 }
 
@@ -1062,11 +1064,15 @@ fn local_misuse_gets_typed_errors() {
 
 #[test]
 fn stream_ids_count_up_skip_zero_and_wrap() {
+    // Ids stay within 1..=2^28−1 (what AWS's device library encodes); a first id outside is
+    // mapped into it.
     for (first, expected) in [
         (41, [41, 42, 43]),
         (0, [1, 2, 3]),
-        (-2, [-2, -1, 1]),
-        (i32::MAX - 1, [i32::MAX - 1, i32::MAX, 1]),
+        (MAX_ID - 1, [MAX_ID - 1, MAX_ID, 1]),
+        (MAX_ID + 1, [2, 3, 4]),
+        (-2, [MAX_ID - 1, MAX_ID, 1]),
+        (i32::MAX - 1, [7, 8, 9]),
     ] {
         let mut cfg = config(Role::Source, Format::V3, &["SSH"]);
         cfg.first_stream_id = first;

@@ -336,7 +336,7 @@ async fn destination(
                 let _ = attached.send(());
             }
         }
-        Event::ConnectionClosed { .. } => {}
+        Event::ConnectionClosed { .. } | Event::ConnectionRefused { .. } => {}
     };
     loop {
         tokio::select! {

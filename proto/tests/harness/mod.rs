@@ -1,24 +1,45 @@
 //! A deterministic in-memory tunnel: source endpoint ⇄ simulated service ⇄ destination
 //! endpoint, with simulated time.
 //!
-//! The simulated service behaves like the tunneling service as far as endpoints can observe:
-//! it announces SERVICE_IDS, relays each side's frames unchanged but may regroup them into
-//! different WebSocket messages ([`Regroup`]), and checks the rules it enforces on clients
-//! (binary messages of at most `MAX_WS_MESSAGE_LEN`, no unknown fields, no SERVICE_IDS or
-//! SESSION_RESET from clients, no message with a service id on a stream started without one,
-//! no DATA for a service never started, only the tunnel's service ids). A broken rule panics
-//! the test with a description. Tests can also inject frames or raw bytes as the service.
+//! The simulated service (`service.rs`) runs the real rules of `burrow_proto::service` — a
+//! `PeerChecker` per peer connection and the tunnel's `TunnelRules`, as `burrow serve` does —
+//! announces SERVICE_IDS, and relays each side's frames unchanged but may regroup them into
+//! different WebSocket messages ([`Regroup`]). A message the service would close a WebSocket
+//! for panics the test with the service's reason. Beyond the service's rules, the harness checks
+//! one promise of the endpoints themselves: a destination never adds a service id to a stream
+//! started without one. Tests can also inject frames or raw bytes as the service, and replace
+//! the source by a newly connecting one ([`Pair::replace_source`]).
+//!
+//! The destination is a Burrow endpoint; with [`DstRule::LocalProxy`] it also follows AWS's
+//! localproxy 3.x rule for a STREAM_START with a new stream id while its service's stream is
+//! active: it resets that stream (closing its connections) instead of starting the new one, and
+//! so drops the new stream's DATA as stale. `device_client.rs` models AWS's IoT Device Client.
 //!
 //! It does not model the network: delivery is immediate, reliable and in order.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+pub mod device_client;
+pub mod service;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use burrow_proto::codec::MAX_WS_MESSAGE_LEN;
 use burrow_proto::endpoint::{Config, ConnId, Endpoint, Event, Format, Output, PeerError, Role};
 use burrow_proto::{FrameDecoder, Message, MessageType, encode_frame};
+
+use self::service::Service;
+
+/// The rules the destination follows beyond the Burrow endpoint's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DstRule {
+    /// The endpoint as it is (a STREAM_START replaces the service's live stream).
+    Burrow,
+    /// AWS's localproxy 3.x: a STREAM_START with a new id while the service's stream is active
+    /// resets that stream and starts nothing.
+    LocalProxy,
+}
 
 /// How the service cuts the byte stream it relays into WebSocket messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +94,24 @@ impl Side {
     }
 }
 
-/// The service's checks on one direction's byte stream.
+/// One direction of the relay.
 #[derive(Debug)]
 struct Relay {
+    /// Decodes the relayed bytes for [`Side::received_frames`].
     decoder: FrameDecoder,
     /// Bytes accepted but not yet delivered.
     pending: VecDeque<Vec<u8>>,
+}
+
+/// The localproxy destination's view of its streams (for [`DstRule::LocalProxy`]).
+#[derive(Debug, Default)]
+struct LocalProxyView {
+    /// Decodes what reaches the destination (frames may span messages).
+    decoder: FrameDecoder,
+    /// The active stream id of each service ("" for a V1 stream).
+    active: BTreeMap<String, i32>,
+    /// STREAM_STARTs it answered with a reset instead of starting.
+    refused_starts: usize,
 }
 
 /// The whole tunnel.
@@ -91,12 +124,15 @@ pub struct Pair {
     pub regroup: Regroup,
     /// The tunnel's services (what SERVICE_IDS announces).
     pub services: Vec<String>,
+    /// The destination's rule.
+    pub dst_rule: DstRule,
+    /// The tunneling service's real rules.
+    pub service: Service,
     to_dst: Relay,
     to_src: Relay,
-    /// Service view: whether each stream id's STREAM_START carried a service id.
+    /// Endpoint promise: whether each stream id's STREAM_START carried a service id.
     started_with_service: BTreeMap<i32, bool>,
-    /// Service view: the service ids a STREAM_START named.
-    started_services: BTreeSet<String>,
+    localproxy: LocalProxyView,
 }
 
 /// A configuration for tests: `first_stream_id` 41 so ids are recognisable.
@@ -155,6 +191,8 @@ impl Pair {
             now: Duration::ZERO,
             regroup: Regroup::AsSent,
             services: services.iter().map(|s| (*s).to_owned()).collect(),
+            dst_rule: DstRule::Burrow,
+            service: Service::new(services),
             to_dst: Relay {
                 decoder: FrameDecoder::strict(),
                 pending: VecDeque::new(),
@@ -164,7 +202,7 @@ impl Pair {
                 pending: VecDeque::new(),
             },
             started_with_service: BTreeMap::new(),
-            started_services: BTreeSet::new(),
+            localproxy: LocalProxyView::default(),
         };
         if !pair.services.is_empty() {
             let ids = Message {
@@ -186,6 +224,63 @@ impl Pair {
             config(Role::Destination, Format::V3, &["SSH"]),
             &["SSH"],
         )
+    }
+
+    /// The same tunnel with a destination that follows localproxy's rule for stream starts.
+    pub fn with_localproxy_destination(mut self) -> Self {
+        self.dst_rule = DstRule::LocalProxy;
+        self
+    }
+
+    /// STREAM_STARTs the localproxy destination answered by resetting its stream.
+    pub fn localproxy_refused_starts(&self) -> usize {
+        self.localproxy.refused_starts
+    }
+
+    /// A new source connects with `config`, replacing the old one (as a reconnecting source
+    /// or its replacement does): the service resets the active streams towards the
+    /// destination, announces SERVICE_IDS to the new source, and checks it afresh. The
+    /// destination stays connected.
+    pub fn replace_source(&mut self, config: Config) {
+        assert_eq!(config.role, Role::Source);
+        self.src = Endpoint::new(config, self.now);
+        self.src_side = Side::default();
+        self.to_src.pending.clear();
+        self.to_src.decoder = FrameDecoder::strict();
+        let resets = self.service.replace(Role::Source);
+        if !resets.is_empty() {
+            self.to_dst.pending.push_back(resets);
+        }
+        if !self.services.is_empty() {
+            let ids = self.service.service_ids();
+            self.src
+                .handle_bytes(&ids)
+                .expect("source accepts SERVICE_IDS");
+        }
+        self.drive();
+    }
+
+    /// A new destination connects with `config`, replacing the old one (a device that
+    /// reconnected, or restarted): the service resets the active streams towards the source
+    /// and announces SERVICE_IDS to the new destination, which starts with no stream.
+    pub fn replace_destination(&mut self, config: Config) {
+        assert_eq!(config.role, Role::Destination);
+        self.dst = Endpoint::new(config, self.now);
+        self.dst_side = Side::default();
+        self.to_dst.pending.clear();
+        self.to_dst.decoder = FrameDecoder::strict();
+        self.localproxy = LocalProxyView::default();
+        let resets = self.service.replace(Role::Destination);
+        if !resets.is_empty() {
+            self.to_src.pending.push_back(resets);
+        }
+        if !self.services.is_empty() {
+            let ids = self.service.service_ids();
+            self.dst
+                .handle_bytes(&ids)
+                .expect("destination accepts SERVICE_IDS");
+        }
+        self.drive();
     }
 
     /// The endpoint and its collected outputs on one side.
@@ -285,22 +380,29 @@ impl Pair {
             "{from:?} sent a WebSocket message of {} bytes",
             bytes.len()
         );
+        let relayed = self.service.accept(from, &bytes);
         let relay = match from {
             Role::Source => &mut self.to_dst,
             Role::Destination => &mut self.to_src,
         };
         let mut frames = Vec::new();
-        let mut input: &[u8] = &bytes;
+        let mut input: &[u8] = &relayed;
         while let Some(m) = relay
             .decoder
             .decode(&mut input)
-            .unwrap_or_else(|e| panic!("service refuses {from:?}'s frame: {e}"))
+            .unwrap_or_else(|e| panic!("the service relayed a frame it should refuse: {e}"))
         {
             frames.push(m);
         }
-        relay.pending.push_back(bytes);
+        if !relayed.is_empty() {
+            relay.pending.push_back(relayed);
+        }
         for m in frames {
-            self.check_rules(from, &m);
+            self.check_endpoint_promises(from, &m);
+            if from == Role::Destination && m.kind() == Some(MessageType::StreamReset) {
+                // The localproxy destination's own reset ends its active stream.
+                self.localproxy.active.retain(|_, id| *id != m.stream_id);
+            }
             let to = match from {
                 Role::Source => &mut self.dst_side,
                 Role::Destination => &mut self.src_side,
@@ -309,40 +411,12 @@ impl Pair {
         }
     }
 
-    /// The rules the service enforces on clients (it closes the WebSocket otherwise).
-    fn check_rules(&mut self, from: Role, m: &Message) {
-        let kind = m.kind();
-        assert!(
-            !matches!(
-                kind,
-                Some(MessageType::ServiceIds | MessageType::SessionReset)
-            ),
-            "{from:?} sent {kind:?}, which only the service may send"
-        );
-        if !m.service_id.is_empty() && !self.services.is_empty() {
-            assert!(
-                self.services.contains(&m.service_id),
-                "{from:?} used service id {:?}, not one of the tunnel's",
-                m.service_id
-            );
-        }
-        match kind {
-            Some(MessageType::StreamStart) => {
-                assert_eq!(from, Role::Source, "only a source starts streams");
-                self.started_with_service
-                    .insert(m.stream_id, !m.service_id.is_empty());
-                if !m.service_id.is_empty() {
-                    self.started_services.insert(m.service_id.clone());
-                }
-            }
-            Some(MessageType::Data) if !m.service_id.is_empty() => {
-                assert!(
-                    self.started_services.contains(&m.service_id),
-                    "{from:?} sent DATA for service {:?} never started",
-                    m.service_id
-                );
-            }
-            _ => {}
+    /// What the endpoints promise beyond the service's rules: a destination answers a stream
+    /// started without a service id without one.
+    fn check_endpoint_promises(&mut self, from: Role, m: &Message) {
+        if m.kind() == Some(MessageType::StreamStart) {
+            self.started_with_service
+                .insert(m.stream_id, !m.service_id.is_empty());
         }
         if let Some(false) = self.started_with_service.get(&m.stream_id) {
             assert!(
@@ -351,6 +425,57 @@ impl Pair {
                 m.stream_id
             );
         }
+    }
+
+    /// localproxy's destination rule on bytes for the destination: a STREAM_START with a new
+    /// stream id while its service's stream is active resets that stream (the endpoint learns
+    /// it as a STREAM_RESET, as if the destination had reset locally) and is not delivered.
+    fn localproxy_filter(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut input = bytes;
+        let single = match self.services.as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        };
+        while let Some(m) = self
+            .localproxy
+            .decoder
+            .decode(&mut input)
+            .expect("the service relays valid frames")
+        {
+            let service = if m.service_id.is_empty() {
+                single.clone().unwrap_or_default()
+            } else {
+                m.service_id.clone()
+            };
+            match m.kind() {
+                Some(MessageType::StreamStart) => match self.localproxy.active.get(&service) {
+                    Some(&active) if active != m.stream_id => {
+                        self.localproxy.active.remove(&service);
+                        self.localproxy.refused_starts += 1;
+                        let reset = Message {
+                            stream_id: active,
+                            service_id: m.service_id.clone(),
+                            ..Message::of(MessageType::StreamReset)
+                        };
+                        encode_frame(&reset, &mut out).expect("reset encodes");
+                        continue;
+                    }
+                    _ => {
+                        self.localproxy.active.insert(service, m.stream_id);
+                    }
+                },
+                Some(MessageType::StreamReset) => {
+                    if self.localproxy.active.get(&service) == Some(&m.stream_id) {
+                        self.localproxy.active.remove(&service);
+                    }
+                }
+                Some(MessageType::SessionReset) => self.localproxy.active.clear(),
+                _ => {}
+            }
+            encode_frame(&m, &mut out).expect("a relayed frame encodes");
+        }
+        out
     }
 
     /// Hands queued bytes to the receiving endpoint, regrouped.
@@ -377,6 +502,15 @@ impl Pair {
             Dir::ToSrc => Role::Source,
         };
         for bytes in messages {
+            let bytes = if receiver == Role::Destination && self.dst_rule == DstRule::LocalProxy
+            {
+                self.localproxy_filter(&bytes)
+            } else {
+                bytes
+            };
+            if bytes.is_empty() {
+                continue;
+            }
             let (ep, _) = self.side(receiver);
             ep.handle_bytes(&bytes)
                 .unwrap_or_else(|e| panic!("{receiver:?} refused relayed bytes: {e}"));
