@@ -3,10 +3,14 @@
 //! - Destination mode connects each connection the tunnel's source opens (STREAM_START, V3
 //!   CONNECTION_START) to the mapped local TCP service (`-d [SVC=][HOST:]PORT`) and pumps bytes
 //!   both ways; an unreachable service is refused with a reset.
-//! - Source mode listens on local ports (`-s [SVC=][ADDR:]PORT`, port 0 picks one) and, for
-//!   every accepted socket, starts a stream when the service has no open connection, or with V3
-//!   opens one more connection in the live stream (V1/V2 carry one connection at a time: a
-//!   second simultaneous socket is refused with a log line).
+//! - Source mode listens on local ports (`-s [SVC=][ADDR:]PORT`, port 0 picks one) and carries
+//!   every accepted socket into the tunnel as AWS's localproxy does: with V3 a CONNECTION_START
+//!   on the service's live stream (a STREAM_START only when it has none), with V1/V2 a new
+//!   stream per connection (one at a time: a second simultaneous socket is refused with a log
+//!   line).
+//! - Connections are capped per stream and per agent (`--max-connections-per-stream`,
+//!   `--max-connections`): a destination answers a start over the cap with CONNECTION_RESET
+//!   and logs it; a source refuses the socket.
 //!
 //! This module parses the flags, binds the source listeners, and runs the reconnect loop: it
 //! opens the WebSocket ([`crate::wsclient`]), runs a [`session`] until it ends, and reconnects
@@ -27,7 +31,8 @@ mod session;
 use std::time::Duration;
 
 use anyhow::Context;
-use burrow_proto::{Format, Role};
+use burrow_proto::endpoint::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_STREAM};
+use burrow_proto::{Format, Role, StreamIdPlan};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -140,6 +145,15 @@ pub struct AgentArgs {
     /// Seconds between WebSocket pings to the service.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_interval: u64,
+    /// Most connections one stream (one service) may have open at once; a destination answers
+    /// a further CONNECTION_START with CONNECTION_RESET, a source refuses the socket.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS_PER_STREAM as u64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_connections_per_stream: u64,
+    /// Most connections the agent may have open at once, all services together.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=16384))]
+    pub max_connections: u64,
 }
 
 /// Why the flags cannot be used together.
@@ -192,6 +206,8 @@ struct Plan {
     destinations: Vec<DestinationMapping>,
     insecure: bool,
     ping_interval: Duration,
+    max_connections_per_stream: usize,
+    max_connections: usize,
 }
 
 impl Plan {
@@ -253,6 +269,10 @@ impl Plan {
             destinations: args.destinations,
             insecure: args.insecure,
             ping_interval: Duration::from_secs(args.ping_interval),
+            max_connections_per_stream: usize::try_from(args.max_connections_per_stream)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_STREAM),
+            max_connections: usize::try_from(args.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
         })
     }
 
@@ -278,7 +298,10 @@ impl Plan {
             sources: &self.sources,
             ping_interval: self.ping_interval,
             connect_timeout: LOCAL_CONNECT_TIMEOUT,
+            max_connections_per_stream: self.max_connections_per_stream,
+            max_connections: self.max_connections,
         };
+        let mut stream_ids = StreamIdPlan::new(rand::random());
         let options = ConnectOptions {
             endpoint: &self.endpoint,
             role: self.role,
@@ -297,7 +320,8 @@ impl Plan {
                         "connected to the tunneling service"
                     );
                     let started = tokio::time::Instant::now();
-                    let end = session::run(connected, &setup, &mut accepted).await;
+                    let end =
+                        session::run(connected, &setup, &mut accepted, &mut stream_ids).await;
                     if started.elapsed() >= STABLE_SESSION {
                         delay = BACKOFF_START;
                     }
@@ -413,6 +437,26 @@ mod tests {
         assert_eq!(plan.destinations.len(), 2);
         assert_eq!(plan.client_token.0.len(), 32);
         assert!(!format!("{plan:?}").contains("secret-token-value"));
+        assert_eq!(plan.max_connections_per_stream, DEFAULT_MAX_CONNECTIONS_PER_STREAM);
+        assert_eq!(plan.max_connections, DEFAULT_MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn connection_caps_are_flags() {
+        let base = ["--mode", "destination", "-e", "ws://127.0.0.1:1", "-t", "tok", "-d", "22"];
+        let with = |extra: &[&str]| {
+            let mut args: Vec<&str> = base.to_vec();
+            args.extend_from_slice(extra);
+            plan(&args)
+        };
+        let capped = with(&["--max-connections-per-stream", "3", "--max-connections", "5"])
+            .expect("valid caps");
+        assert_eq!(
+            (capped.max_connections_per_stream, capped.max_connections),
+            (3, 5)
+        );
+        assert!(with(&["--max-connections-per-stream", "0"]).is_err());
+        assert!(with(&["--max-connections", "0"]).is_err());
     }
 
     #[test]

@@ -13,13 +13,19 @@
 //! they stop reading their sockets.
 //!
 //! When the session ends every local connection of it is closed: after a dropped WebSocket the
-//! tunnel's streams are gone anyway. Reconnecting is the caller's business.
+//! tunnel's streams are gone anyway. Reconnecting is the caller's business; stream ids continue
+//! across sessions through a [`StreamIdPlan`], so they never repeat within a run.
+//!
+//! Source mode opens every accepted socket with `Endpoint::open_connection` (in V3 a
+//! CONNECTION_START on the service's live stream, as localproxy does). An SSH server speaks
+//! first, so a source connection that hears nothing within [`BANNER_WAIT`] gets a log line
+//! naming the message format as the likely cause (an AWS IoT Device Client never answers V3).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use burrow_proto::{ConnId, Endpoint, Event, Format, LocalError, Output, Role};
+use burrow_proto::{ConnId, Endpoint, Event, Format, LocalError, Output, Role, StreamIdPlan};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -41,6 +47,9 @@ const OUTBOX_LIMIT: usize = 4;
 const LOCAL_QUEUE: usize = 32;
 /// How many ping intervals without any message from the service end the session.
 const SILENT_PINGS: u32 = 3;
+/// How long a source connection waits for the first byte from the device before the log says
+/// the message format may be wrong (an SSH server sends its banner at once).
+pub const BANNER_WAIT: Duration = Duration::from_secs(2);
 
 /// What a session needs to know besides the WebSocket.
 #[derive(Debug)]
@@ -57,6 +66,10 @@ pub struct Setup<'a> {
     pub ping_interval: Duration,
     /// How long a destination waits for its local service to accept a connection.
     pub connect_timeout: Duration,
+    /// Most connections one stream may have open at once.
+    pub max_connections_per_stream: usize,
+    /// Most connections the agent may have open at once.
+    pub max_connections: usize,
 }
 
 /// A socket accepted on a source listener.
@@ -120,8 +133,9 @@ pub fn effective_format(format: Format, subprotocol: &str) -> Format {
 struct Entry {
     conn: ConnId,
     to_socket: mpsc::Sender<Vec<u8>>,
-    /// Source: the mapping whose listener accepted the socket.
-    mapping: Option<usize>,
+    /// Source: when to log the "no answer" hint unless a byte arrives first (`None` once a
+    /// byte arrived or the hint was logged).
+    banner_due: Option<Instant>,
 }
 
 /// Aborts a task when dropped (the WebSocket writer must not outlive its session).
@@ -158,6 +172,7 @@ pub async fn run(
     connected: Connected,
     setup: &Setup<'_>,
     accepted: &mut mpsc::Receiver<Accepted>,
+    stream_ids: &mut StreamIdPlan,
 ) -> SessionEnd {
     let format = effective_format(setup.format, &connected.subprotocol);
     if format != setup.format {
@@ -184,7 +199,9 @@ pub async fn run(
         format,
         services,
         ping_interval: Some(setup.ping_interval),
-        first_stream_id: rand::random_range(1..=1_000_000),
+        first_stream_id: stream_ids.first_stream_id(),
+        max_connections_per_stream: setup.max_connections_per_stream,
+        max_connections: setup.max_connections,
     };
     let (local_tx, mut local_rx) = mpsc::channel(LOCAL_QUEUE);
     let mut driver = Driver {
@@ -257,6 +274,9 @@ pub async fn run(
         if let Some(at) = driver.endpoint.poll_timeout() {
             deadline = deadline.min(origin + at);
         }
+        if let Some(at) = driver.next_banner_due() {
+            deadline = deadline.min(at);
+        }
         let taking_local = driver.outbox.len() < OUTBOX_LIMIT;
 
         tokio::select! {
@@ -315,6 +335,7 @@ pub async fn run(
                     ));
                 }
                 driver.endpoint.handle_timeout(origin.elapsed());
+                driver.banner_hints(Instant::now());
             }
             result = &mut writer => {
                 let why = match result {
@@ -341,6 +362,7 @@ pub async fn run(
     if open > 0 {
         tracing::info!(open, "closing the local connections of the ended session");
     }
+    stream_ids.advance(driver.endpoint.next_stream_id(), rand::random());
     end
 }
 
@@ -361,11 +383,15 @@ impl Driver<'_> {
         while let Some(event) = self.pending.pop_front() {
             match event {
                 Event::Data { conn, data } => {
-                    let Some(entry) = self.keys.get(&conn).and_then(|key| self.conns.get(key))
+                    let Some(entry) = self
+                        .keys
+                        .get(&conn)
+                        .and_then(|key| self.conns.get_mut(key))
                     else {
                         // The local side of this connection is already gone.
                         continue;
                     };
+                    entry.banner_due = None;
                     match entry.to_socket.try_send(data) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(data)) => {
@@ -399,6 +425,28 @@ impl Driver<'_> {
             && let Some(permit) = room
         {
             permit.send(data);
+        }
+    }
+
+    /// The earliest pending "no answer" hint of a source connection.
+    fn next_banner_due(&self) -> Option<Instant> {
+        self.conns.values().filter_map(|e| e.banner_due).min()
+    }
+
+    /// Logs the "no answer" hint for every source connection that heard nothing in time.
+    fn banner_hints(&mut self, now: Instant) {
+        let format = self.format;
+        for entry in self.conns.values_mut() {
+            if entry.banner_due.is_some_and(|due| due <= now) {
+                entry.banner_due = None;
+                tracing::warn!(
+                    service = %entry.conn.service_id,
+                    stream = entry.conn.stream_id,
+                    connection = entry.conn.connection_id,
+                    "{}",
+                    no_answer_hint(format)
+                );
+            }
         }
     }
 
@@ -440,6 +488,16 @@ impl Driver<'_> {
                 self.announce(&ids);
             }
             Event::ConnectionRequested(conn) => self.on_connection_requested(conn),
+            Event::ConnectionRefused { conn, limit } => {
+                tracing::warn!(
+                    service = %conn.service_id,
+                    stream = conn.stream_id,
+                    connection = conn.connection_id,
+                    limit,
+                    "refused a connection over the cap (CONNECTION_RESET sent); raise \
+                     --max-connections-per-stream or --max-connections if this is expected"
+                );
+            }
             Event::Data { .. } => {
                 // Data is delivered by `handle_pending`; nothing reaches this arm.
             }
@@ -485,7 +543,7 @@ impl Driver<'_> {
             "connection requested"
         );
         let (to_socket, from_driver) = mpsc::channel(conn::WRITE_QUEUE);
-        let key = self.insert(conn, to_socket, None);
+        let key = self.insert(conn, to_socket);
         self.tasks.spawn(conn::connect_and_pump(
             key,
             target,
@@ -506,26 +564,30 @@ impl Driver<'_> {
             .sources
             .get(mapping)
             .and_then(|m| m.service.as_deref());
-        let busy = self.conns.values().any(|e| e.mapping == Some(mapping));
-        let opened = if !busy {
-            // A new stream even in V3 when the service has no open connection: the destination
-            // may have reconnected since the last one (the service need not tell), and a
-            // STREAM_START puts both ends on a stream they agree on.
-            self.endpoint.open_stream(service)
-        } else if self.format == Format::V3 {
-            self.endpoint.open_connection(service)
-        } else {
-            tracing::warn!(
-                %peer,
-                format = ?self.format,
-                "refusing a second simultaneous connection: the {:?} format carries one \
-                 connection per service at a time (use --format V3 for several)",
-                self.format
-            );
-            return;
-        };
-        let conn = match opened {
+        // V3: a CONNECTION_START on the service's live stream (a new stream only when it has
+        // none: the first connection, or after a STREAM_RESET, which the service also sends
+        // when the destination reconnected). V1/V2: a new stream per connection.
+        let conn = match self.endpoint.open_connection(service) {
             Ok(conn) => conn,
+            Err(LocalError::NeedsV3) => {
+                tracing::warn!(
+                    %peer,
+                    format = ?self.format,
+                    "refusing a second simultaneous connection: the {:?} format carries one \
+                     connection per service at a time (use --format V3 for several)",
+                    self.format
+                );
+                return;
+            }
+            Err(LocalError::TooManyConnections { limit }) => {
+                tracing::warn!(
+                    %peer,
+                    limit,
+                    "refusing the connection: too many open connections (raise \
+                     --max-connections-per-stream or --max-connections)"
+                );
+                return;
+            }
             Err(err) => {
                 tracing::warn!(%peer, %err, "cannot open a tunnel connection; closing the socket");
                 return;
@@ -539,7 +601,10 @@ impl Driver<'_> {
             "opened a tunnel connection"
         );
         let (to_socket, from_driver) = mpsc::channel(conn::WRITE_QUEUE);
-        let key = self.insert(conn, to_socket, Some(mapping));
+        let key = self.insert(conn, to_socket);
+        if let Some(entry) = self.conns.get_mut(&key) {
+            entry.banner_due = Some(Instant::now() + BANNER_WAIT);
+        }
         self.tasks
             .spawn(conn::pump(key, stream, from_driver, self.local_tx.clone()));
     }
@@ -592,7 +657,6 @@ impl Driver<'_> {
         &mut self,
         conn: ConnId,
         to_socket: mpsc::Sender<Vec<u8>>,
-        mapping: Option<usize>,
     ) -> Key {
         let key = self.next_key;
         self.next_key += 1;
@@ -602,7 +666,7 @@ impl Driver<'_> {
             Entry {
                 conn,
                 to_socket,
-                mapping,
+                banner_due: None,
             },
         );
         key
@@ -623,6 +687,25 @@ impl Driver<'_> {
     }
 }
 
+/// The log line for a source connection that heard nothing from the device in time.
+pub fn no_answer_hint(format: Format) -> String {
+    let secs = BANNER_WAIT.as_secs();
+    match format {
+        Format::V1 => format!(
+            "nothing came back from the device within {secs} s (an SSH server answers at once): \
+             check that the device's agent is connected to this tunnel and that its local service \
+             is running"
+        ),
+        Format::V2 | Format::V3 => format!(
+            "nothing came back from the device within {secs} s (an SSH server answers at once): \
+             the {format:?} message format is the likely cause. A device running the AWS IoT \
+             Device Client or Greengrass speaks V1: restart this agent with --format V1 (and, \
+             for the Device Client, a new destination token for the device, which drops its \
+             tunnel when the format changes); localproxy 3.x and burrow agent answer V3"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,5 +721,15 @@ mod tests {
         assert_eq!(effective_format(Format::V1, v3), Format::V1);
         assert_eq!(effective_format(Format::V2, v3), Format::V2);
         assert_eq!(effective_format(Format::V2, v1), Format::V1);
+    }
+
+    #[test]
+    fn the_no_answer_hint_names_the_format_and_the_fix() {
+        let v3 = no_answer_hint(Format::V3);
+        for words in ["V3 message format", "--format V1", "Device Client", "Greengrass"] {
+            assert!(v3.contains(words), "{words:?} in {v3:?}");
+        }
+        let v1 = no_answer_hint(Format::V1);
+        assert!(!v1.contains("--format V1"), "{v1:?}");
     }
 }
