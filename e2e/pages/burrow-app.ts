@@ -147,7 +147,7 @@ export class BurrowApp {
   async selectFormat(format: 'auto' | 'V2' | 'V1'): Promise<void> {
     const select = this.format;
     if (!(await select.isVisible())) {
-      // The format sits under "advanced"; open it by clicking its summary when it is folded.
+      // Should the format sit in a folded <details>, open it by clicking its summary.
       const advanced = this.page.locator('details:has([data-testid="format"]) > summary');
       if ((await advanced.count()) > 0) await advanced.first().click();
     }

@@ -281,8 +281,10 @@ impl Harness {
                     assert!(
                         matches!(
                             result,
-                            Ok(_) | Err(LocalError::NeedsV3 | LocalError::ServiceRequired(_)
-                                | LocalError::UnknownService(_))
+                            Ok(_)
+                                | Err(LocalError::NeedsV3
+                                    | LocalError::ServiceRequired(_)
+                                    | LocalError::UnknownService(_))
                         ),
                         "{result:?}"
                     );

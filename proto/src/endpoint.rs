@@ -1123,7 +1123,10 @@ mod tests {
         assert_eq!(valid_id(MAX_ID), MAX_ID);
         assert_eq!(valid_id(i32::MIN), i32::MIN.rem_euclid(MAX_ID) + 1);
         assert_eq!(id_from_random(0), 1);
-        assert_eq!(id_from_random(u32::MAX), (u32::MAX % MAX_ID as u32) as i32 + 1);
+        assert_eq!(
+            id_from_random(u32::MAX),
+            (u32::MAX % MAX_ID as u32) as i32 + 1
+        );
         let mut plan = StreamIdPlan::new(5);
         plan.advance(MAX_ID, StreamIdPlan::MAX_STEP - 1);
         assert!((1..=MAX_ID).contains(&plan.first_stream_id()));

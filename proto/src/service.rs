@@ -706,7 +706,10 @@ mod tests {
             (verdict.close, verdict.relay == bytes)
         };
         let mut v2_source = PeerChecker::new(Role::Source);
-        for m in [msg(MessageType::StreamStart, 5, "SSH"), data(5, "SSH", b"v2")] {
+        for m in [
+            msg(MessageType::StreamStart, 5, "SSH"),
+            data(5, "SSH", b"v2"),
+        ] {
             assert_eq!(pass(&mut v2_source, &mut rules, m), (None, true));
         }
         assert_eq!(
@@ -734,7 +737,12 @@ mod tests {
             Some(Violation::MixedServiceIds)
         );
         assert_eq!(
-            pass(&mut v1_source, &mut rules, msg(MessageType::StreamStart, 11, "SSH")).0,
+            pass(
+                &mut v1_source,
+                &mut rules,
+                msg(MessageType::StreamStart, 11, "SSH")
+            )
+            .0,
             Some(Violation::MixedServiceIds)
         );
     }
@@ -743,7 +751,11 @@ mod tests {
     fn a_destination_remembers_a_bounded_number_of_streams() {
         let mut rules = rules(&["SSH"]);
         assert_eq!(
-            check(Role::Source, &mut rules, &[msg(MessageType::StreamStart, 1, "SSH")]),
+            check(
+                Role::Source,
+                &mut rules,
+                &[msg(MessageType::StreamStart, 1, "SSH")]
+            ),
             None
         );
         let mut destination = PeerChecker::new(Role::Destination);
@@ -752,7 +764,10 @@ mod tests {
             let verdict = destination.feed(&frame(&data(stream_id, has_id, b"x")), &mut rules);
             assert_eq!(verdict.close, None, "stream {stream_id}");
         }
-        assert_eq!(destination.stream_uses_service_ids.len(), REMEMBERED_STREAMS);
+        assert_eq!(
+            destination.stream_uses_service_ids.len(),
+            REMEMBERED_STREAMS
+        );
     }
 
     #[test]

@@ -39,10 +39,14 @@ fn last_requested(pair: &Pair) -> ConnId {
 fn round_trip(pair: &mut Pair, conn: &ConnId, dst_conn: &ConnId, tag: &str) {
     let up = format!("up {tag}");
     let down = format!("down {tag}");
-    pair.src.send(conn, up.as_bytes()).expect("source connection open");
+    pair.src
+        .send(conn, up.as_bytes())
+        .expect("source connection open");
     pair.drive();
     assert_eq!(pair.dst_side.data_on(dst_conn), up.as_bytes(), "{tag}: up");
-    pair.dst.send(dst_conn, down.as_bytes()).expect("destination connection open");
+    pair.dst
+        .send(dst_conn, down.as_bytes())
+        .expect("destination connection open");
     pair.drive();
     assert_eq!(pair.src_side.data_on(conn), down.as_bytes(), "{tag}: down");
 }
@@ -94,7 +98,11 @@ fn a_new_stream_per_connection_loses_every_second_one_against_localproxy() {
         let conn = pair.src.open_stream(None).expect("open");
         pair.src.send(&conn, b"hello").expect("open");
         pair.drive();
-        let got = pair.dst.connections().into_iter().any(|c| c.stream_id == conn.stream_id)
+        let got = pair
+            .dst
+            .connections()
+            .into_iter()
+            .any(|c| c.stream_id == conn.stream_id)
             && !pair.dst_side.data_on(&conn).is_empty();
         reached.push(got);
         if got {
@@ -133,7 +141,9 @@ fn simultaneous_v3_connections_share_the_stream() {
             pair.dst_side.data_on(c),
             format!("{i}.0;{i}.1;{i}.2;").as_bytes()
         );
-        pair.dst.send(c, format!("back {i}").as_bytes()).expect("open");
+        pair.dst
+            .send(c, format!("back {i}").as_bytes())
+            .expect("open");
     }
     pair.drive();
     for (i, c) in conns.iter().enumerate() {
@@ -156,7 +166,10 @@ fn simultaneous_v3_connections_share_the_stream() {
     assert!(pair.dst.connections().is_empty());
     // All closed: the next connection is still on the same stream.
     let next = pair.src.open_connection(None).expect("open");
-    assert_eq!((next.stream_id, next.connection_id), (conns[0].stream_id, 5));
+    assert_eq!(
+        (next.stream_id, next.connection_id),
+        (conns[0].stream_id, 5)
+    );
     pair.drive();
     round_trip(&mut pair, &next, &next.clone(), "after");
     assert_eq!(pair.localproxy_refused_starts(), 0);
@@ -202,7 +215,10 @@ fn after_the_destination_reconnects_the_next_connection_starts_a_new_stream() {
     // The device's proxy reconnects: the service resets the stream towards the source.
     pair.replace_destination(config(Role::Destination, Format::V3, &["SSH"]));
     let next = pair.src.open_connection(None).expect("open");
-    assert_ne!(next.stream_id, first.stream_id, "a new session gets a new stream");
+    assert_ne!(
+        next.stream_id, first.stream_id,
+        "a new session gets a new stream"
+    );
     assert_eq!(next.connection_id, 1);
     pair.drive();
     round_trip(&mut pair, &next, &next.clone(), "next");
@@ -214,14 +230,14 @@ fn a_destination_caps_connections_per_stream_and_in_total() {
     let mut dst = config(Role::Destination, Format::V3, &["SSH", "RDP"]);
     dst.max_connections_per_stream = 3;
     dst.max_connections = 4;
-    let mut pair = Pair::new(
-        config(Role::Source, Format::V3, &[]),
-        dst,
-        &["SSH", "RDP"],
-    );
+    let mut pair = Pair::new(config(Role::Source, Format::V3, &[]), dst, &["SSH", "RDP"]);
     pair.drive();
     let ssh: Vec<ConnId> = (0..5)
-        .map(|_| pair.src.open_connection(Some("SSH")).expect("the source's cap is higher"))
+        .map(|_| {
+            pair.src
+                .open_connection(Some("SSH"))
+                .expect("the source's cap is higher")
+        })
         .collect();
     pair.drive();
     let refused: Vec<Event> = pair
@@ -234,8 +250,14 @@ fn a_destination_caps_connections_per_stream_and_in_total() {
     assert_eq!(
         refused,
         vec![
-            Event::ConnectionRefused { conn: ssh[3].clone(), limit: 3 },
-            Event::ConnectionRefused { conn: ssh[4].clone(), limit: 3 },
+            Event::ConnectionRefused {
+                conn: ssh[3].clone(),
+                limit: 3
+            },
+            Event::ConnectionRefused {
+                conn: ssh[4].clone(),
+                limit: 3
+            },
         ]
     );
     for (i, c) in ssh.iter().enumerate() {
@@ -255,7 +277,10 @@ fn a_destination_caps_connections_per_stream_and_in_total() {
     assert!(!pair.src.is_open(&rdp2));
     assert_eq!(
         pair.dst_side.events.last(),
-        Some(&Event::ConnectionRefused { conn: rdp2, limit: 4 })
+        Some(&Event::ConnectionRefused {
+            conn: rdp2,
+            limit: 4
+        })
     );
     // Room again once one closes.
     pair.src.close(&ssh[0]).expect("open");
@@ -335,13 +360,20 @@ fn a_v3_destination_follows_a_v2_source_then_its_v1_replacement() {
     pair.drive();
     let dst_v2 = last_requested(&pair);
     round_trip(&mut pair, &v2, &dst_v2, "V2");
-    assert!(pair.dst_side.received_frames.iter().all(|m| m.service_id == "SSH"
-        || m.kind() == Some(MessageType::ServiceIds)));
+    assert!(
+        pair.dst_side
+            .received_frames
+            .iter()
+            .all(|m| m.service_id == "SSH" || m.kind() == Some(MessageType::ServiceIds))
+    );
 
     let mut v1_cfg = config(Role::Source, Format::V1, &[]);
     v1_cfg.first_stream_id = 5000;
     pair.replace_source(v1_cfg);
-    assert!(!pair.dst.is_open(&dst_v2), "the service reset the replaced source's stream");
+    assert!(
+        !pair.dst.is_open(&dst_v2),
+        "the service reset the replaced source's stream"
+    );
     let v1 = pair.src.open_connection(None).expect("open");
     pair.drive();
     let dst_v1 = last_requested(&pair);
@@ -353,5 +385,9 @@ fn a_v3_destination_follows_a_v2_source_then_its_v1_replacement() {
         .filter(|m| m.kind() == Some(MessageType::Data))
         .collect();
     assert!(!answers.is_empty());
-    assert!(answers.iter().all(|m| m.service_id.is_empty() && m.connection_id == 0));
+    assert!(
+        answers
+            .iter()
+            .all(|m| m.service_id.is_empty() && m.connection_id == 0)
+    );
 }

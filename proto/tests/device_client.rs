@@ -93,7 +93,9 @@ impl DeviceTunnel {
             while let Some(bytes) = self.device.poll_transmit() {
                 moved = true;
                 let relayed = self.service.accept(Role::Destination, &bytes);
-                self.source.handle_bytes(&relayed).expect("valid device frames");
+                self.source
+                    .handle_bytes(&relayed)
+                    .expect("valid device frames");
             }
             if !moved {
                 break;
@@ -136,7 +138,11 @@ fn a_v1_source_reaches_a_device_client_for_many_connections_and_sessions() {
         // Several TCP connections one after another in each WebSocket session.
         for i in 0..3 {
             let conn = tunnel.connect();
-            assert_eq!(tunnel.got(&conn), SSH_BANNER, "session {session}, connection {i}");
+            assert_eq!(
+                tunnel.got(&conn),
+                SSH_BANNER,
+                "session {session}, connection {i}"
+            );
             let hello = format!("SSH-2.0-client {session}.{i}\r\n");
             tunnel.source.send(&conn, hello.as_bytes()).expect("open");
             tunnel.drive();
@@ -194,7 +200,11 @@ fn a_v3_source_gets_nothing_and_a_later_format_change_takes_the_device_offline()
     let retry = tunnel.connect();
     assert!(tunnel.device.offline);
     assert!(tunnel.got(&retry).is_empty());
-    assert_eq!(tunnel.closed.last(), Some(&retry), "the service reset the stream");
+    assert_eq!(
+        tunnel.closed.last(),
+        Some(&retry),
+        "the service reset the stream"
+    );
 }
 
 #[test]

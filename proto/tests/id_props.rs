@@ -75,7 +75,10 @@ fn run(first: i32, format: Format, ops: &[Op]) -> (Vec<i32>, i32) {
         while ep.poll_output().is_some() {}
         if let Some(c) = opened {
             assert!((1..=MAX_ID).contains(&c.stream_id), "{c:?}");
-            assert!((1..=MAX_ID.unsigned_abs()).contains(&c.connection_id), "{c:?}");
+            assert!(
+                (1..=MAX_ID.unsigned_abs()).contains(&c.connection_id),
+                "{c:?}"
+            );
             if c.connection_id == 1 && !started.contains(&c.stream_id) {
                 started.push(c.stream_id);
             }

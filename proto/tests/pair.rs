@@ -551,7 +551,10 @@ fn simultaneous_connections_need_v3() {
             config(Role::Destination, format, &["SSH"]),
             &["SSH"],
         );
-        let first = pair.src.open_connection(None).expect("the first opens a stream");
+        let first = pair
+            .src
+            .open_connection(None)
+            .expect("the first opens a stream");
         assert_eq!(pair.src.open_connection(None), Err(LocalError::NeedsV3));
         assert!(pair.src.is_open(&first), "{format:?}");
     }

@@ -38,7 +38,9 @@ async fn a_v3_source_agent_opens_further_connections_on_its_stream() {
 
     let mut starts = Vec::new();
     for i in 1..=3u32 {
-        let mut client = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let mut client = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
         let hello = format!("hello {i}");
         client.write_all(hello.as_bytes()).await.expect("write");
         // The start of this connection, then its data.
@@ -62,7 +64,11 @@ async fn a_v3_source_agent_opens_further_connections_on_its_stream() {
         let reset = next_frame(&mut device).await;
         assert_eq!(
             (reset.kind(), reset.stream_id, reset.connection_id),
-            (Some(MessageType::ConnectionReset), start.stream_id, start.connection_id)
+            (
+                Some(MessageType::ConnectionReset),
+                start.stream_id,
+                start.connection_id
+            )
         );
     }
     let stream = starts[0].1;
@@ -121,7 +127,9 @@ async fn a_destination_agent_caps_connections_per_stream() {
         resets.push(m.connection_id);
     }
     assert_eq!(resets, [3, 4]);
-    device.wait_line("the cap log line", |l| l.contains("refused a connection over the cap"));
+    device.wait_line("the cap log line", |l| {
+        l.contains("refused a connection over the cap")
+    });
     // The two allowed connections reached the local service, and no more.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while accepted.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {

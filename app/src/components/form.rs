@@ -227,6 +227,12 @@ pub fn ConnectForm(
                 <datalist id="service-ids">
                     <For each=move || services.get() key=|id| id.clone() children=|id| view! { <option value=id></option> } />
                 </datalist>
+                <label for="format">"What runs on the device " <span class="hint">"(message format)"</span></label>
+                <select id="format" data-testid="format" node_ref=refs.format>
+                    <option value="V3" selected=true>"localproxy 3.x or burrow agent → V3"</option>
+                    <option value="V1">"AWS IoT Device Client or Greengrass → V1"</option>
+                    <option value="V2">"localproxy 2.x → V2"</option>
+                </select>
                 <Show when=move || { services.get().len() > 1 }>
                     <p class="note" data-testid="service-choices">
                         "This tunnel offers: " {move || services.get().join(", ")}
@@ -284,18 +290,6 @@ pub fn ConnectForm(
                     node_ref=refs.passphrase
                 />
             </fieldset>
-            <details class="advanced">
-                <summary>"Advanced"</summary>
-                <label for="format">"Destination message format"</label>
-                <select id="format" data-testid="format" node_ref=refs.format>
-                    <option value="V3" selected=true>"auto (V3)"</option>
-                    <option value="V2">"V2"</option>
-                    <option value="V1">"V1 — AWS IoT Device Client, Greengrass"</option>
-                </select>
-                <p class="hint">
-                    "Devices running the AWS IoT Device Client or the Greengrass secure tunneling component speak V1."
-                </p>
-            </details>
             <button type="submit" class="primary" data-testid="connect" disabled=busy>
                 "Connect"
             </button>

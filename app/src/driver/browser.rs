@@ -2,8 +2,9 @@
 //! the SSH client a [`TunnelStream`].
 //!
 //! One task (the *pump*) owns the [`Socket`] and the core and waits on a closed set of inputs:
-//! socket events, bytes the SSH client wrote, a close request, and the SERVICE_IDS timer. After
-//! each input it drains the core's outputs. It holds no `RefCell` borrow across an `.await`
+//! socket events, bytes the SSH client wrote, a close request, the SERVICE_IDS timer and, once
+//! the stream is open, the banner timer ([`BANNER_WAIT`]). After each input it drains the core's
+//! outputs. It holds no `RefCell` borrow across an `.await`
 //! (the only shared cells are counters and the end reason, touched synchronously).
 //!
 //! A handshake the browser reports as failed (close before open; browsers hide the HTTP status)
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_channel::oneshot;
+use futures_util::future::Fuse;
 use futures_util::{FutureExt, StreamExt, select, select_biased};
 use gloo_timers::future::TimeoutFuture;
 
@@ -23,7 +25,7 @@ use super::answers::{handshake_error, shown};
 use super::cookie::probe_handshake;
 use super::socket::{Socket, SocketEvent};
 use super::stream::{StreamSide, TunnelStream, stream_pair};
-use super::tunnel::{CoreOutput, TunnelCore, random_stream_id};
+use super::tunnel::{BANNER_WAIT, CoreOutput, TunnelCore, next_first_stream_id};
 use super::url::SUBPROTOCOLS;
 use crate::session::{Format, SessionError};
 
@@ -161,7 +163,7 @@ pub async fn open_tunnel(
         return Err(SessionError::Subprotocol(protocol));
     }
 
-    let core = TunnelCore::new(spec.format, spec.service_id, random_stream_id());
+    let core = TunnelCore::new(spec.format, spec.service_id, next_first_stream_id());
     let (stream, side) = stream_pair();
     let (ready_tx, mut ready_rx) = unbounded();
     let (control, control_rx) = unbounded();
@@ -249,6 +251,8 @@ async fn pump(state: Pump) {
         mut outgoing,
     } = side;
     let mut services_timer = TimeoutFuture::new(millis(services_wait)).fuse();
+    // Started when the stream opens.
+    let mut banner_timer: Fuse<TimeoutFuture> = Fuse::terminated();
     loop {
         let mut finished: Option<SessionError> = None;
         let mut stop = false;
@@ -288,6 +292,7 @@ async fn pump(state: Pump) {
                 }
             },
             () = services_timer => core.services_timed_out(services_wait),
+            () = banner_timer => core.banner_wait_over(BANNER_WAIT),
         }
         while let Some(output) = core.poll() {
             match output {
@@ -300,6 +305,7 @@ async fn pump(state: Pump) {
                     }
                 },
                 CoreOutput::Opened { service_id } => {
+                    banner_timer = TimeoutFuture::new(millis(BANNER_WAIT)).fuse();
                     if let Some(ready) = ready.take() {
                         let _ = ready.unbounded_send(Ready::Opened(service_id));
                     }

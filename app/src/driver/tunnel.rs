@@ -5,15 +5,23 @@
 //! turn its DATA into bytes for the SSH client, and turn a STREAM_RESET, CONNECTION_RESET or
 //! SESSION_RESET into the end of the stream with the reason an operator can act on.
 //!
+//! An SSH server speaks first, so a V2/V3 stream that carries nothing back within
+//! [`BANNER_WAIT`] ends with [`SessionError::NoBanner`], which names the format as the likely
+//! cause (the AWS IoT Device Client never answers V3) and says how to retry.
+//!
 //! Like the endpoint it owns no socket and reads no clock: the browser driver feeds it
-//! WebSocket messages and a "SERVICE_IDS wait is over" signal, and drains [`TunnelCore::poll`].
+//! WebSocket messages and "SERVICE_IDS wait is over" / "banner wait is over" signals, and drains
+//! [`TunnelCore::poll`]. Stream ids come from one [`StreamIdPlan`] per page
+//! ([`next_first_stream_id`]), so they stay within what every device can encode and do not
+//! repeat across the page's sessions.
 //! That keeps it testable natively against a destination endpoint (see the tests).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use burrow_proto::endpoint::{
-    CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, Output, Role,
+    CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, Output, Role, StreamIdPlan,
 };
 
 use crate::session::SessionError;
@@ -43,8 +51,13 @@ enum State {
     AwaitingServices,
     /// Waiting for the operator to choose one of these services.
     Choosing(Vec<String>),
-    /// The stream is open.
-    Open(ConnId),
+    /// The stream is open; `heard` once a byte came back.
+    Open {
+        /// The stream's connection.
+        conn: ConnId,
+        /// Whether the device has sent anything on it.
+        heard: bool,
+    },
     /// Over (the reason was reported once through [`CoreOutput::Ended`]).
     Ended,
 }
@@ -86,15 +99,33 @@ pub fn choose_service(
     }
 }
 
-/// A stream id from 31 random bits (never 0), so ids rarely repeat across reconnects.
-pub fn stream_id_from(random: u32) -> i32 {
-    let id = i32::try_from(random & 0x7fff_ffff).unwrap_or(i32::MAX);
-    id.max(1)
+/// How long a V2/V3 stream may stay silent before the session ends with
+/// [`SessionError::NoBanner`] (an SSH server sends its banner at once).
+pub const BANNER_WAIT: Duration = Duration::from_secs(2);
+
+/// 32 random bits (browsers always have randomness; 1 if the platform has none).
+fn random_u32() -> u32 {
+    getrandom::u32().unwrap_or(1)
 }
 
-/// A random first stream id (1 if the platform has no randomness, which browsers always have).
-pub fn random_stream_id() -> i32 {
-    stream_id_from(getrandom::u32().unwrap_or(1))
+thread_local! {
+    /// The page's stream ids across its sessions (the page runs on one thread).
+    static STREAM_IDS: Cell<Option<StreamIdPlan>> = const { Cell::new(None) };
+}
+
+/// The first stream id for a new session's endpoint: random for the page's first session, then
+/// past the ids of the session before (plus a random step). Always within `1..=MAX_ID`.
+pub fn next_first_stream_id() -> i32 {
+    STREAM_IDS.with(|cell| {
+        let mut plan = cell
+            .get()
+            .unwrap_or_else(|| StreamIdPlan::new(random_u32()));
+        let first = plan.first_stream_id();
+        // A session opens one stream: the next session starts after it.
+        plan.advance(first.saturating_add(1), random_u32());
+        cell.set(Some(plan));
+        first
+    })
 }
 
 /// The operator-facing reason for a closed stream.
@@ -126,7 +157,24 @@ impl TunnelCore {
 
     /// Whether the stream is open.
     pub fn is_open(&self) -> bool {
-        matches!(self.state, State::Open(_))
+        matches!(self.state, State::Open { .. })
+    }
+
+    /// The stream id the core's next stream would get (tests check the bound).
+    pub fn next_stream_id(&self) -> i32 {
+        self.endpoint.next_stream_id()
+    }
+
+    /// The banner wait ([`BANNER_WAIT`], started when the stream opened) is over. A V2/V3 stream
+    /// on which nothing came back ends with [`SessionError::NoBanner`]; V1 waits on (the SSH
+    /// handshake timeout then says whether anything answered).
+    pub fn banner_wait_over(&mut self, waited: Duration) {
+        let format = self.endpoint.config().format;
+        if matches!(self.state, State::Open { heard: false, .. }) && format != Format::V1 {
+            let seconds = u32::try_from(waited.as_secs()).unwrap_or(u32::MAX);
+            self.end(SessionError::NoBanner { format, seconds });
+        }
+        self.drain_endpoint();
     }
 
     /// Whether the core still waits for SERVICE_IDS.
@@ -187,7 +235,7 @@ impl TunnelCore {
     /// Sends bytes from the SSH client on the open stream. Bytes written after the end are
     /// dropped: the SSH client learns of the end from the read side.
     pub fn send(&mut self, data: &[u8]) {
-        if let State::Open(conn) = &self.state {
+        if let State::Open { conn, .. } = &self.state {
             let conn = conn.clone();
             if let Err(err) = self.endpoint.send(&conn, data) {
                 self.local_failure(err);
@@ -198,7 +246,7 @@ impl TunnelCore {
 
     /// Closes the stream from this side (CONNECTION_RESET in V3, STREAM_RESET otherwise).
     pub fn close(&mut self) {
-        if let State::Open(conn) = std::mem::replace(&mut self.state, State::Ended) {
+        if let State::Open { conn, .. } = std::mem::replace(&mut self.state, State::Ended) {
             // An endpoint that failed already has nothing to close.
             let _ = self.endpoint.close(&conn);
         }
@@ -233,12 +281,13 @@ impl TunnelCore {
     }
 
     fn open(&mut self, service: Option<String>) {
-        match self.endpoint.open_stream(service.as_deref()) {
+        // The same call as every source's TCP connection (a fresh endpoint: STREAM_START).
+        match self.endpoint.open_connection(service.as_deref()) {
             Ok(conn) => {
                 self.queued.push_back(CoreOutput::Opened {
                     service_id: conn.service_id.clone(),
                 });
-                self.state = State::Open(conn);
+                self.state = State::Open { conn, heard: false };
             }
             Err(err) => self.local_failure(err),
         }
@@ -273,26 +322,41 @@ impl TunnelCore {
                 }
             }
             Event::Data { conn, data } => {
-                if matches!(&self.state, State::Open(ours) if *ours == conn) {
+                if let State::Open { conn: ours, heard } = &mut self.state
+                    && *ours == conn
+                {
+                    *heard = true;
                     self.queued.push_back(CoreOutput::Deliver(data));
                 }
             }
             Event::ConnectionClosed { conn, cause } => {
-                if matches!(&self.state, State::Open(ours) if *ours == conn) {
+                if matches!(&self.state, State::Open { conn: ours, .. } if *ours == conn) {
                     self.end(close_reason(cause));
                 }
             }
             // Sources are never asked to accept connections (the endpoint refuses them).
-            Event::ConnectionRequested(_) => {}
+            Event::ConnectionRequested(_) | Event::ConnectionRefused { .. } => {}
         }
     }
 }
 
+// The protocol crate's models of the service's rules and of AWS's IoT Device Client, shared
+// with its own tests (they use nothing but `burrow_proto`).
+#[cfg(test)]
+#[path = "../../../proto/tests/harness/device_client.rs"]
+mod device_client;
+#[cfg(test)]
+#[path = "../../../proto/tests/harness/service.rs"]
+mod service_model;
+
 #[cfg(test)]
 mod tests {
+    use burrow_proto::MAX_ID;
     use burrow_proto::codec::{FrameDecoder, encode_frame};
     use burrow_proto::message::{Message, MessageType};
 
+    use super::device_client::{DeviceClient, MAX_DATA, SSH_BANNER, WireFormat};
+    use super::service_model::Service;
     use super::*;
 
     /// Frames one control message from the service.
@@ -657,11 +721,11 @@ mod tests {
     }
 
     #[test]
-    fn stream_ids_are_positive() {
-        assert_eq!(stream_id_from(0), 1);
-        assert_eq!(stream_id_from(u32::MAX), i32::MAX);
-        assert_eq!(stream_id_from(0x8000_0005), 5);
-        assert!(random_stream_id() > 0);
+    fn stream_ids_stay_within_what_devices_encode_and_do_not_repeat() {
+        let ids: Vec<i32> = (0..2000).map(|_| next_first_stream_id()).collect();
+        assert!(ids.iter().all(|id| (1..=MAX_ID).contains(id)), "{ids:?}");
+        let distinct: std::collections::BTreeSet<i32> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 
     #[test]
@@ -673,5 +737,166 @@ mod tests {
         }
         pair.drive();
         assert_eq!(pair.opened.as_deref(), Some("SSH"));
+    }
+
+    /// The page's core ⇄ the service's real rules ⇄ a modelled AWS IoT Device Client, which
+    /// stays connected while the page's sessions follow each other.
+    struct DeviceTunnel {
+        service: Service,
+        device: DeviceClient,
+        core: TunnelCore,
+        delivered: Vec<u8>,
+        opened: bool,
+        ended: Option<SessionError>,
+    }
+
+    impl DeviceTunnel {
+        fn new() -> Self {
+            Self {
+                service: Service::new(&["SSH"]),
+                device: DeviceClient::new(Duration::ZERO),
+                core: TunnelCore::new(Format::V1, None, 1),
+                delivered: Vec::new(),
+                opened: false,
+                ended: None,
+            }
+        }
+
+        /// A new page session (a new source WebSocket) in `format`, with the page's ids.
+        fn page_session(&mut self, format: Format) {
+            self.core.close();
+            self.drive();
+            self.core = TunnelCore::new(format, None, next_first_stream_id());
+            self.delivered.clear();
+            self.opened = false;
+            self.ended = None;
+            let resets = self.service.replace(Role::Source);
+            if !resets.is_empty() {
+                self.device.handle_bytes(&resets);
+            }
+            // The Device Client offers only the 3.0 subprotocol, so the service announces the
+            // tunnel's services to both peers; the page's source gets them after its handshake.
+            let ids = self.service.service_ids();
+            self.core.handle_message(&ids);
+            self.drive();
+        }
+
+        fn drive(&mut self) {
+            loop {
+                let mut moved = false;
+                while let Some(out) = self.core.poll() {
+                    moved = true;
+                    match out {
+                        CoreOutput::Transmit(bytes) => {
+                            let relayed = self.service.accept(Role::Source, &bytes);
+                            if !self.device.offline {
+                                self.device.handle_bytes(&relayed);
+                            }
+                        }
+                        CoreOutput::Opened { .. } => self.opened = true,
+                        CoreOutput::ChooseService(_) => {}
+                        CoreOutput::Deliver(data) => self.delivered.extend(data),
+                        CoreOutput::Ended(reason) => self.ended = Some(reason),
+                    }
+                }
+                while let Some(bytes) = self.device.poll_transmit() {
+                    moved = true;
+                    let relayed = self.service.accept(Role::Destination, &bytes);
+                    self.core.handle_message(&relayed);
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_v1_page_reaches_a_device_client_in_ten_sessions_out_of_ten() {
+        let mut tunnel = DeviceTunnel::new();
+        for session in 0..10u8 {
+            tunnel.page_session(Format::V1);
+            assert!(tunnel.opened, "session {session}");
+            assert_eq!(
+                tunnel.delivered, SSH_BANNER,
+                "session {session}: the banner"
+            );
+            let hello = [b"SSH-2.0-burrow ".as_slice(), &[b'0' + session], b"\r\n"].concat();
+            tunnel.core.send(&hello);
+            tunnel.drive();
+            assert_eq!(
+                tunnel.delivered,
+                [SSH_BANNER, hello.as_slice()].concat(),
+                "session {session}: the echo"
+            );
+            assert_eq!(tunnel.ended, None, "session {session}");
+        }
+        // Bulk output crosses in the device's 32 KiB messages, whole and in order.
+        let bulk: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        tunnel.delivered.clear();
+        tunnel.device.sshd_writes(&bulk);
+        tunnel.drive();
+        assert_eq!(tunnel.delivered, bulk);
+        assert!(tunnel.device.data_lengths.iter().all(|&n| n <= MAX_DATA));
+        assert_eq!(tunnel.device.session_format(), Some(WireFormat::V1));
+        assert_eq!(tunnel.device.connections, 10);
+        assert_eq!(tunnel.device.refused_sends, 0);
+        assert!(!tunnel.device.offline);
+    }
+
+    #[test]
+    fn a_v3_page_hears_nothing_from_a_device_client_and_the_error_names_the_format() {
+        let mut tunnel = DeviceTunnel::new();
+        tunnel.page_session(Format::V3);
+        assert!(tunnel.opened);
+        // Its library will not send V1 messages in the session the V3 start fixed.
+        assert!(tunnel.device.refused_sends > 0);
+        assert!(tunnel.delivered.is_empty());
+        tunnel.core.banner_wait_over(BANNER_WAIT);
+        tunnel.drive();
+        assert_eq!(
+            tunnel.ended,
+            Some(SessionError::NoBanner {
+                format: Format::V3,
+                seconds: 2
+            })
+        );
+        // Retrying in V1 on the same device session makes it drop its tunnel: the retry
+        // needs a new destination token too, as the error says.
+        tunnel.page_session(Format::V1);
+        assert!(tunnel.device.offline);
+        assert!(tunnel.delivered.is_empty());
+    }
+
+    #[test]
+    fn the_banner_wait_ends_only_silent_v2_and_v3_streams() {
+        // A stream that heard its banner goes on.
+        let mut pair = Pair::new(Format::V3, None, &["SSH"]);
+        pair.source.handle_message(&service_ids(&["SSH"]));
+        pair.drive();
+        pair.device_send(b"SSH-2.0-server\r\n");
+        pair.source.banner_wait_over(BANNER_WAIT);
+        pair.drive();
+        assert_eq!(pair.ended, None);
+        // V1 waits for the SSH handshake's own timeout.
+        let mut pair = Pair::new(Format::V1, None, &["SSH"]);
+        pair.source.handle_message(&service_ids(&["SSH"]));
+        pair.drive();
+        pair.source.banner_wait_over(BANNER_WAIT);
+        pair.drive();
+        assert_eq!(pair.ended, None);
+        // A silent V2 stream ends with the format hint.
+        let mut pair = Pair::new(Format::V2, None, &["SSH"]);
+        pair.source.handle_message(&service_ids(&["SSH"]));
+        pair.drive();
+        pair.source.banner_wait_over(BANNER_WAIT);
+        pair.drive();
+        assert_eq!(
+            pair.ended,
+            Some(SessionError::NoBanner {
+                format: Format::V2,
+                seconds: 2
+            })
+        );
     }
 }

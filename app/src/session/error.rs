@@ -9,6 +9,11 @@
 pub const ROTATE_COMMAND: &str = "aws iotsecuretunneling rotate-tunnel-access-token \
      --tunnel-id <tunnel-id> --client-mode SOURCE";
 
+/// The AWS CLI command that issues fresh source and destination tokens (a device with a thing
+/// name gets its new token by notification).
+pub const ROTATE_ALL: &str = "aws iotsecuretunneling rotate-tunnel-access-token \
+     --tunnel-id <tunnel-id> --client-mode ALL";
+
 /// The private key formats the app reads, for error messages.
 pub const SUPPORTED_KEY_FORMATS: &str = "OpenSSH (\"BEGIN OPENSSH PRIVATE KEY\"), PEM RSA \
      (\"BEGIN RSA PRIVATE KEY\"), PKCS#8 (\"BEGIN PRIVATE KEY\" or \"BEGIN ENCRYPTED PRIVATE \
@@ -95,6 +100,16 @@ pub enum SessionError {
     /// Nothing came back through the tunnel: no destination seems to be connected.
     #[error("no answer from the destination side within {seconds} s")]
     DestinationSilent {
+        /// How long the app waited.
+        seconds: u32,
+    },
+    /// The stream opened in V2/V3 but not a byte came back within `seconds`, though an SSH
+    /// server speaks first: most likely the device runs an agent that never answers this
+    /// format (the AWS IoT Device Client and Greengrass speak V1 only).
+    #[error("no SSH banner within {seconds} s in the {format:?} format")]
+    NoBanner {
+        /// The format the stream was opened in.
+        format: super::Format,
         /// How long the app waited.
         seconds: u32,
     },
@@ -247,7 +262,8 @@ impl SessionError {
             SessionError::ServiceIdsTimeout { seconds } => format!(
                 "The tunneling service did not list the tunnel's services within {seconds} \
                  seconds. If the device runs the AWS IoT Device Client or Greengrass, choose \
-                 message format V1 under \"advanced\"; otherwise try again."
+                 \"AWS IoT Device Client or Greengrass → V1\" under \"What runs on the device\"; \
+                 otherwise try again."
             ),
             SessionError::ServiceChoice { available } => format!(
                 "This tunnel offers several services ({}); choose one in the \"service\" field \
@@ -275,6 +291,17 @@ impl SessionError {
                  seems to be connected to this tunnel. Start the device's agent (localproxy, \
                  burrow agent, Device Client) with the tunnel's destination token, check that it \
                  can reach its SSH server, and connect again with a new source token."
+            ),
+            SessionError::NoBanner { format, seconds } => format!(
+                "Nothing came back from the device within {seconds} seconds of opening the \
+                 stream, though an SSH server speaks first. Either no destination seems to be \
+                 connected to this tunnel (start the device's agent with the tunnel's \
+                 destination token), or the message format is wrong: this connection used \
+                 {format:?}, which the AWS IoT Device Client and Greengrass never answer (they \
+                 speak V1; localproxy 3.x and burrow agent answer V3). If the device runs one of \
+                 those, choose \"AWS IoT Device Client or Greengrass → V1\" under \"What runs on \
+                 the device\" and connect again with a new source token; the Device Client drops its tunnel after a wrong \
+                 format, so it needs a new destination token too ({ROTATE_ALL})."
             ),
             SessionError::SessionReset => "The tunneling service reset the session (the device \
                  side disconnected or was replaced). Connect again with a new token."
@@ -472,6 +499,22 @@ mod tests {
         check(
             SessionError::DestinationSilent { seconds: 20 },
             &["20 seconds", "no destination", "destination token"],
+        );
+        check(
+            SessionError::NoBanner {
+                format: super::super::Format::V3,
+                seconds: 2,
+            },
+            &[
+                "2 seconds",
+                "no destination seems to be connected",
+                "used V3",
+                "AWS IoT Device Client",
+                "Greengrass",
+                "AWS IoT Device Client or Greengrass → V1",
+                "new source token",
+                "--client-mode ALL",
+            ],
         );
         check(
             SessionError::ServiceIdsTimeout { seconds: 10 },

@@ -223,10 +223,8 @@ impl DeviceClient {
                 self.received.push(Vec::new());
                 self.sshd_writes(SSH_BANNER);
             }
-            Some(MessageType::StreamReset) => {
-                if self.active == Some(msg.stream_id) {
-                    self.active = None;
-                }
+            Some(MessageType::StreamReset) if self.active == Some(msg.stream_id) => {
+                self.active = None;
             }
             Some(MessageType::SessionReset) => self.active = None,
             Some(MessageType::Data) if self.active == Some(msg.stream_id) => {

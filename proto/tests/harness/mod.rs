@@ -465,10 +465,10 @@ impl Pair {
                         self.localproxy.active.insert(service, m.stream_id);
                     }
                 },
-                Some(MessageType::StreamReset) => {
-                    if self.localproxy.active.get(&service) == Some(&m.stream_id) {
-                        self.localproxy.active.remove(&service);
-                    }
+                Some(MessageType::StreamReset)
+                    if self.localproxy.active.get(&service) == Some(&m.stream_id) =>
+                {
+                    self.localproxy.active.remove(&service);
                 }
                 Some(MessageType::SessionReset) => self.localproxy.active.clear(),
                 _ => {}
@@ -502,8 +502,7 @@ impl Pair {
             Dir::ToSrc => Role::Source,
         };
         for bytes in messages {
-            let bytes = if receiver == Role::Destination && self.dst_rule == DstRule::LocalProxy
-            {
+            let bytes = if receiver == Role::Destination && self.dst_rule == DstRule::LocalProxy {
                 self.localproxy_filter(&bytes)
             } else {
                 bytes

@@ -320,8 +320,7 @@ impl Plan {
                         "connected to the tunneling service"
                     );
                     let started = tokio::time::Instant::now();
-                    let end =
-                        session::run(connected, &setup, &mut accepted, &mut stream_ids).await;
+                    let end = session::run(connected, &setup, &mut accepted, &mut stream_ids).await;
                     if started.elapsed() >= STABLE_SESSION {
                         delay = BACKOFF_START;
                     }
@@ -437,20 +436,37 @@ mod tests {
         assert_eq!(plan.destinations.len(), 2);
         assert_eq!(plan.client_token.0.len(), 32);
         assert!(!format!("{plan:?}").contains("secret-token-value"));
-        assert_eq!(plan.max_connections_per_stream, DEFAULT_MAX_CONNECTIONS_PER_STREAM);
+        assert_eq!(
+            plan.max_connections_per_stream,
+            DEFAULT_MAX_CONNECTIONS_PER_STREAM
+        );
         assert_eq!(plan.max_connections, DEFAULT_MAX_CONNECTIONS);
     }
 
     #[test]
     fn connection_caps_are_flags() {
-        let base = ["--mode", "destination", "-e", "ws://127.0.0.1:1", "-t", "tok", "-d", "22"];
+        let base = [
+            "--mode",
+            "destination",
+            "-e",
+            "ws://127.0.0.1:1",
+            "-t",
+            "tok",
+            "-d",
+            "22",
+        ];
         let with = |extra: &[&str]| {
             let mut args: Vec<&str> = base.to_vec();
             args.extend_from_slice(extra);
             plan(&args)
         };
-        let capped = with(&["--max-connections-per-stream", "3", "--max-connections", "5"])
-            .expect("valid caps");
+        let capped = with(&[
+            "--max-connections-per-stream",
+            "3",
+            "--max-connections",
+            "5",
+        ])
+        .expect("valid caps");
         assert_eq!(
             (capped.max_connections_per_stream, capped.max_connections),
             (3, 5)

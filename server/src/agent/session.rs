@@ -383,10 +383,7 @@ impl Driver<'_> {
         while let Some(event) = self.pending.pop_front() {
             match event {
                 Event::Data { conn, data } => {
-                    let Some(entry) = self
-                        .keys
-                        .get(&conn)
-                        .and_then(|key| self.conns.get_mut(key))
+                    let Some(entry) = self.keys.get(&conn).and_then(|key| self.conns.get_mut(key))
                     else {
                         // The local side of this connection is already gone.
                         continue;
@@ -653,11 +650,7 @@ impl Driver<'_> {
         }
     }
 
-    fn insert(
-        &mut self,
-        conn: ConnId,
-        to_socket: mpsc::Sender<Vec<u8>>,
-    ) -> Key {
+    fn insert(&mut self, conn: ConnId, to_socket: mpsc::Sender<Vec<u8>>) -> Key {
         let key = self.next_key;
         self.next_key += 1;
         self.keys.insert(conn.clone(), key);
@@ -726,7 +719,12 @@ mod tests {
     #[test]
     fn the_no_answer_hint_names_the_format_and_the_fix() {
         let v3 = no_answer_hint(Format::V3);
-        for words in ["V3 message format", "--format V1", "Device Client", "Greengrass"] {
+        for words in [
+            "V3 message format",
+            "--format V1",
+            "Device Client",
+            "Greengrass",
+        ] {
             assert!(v3.contains(words), "{words:?} in {v3:?}");
         }
         let v1 = no_answer_hint(Format::V1);
