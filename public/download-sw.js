@@ -13,8 +13,9 @@
 const PREFIX = '/burrow-download/';
 const pending = new Map();
 
+// It never claims the page: only the hidden frame's navigation needs it, and that is a new
+// client the active worker sees anyway.
 self.addEventListener('install', () => self.skipWaiting());
-self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 self.addEventListener('message', (event) => {
   const { id, name, size } = event.data || {};

@@ -213,6 +213,8 @@ test('typing in the shell still echoes during a 50 MB download', async ({ page, 
       timeout: 60_000,
     })
     .toBeGreaterThanOrEqual(5);
+  // What the operator sees mid-transfer (kept with the test's results; the README shows one).
+  await page.screenshot({ path: test.info().outputPath('files-panel.png') });
   for (const n of [1, 2, 3]) {
     await app.terminal.run(`echo typed-${n}-$((${n}*7))`);
     await app.terminal.expectText(new RegExp(`^typed-${n}-${n * 7}$`, 'm'), 10_000);

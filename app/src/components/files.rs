@@ -764,7 +764,7 @@ fn FileRowView(panel: Panel, entry: Entry) -> impl IntoView {
                 <button type="button" class="small" data-testid="file-rename" title="Rename"
                     on:click=move |_| panel.rename(rename_entry.clone())>"✎"</button>
                 <button type="button" class="small" data-testid="file-delete" title="Delete"
-                    on:click=move |_| panel.delete(delete_entry.clone())>"🗑"</button>
+                    on:click=move |_| panel.delete(delete_entry.clone())>"Delete"</button>
             </td>
         </tr>
     }
