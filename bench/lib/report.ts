@@ -498,5 +498,19 @@ export function sftpSection(sftp: any): string[] {
     `Load at the end of the figure: ${sftp.load?.join(' / ') ?? '?'}.`,
     '',
   );
+  const freeRatio = Math.min(
+    sftp.free.download.median / sftp.free.nativeDownload.median,
+    sftp.free.upload.median / sftp.free.nativeUpload.median,
+  );
+  if (Number.isFinite(freeRatio) && freeRatio < 0.7) {
+    lines.push(
+      `Below 0.7× native without a limit: the page's main thread is busy ${fmt(sftp.free.downloadCpu.median * 100, 0)}% ` +
+        `(download) and ${fmt(sftp.free.uploadCpu.median * 100, 0)}% (upload) of the transfer, so the page, not the tunnel or ` +
+        `the request pipeline, sets the pace: every byte is decrypted or encrypted and authenticated (ChaCha20-Poly1305) ` +
+        `and framed by russh in WebAssembly on that one thread, where native sftp runs vectorised native code in processes of its own. With ` +
+        `the tunnel's limit on, the page keeps up with the limit at a few percent of one core.`,
+      '',
+    );
+  }
   return lines;
 }
