@@ -9,7 +9,7 @@
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
-// BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
+// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
 // BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json).
 import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
@@ -37,6 +37,12 @@ const TRACE = process.env.BENCH_TRACE === '1';
 const RESULTS = path.join(__dirname, 'results');
 const LOAD_BIN = process.env.BENCH_LOAD_BIN ?? path.join(REPO_ROOT, 'target', 'release', 'burrow-bench-load');
 const NATIVE_PTY = path.join(__dirname, 'native_pty.py');
+/** SFTP figure: bytes each way without a rate limit, and with the service's per-tunnel limit. */
+const SFTP_BYTES = Math.round(Number(process.env.BENCH_SFTP_MB ?? 100) * 1e6);
+const SFTP_LIMITED_BYTES = Math.round(Number(process.env.BENCH_SFTP_LIMITED_MB ?? 20) * 1e6);
+/** What AWS IoT Secure Tunneling allows one tunnel, as the local service's limit. */
+const SFTP_LIMIT = '800KB/s';
+const SFTP_LIMIT_MB_PER_S = 0.8;
 /** The thing name every tunnel gets, so the app remembers the host key across tunnels. */
 const THING = 'bench-device';
 /** The marker printed after each transfer; the typed command shows `$((6*7))`, never `42`. */
@@ -123,14 +129,14 @@ interface Path {
   port?: number;
 }
 
-async function openPath(rig: Rig, native: boolean): Promise<Path> {
-  const tunnel = await openTunnel(rig.burrow);
+async function openPath(rig: Rig, native: boolean, service: BurrowService = rig.burrow): Promise<Path> {
+  const tunnel = await openTunnel(service);
   const procs = [
-    await startAgent({ endpoint: rig.burrow.url, token: tunnel.destination, destinations: [`SSH=${rig.sshd.address}`] }),
+    await startAgent({ endpoint: service.url, token: tunnel.destination, destinations: [`SSH=${rig.sshd.address}`] }),
   ];
   let port: number | undefined;
   if (native) {
-    const agent = start(BURROW_BIN, ['agent', '--mode', 'source', '-e', rig.burrow.url, '-t', tunnel.source, '-s', 'SSH=0'], {
+    const agent = start(BURROW_BIN, ['agent', '--mode', 'source', '-e', service.url, '-t', tunnel.source, '-s', 'SSH=0'], {
       name: 'burrow agent (source)',
       secrets: [tunnel.source],
       env: { RUST_LOG: process.env.RUST_LOG ?? 'warn' },
@@ -143,9 +149,9 @@ async function openPath(rig: Rig, native: boolean): Promise<Path> {
   return { tunnelId: tunnel.tunnelId, sourceToken: tunnel.source, procs, port };
 }
 
-async function closePath(rig: Rig, p: Path): Promise<void> {
+async function closePath(rig: Rig, p: Path, service: BurrowService = rig.burrow): Promise<void> {
   for (const proc of p.procs.reverse()) await proc.stop();
-  await rig.burrow.control('CloseTunnel', { tunnelId: p.tunnelId });
+  await service.control('CloseTunnel', { tunnelId: p.tunnelId });
 }
 
 /** `sshpass -e ssh …` arguments for the native client through a source agent's port. */
@@ -279,8 +285,8 @@ interface ConnectTiming {
 }
 
 /** Loads the app, fills the form, clicks Connect and waits for the shell prompt. */
-async function connectPage(page: QuietPage, rig: Rig, token: string): Promise<ConnectTiming> {
-  await page.goto(`${rig.burrow.url}/`);
+async function connectPage(page: QuietPage, rig: Rig, token: string, base = rig.burrow.url): Promise<ConnectTiming> {
+  await page.goto(`${base}/`);
   await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null, null);
   await page.fill('token', token);
   await page.fill('username', rig.user.name);
@@ -692,6 +698,190 @@ test('throughput: raw SSH channel bytes and rendered output, vs native ssh', asy
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// SFTP: the Files panel against OpenSSH's `sftp`
+
+/** Runs `sftp -b BATCH` (public key, through a source agent's port); resolves to its wall time (ms). */
+async function nativeSftp(rig: Rig, port: number, batch: string[]): Promise<number> {
+  const file = path.join(rig.dataDir, `batch-${process.pid}-${Date.now()}`);
+  fs.writeFileSync(file, `${batch.join('\n')}\n`);
+  const args = [
+    '-F', '/dev/null',
+    '-o', `UserKnownHostsFile=${rig.knownHosts}`,
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `HostKeyAlias=${THING}`,
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'LogLevel=ERROR',
+    '-i', rig.user.keys.ed25519.privateKeyPath,
+    '-P', String(port),
+    '-b', file,
+    `${rig.user.name}@127.0.0.1`,
+  ];
+  try {
+    return await new Promise((resolve, reject) => {
+      const started = performance.now();
+      const child = spawn('sftp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (chunk) => (err += chunk));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`sftp failed (${code}): ${err}`))));
+    });
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
+/** The page's main-thread busy time so far (s), from the DevTools Performance domain. */
+async function pageTaskSeconds(page: QuietPage): Promise<number> {
+  const { metrics } = await page.send('Performance.getMetrics');
+  return (metrics as Array<{ name: string; value: number }>).find((m) => m.name === 'TaskDuration')?.value ?? NaN;
+}
+
+/** Waits until `count` transfer rows are done; fails on a failed one. */
+async function waitTransfers(page: QuietPage, count: number): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const state = await page.evaluate(() => ({
+      done: document.querySelectorAll('[data-testid="transfer"][data-state="done"]').length,
+      failed: Array.from(document.querySelectorAll('[data-testid="transfer"][data-state="failed"]')).map((e) => e.textContent),
+    }));
+    if (state.failed.length > 0) throw new Error(`a transfer failed: ${state.failed.join('; ')}`);
+    if (state.done >= count) return;
+    if (Date.now() > deadline) throw new Error('the transfer did not finish within 15 minutes');
+    await sleep(50);
+  }
+}
+
+interface SftpRuns {
+  download: number[];
+  upload: number[];
+  downloadCpu: number[];
+  uploadCpu: number[];
+  nativeDownload: number[];
+  nativeUpload: number[];
+}
+
+/** Downloads and uploads `bytes` through `service`, page and native, `count` times each. */
+async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: number): Promise<SftpRuns> {
+  const home = path.join('/home', rig.user.name);
+  const dir = path.join(home, `bench-sftp-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir);
+  runQuiet('sh', ['-c', `head -c ${bytes} /dev/urandom > ${dir}/down.bin && chown -R ${rig.user.name}: ${dir}`]);
+  const out: SftpRuns = { download: [], upload: [], downloadCpu: [], uploadCpu: [], nativeDownload: [], nativeUpload: [] };
+  const page = await QuietPage.open(installHooks);
+  // Headless Chromium cannot answer the save dialog: the origin-private file system stands in
+  // for the chosen file; the page writes through the same File System Access stream.
+  await page.send('Page.addScriptToEvaluateOnNewDocument', {
+    source: `window.showSaveFilePicker = async (o) => (await navigator.storage.getDirectory()).getFileHandle(o.suggestedName, { create: true });`,
+  });
+  await page.send('Performance.enable');
+  const p = await openPath(rig, false, service);
+  try {
+    await connectPage(page, rig, p.sourceToken, service.url);
+    await page.click('files-toggle');
+    await page.waitForFunction(() => /^\//.test((document.querySelector('[data-testid="files-path"]') as HTMLInputElement | null)?.value ?? ''), undefined);
+    await page.evaluate((target) => {
+      const input = document.querySelector('[data-testid="files-path"]') as HTMLInputElement;
+      input.value = target;
+      input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    }, dir);
+    await page.waitForFunction(() => document.querySelector('[data-testid="file-row"][data-name="down.bin"]') !== null, undefined);
+    // The upload's bytes: random, made in the page once (a File dropped onto the panel).
+    await page.evaluate((size) => {
+      const parts: Uint8Array[] = [];
+      for (let left = size; left > 0; left -= 65536) {
+        const part = new Uint8Array(Math.min(left, 65536));
+        crypto.getRandomValues(part);
+        parts.push(part);
+      }
+      (window as any).__benchUpload = new Blob(parts);
+    }, bytes);
+    let finished = 0;
+    for (let run = 0; run < count; run++) {
+      let cpu0 = await pageTaskSeconds(page);
+      let t0 = performance.now();
+      await page.evaluate(() => {
+        const row = document.querySelector('[data-testid="file-row"][data-name="down.bin"]');
+        (row?.querySelector('[data-testid="file-download"]') as HTMLElement).click();
+      });
+      await waitTransfers(page, ++finished);
+      let secs = (performance.now() - t0) / 1000;
+      out.download.push(bytes / secs / 1e6);
+      out.downloadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
+
+      const name = `up-${run}.bin`;
+      cpu0 = await pageTaskSeconds(page);
+      t0 = performance.now();
+      await page.evaluate((fileName) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([(window as any).__benchUpload], fileName));
+        const panel = document.querySelector('[data-testid="files"]') as HTMLElement;
+        panel.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      }, name);
+      await waitTransfers(page, ++finished);
+      secs = (performance.now() - t0) / 1000;
+      out.upload.push(bytes / secs / 1e6);
+      out.uploadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
+      if (fs.statSync(path.join(dir, name)).size !== bytes) throw new Error(`the upload ${name} is incomplete`);
+      fs.rmSync(path.join(dir, name));
+    }
+  } finally {
+    await page.close();
+    await closePath(rig, p, service);
+  }
+
+  const n = await openPath(rig, true, service);
+  const local = path.join(rig.dataDir, 'sftp-down.bin');
+  try {
+    // The login itself is timed apart and taken off: the page's figures start logged in.
+    const login = await nativeSftp(rig, n.port as number, ['pwd']);
+    for (let run = 0; run < count; run++) {
+      const down = await nativeSftp(rig, n.port as number, [`get ${dir}/down.bin ${local}`]);
+      out.nativeDownload.push(bytes / ((down - login) / 1000) / 1e6);
+      fs.chmodSync(local, 0o644);
+      const up = await nativeSftp(rig, n.port as number, [`put ${local} ${dir}/native-up.bin`]);
+      out.nativeUpload.push(bytes / ((up - login) / 1000) / 1e6);
+      fs.rmSync(path.join(dir, 'native-up.bin'), { force: true });
+    }
+  } finally {
+    await closePath(rig, n, service);
+    fs.rmSync(local, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+test('sftp: download and upload vs native sftp, with and without the 800 KB/s tunnel limit', async ({ rig }) => {
+  test.setTimeout(60 * 60_000);
+  const free = await sftpRuns(rig, rig.burrow, SFTP_BYTES, RUNS);
+  const limitedService = await BurrowService.start(['--rate-limit-per-tunnel', SFTP_LIMIT]);
+  let limited: SftpRuns;
+  try {
+    limited = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, Math.min(RUNS, 2));
+  } finally {
+    await limitedService.stop();
+  }
+  const summarise = (r: SftpRuns) => ({
+    download: runs(r.download),
+    upload: runs(r.upload),
+    downloadCpu: runs(r.downloadCpu),
+    uploadCpu: runs(r.uploadCpu),
+    nativeDownload: runs(r.nativeDownload),
+    nativeUpload: runs(r.nativeUpload),
+  });
+  save('sftp', {
+    bytes: SFTP_BYTES,
+    limitedBytes: SFTP_LIMITED_BYTES,
+    limit: SFTP_LIMIT,
+    limitMbPerS: SFTP_LIMIT_MB_PER_S,
+    free: summarise(free),
+    limited: summarise(limited),
+    limitedRuns: Math.min(RUNS, 2),
+    load: load(),
+  });
+});
+
 test('service scale: concurrent tunnels, relay latency and throughput, memory per tunnel', async () => {
   test.setTimeout(10 * 60_000);
   const levels: Array<Record<string, unknown>> = [];
@@ -759,13 +949,14 @@ test('report: BENCHMARKS.md', async () => {
     echo: read('echo'),
     throughput: read('throughput'),
     scale: read('scale'),
+    sftp: read('sftp'),
     runs: RUNS,
     keys: KEYS,
     startLoad: process.env.BENCH_START_LOAD ?? '',
     // The run's date: its first figure's results file (the report may be rendered again later).
     date: new Date(
       Math.min(
-        ...['bundle', 'prompt', 'echo', 'throughput', 'scale']
+        ...['bundle', 'prompt', 'echo', 'throughput', 'scale', 'sftp']
           .map((name) => path.join(RESULTS, `${name}.json`))
           .filter((file) => fs.existsSync(file))
           .map((file) => fs.statSync(file).mtimeMs),

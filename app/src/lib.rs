@@ -5,10 +5,12 @@
 //! - [`ssh`]: russh client glue (auth, host-key check, pty, resize, keep-alive).
 //! - [`driver`]: the only module that touches `web_sys::WebSocket`, plus the cookie-helper call.
 //! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
+//! - [`files`]: the browser's end of file transfers (reading picked files, saving downloads).
 //! - [`components`]: the Leptos UI; holds no session logic.
 
 pub mod components;
 pub mod driver;
+pub mod files;
 pub mod session;
 pub mod ssh;
 pub mod term;

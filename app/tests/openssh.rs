@@ -1,7 +1,8 @@
 //! The app's SSH glue against a real OpenSSH server, natively, before any browser is involved:
 //! host key check, password / publickey (every key type, an encrypted key) /
 //! keyboard-interactive authentication, pty + shell, exec, keep-alive round trips, and output
-//! backpressure — over a TCP stream instead of the tunnel (the glue is generic over the stream).
+//! backpressure, and SFTP on a second channel of the same connection (listing, pipelined
+//! transfers, cancel, errors, a server without the subsystem) — over a TCP stream instead of the tunnel (the glue is generic over the stream).
 //!
 //! Needs root and `/usr/sbin/sshd` (as CI and `cargo xtask test` have): each test starts its own
 //! `sshd -D -e` on a free loopback port with a configuration and host key of its own, and the
@@ -23,8 +24,10 @@ use burrow_app::session::{Credential, KbdQuestion, SessionError, UserCommand};
 use burrow_app::ssh::auth::{Credentials, authenticate};
 use burrow_app::ssh::client::{Connection, Prompter, connect};
 use burrow_app::ssh::known_hosts::{KnownHosts, Verdict, fingerprint};
+use burrow_app::ssh::link::Link;
+use burrow_app::ssh::sftp::{self, FilesError, Kind, Sftp, Sink, Source};
 use burrow_app::ssh::shell::{
-    MAX_PACKET_SIZE, Program, ShellEnd, Terminal, UNPARSED_LIMIT, open, run,
+    MAX_PACKET_SIZE, Program, ShellEnd, Terminal, UNPARSED_LIMIT, open, open_on, run,
 };
 use futures_channel::oneshot;
 use futures_util::future::LocalBoxFuture;
@@ -131,6 +134,11 @@ impl Drop for Sshd {
 
 impl Sshd {
     fn start(pam: bool) -> Sshd {
+        Self::start_with(pam, true)
+    }
+
+    /// `sftp`: whether the server offers the `sftp` subsystem (OpenSSH's sftp-server).
+    fn start_with(pam: bool, sftp: bool) -> Sshd {
         let user_dir = test_user();
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -165,13 +173,18 @@ impl Sshd {
              AuthorizedKeysFile {ak}\nStrictModes no\nAllowUsers {USER}\nPermitRootLogin no\n\
              PubkeyAuthentication yes\nUsePAM {pam}\nPasswordAuthentication {pw}\n\
              KbdInteractiveAuthentication yes\nPrintMotd no\nPrintLastLog no\n\
-             Banner {banner}\nLogLevel INFO\n",
+             Banner {banner}\nLogLevel INFO\n{subsystem}",
             hk = host_key_path.display(),
             pid = dir.join("sshd.pid").display(),
             ak = user_dir.join("authorized_keys").display(),
             pam = if pam { "yes" } else { "no" },
             pw = if pam { "no" } else { "yes" },
             banner = dir.join("banner").display(),
+            subsystem = if sftp {
+                "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.join("banner"), "Burrow test device\n").expect("banner");
         let config_path = dir.join("sshd_config");
@@ -680,4 +693,263 @@ async fn output_stops_at_the_unparsed_limit_and_no_byte_is_lost() {
         "unparsed output stayed bounded: {}",
         terminal.max_outstanding.get()
     );
+}
+
+/// A download target in memory.
+#[derive(Default)]
+struct MemorySink {
+    data: Vec<u8>,
+    finished: bool,
+    abandoned: Option<bool>,
+}
+
+impl Sink for MemorySink {
+    fn write(&mut self, data: Vec<u8>) -> LocalBoxFuture<'_, Result<(), FilesError>> {
+        self.data.extend_from_slice(&data);
+        async { Ok(()) }.boxed_local()
+    }
+    fn finish(&mut self) -> LocalBoxFuture<'_, Result<(), FilesError>> {
+        self.finished = true;
+        async { Ok(()) }.boxed_local()
+    }
+    fn abandon(&mut self, keep: bool) -> LocalBoxFuture<'_, Option<String>> {
+        self.abandoned = Some(keep);
+        async { None }.boxed_local()
+    }
+}
+
+/// An upload source in memory; counts how far it was read.
+struct MemorySource {
+    data: Vec<u8>,
+    furthest: u64,
+}
+
+impl Source for MemorySource {
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read(&mut self, offset: u64, len: usize) -> LocalBoxFuture<'_, Result<Vec<u8>, FilesError>> {
+        let start = (offset as usize).min(self.data.len());
+        let end = (start + len).min(self.data.len());
+        self.furthest = self.furthest.max(end as u64);
+        let chunk = self.data[start..end].to_vec();
+        async move { Ok(chunk) }.boxed_local()
+    }
+}
+
+/// Bytes that do not compress or repeat (a simple xorshift stream).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn home() -> PathBuf {
+    PathBuf::from(format!("/home/{USER}"))
+}
+
+/// A new directory the test user owns, for files the tests move.
+fn work_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("burrow-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("work dir");
+    run_ok("chown", &[USER, dir.to_str().expect("utf-8")], None);
+    dir
+}
+
+#[tokio::test]
+async fn sftp_shares_the_shell_connection_and_moves_files_both_ways() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &password(PASSWORD))
+        .await
+        .expect("login");
+    let link = Link::new(conn);
+    // The shell and SFTP on one connection: no second login.
+    let shell = open_on(&link, &Program::Exec("echo shell-alive".into()))
+        .await
+        .expect("exec");
+    let sftp = Sftp::open(&link).await.expect("sftp subsystem");
+    assert_eq!(sftp.home, home().display().to_string());
+
+    let work = work_dir("sftp");
+    let dir = work.display().to_string();
+    let name = "moved.bin".to_owned();
+    let local = work.join(&name);
+    let _ = std::fs::remove_file(&local);
+    let data = noise(5 * 1024 * 1024 + 123, 7);
+    let mut source = MemorySource {
+        data: data.clone(),
+        furthest: 0,
+    };
+    let reported = Cell::new(0u64);
+    let mut never = futures_util::future::pending::<()>().fuse();
+    let sent = sftp
+        .upload(
+            &mut source,
+            &dir,
+            &name,
+            false,
+            &|done| reported.set(done),
+            &mut never,
+        )
+        .await
+        .expect("upload");
+    assert_eq!(sent, data.len() as u64);
+    assert_eq!(reported.get(), data.len() as u64);
+    assert_eq!(std::fs::read(&local).expect("uploaded file"), data);
+    assert!(!work.join(format!("{name}.partial")).exists());
+
+    // Listed, directories first, with its size.
+    std::fs::create_dir(work.join("sub")).expect("sub dir");
+    let entries = sftp.list(&dir).await.expect("list");
+    assert_eq!(entries[0].name, "sub");
+    let row = entries
+        .iter()
+        .find(|entry| entry.name == name)
+        .expect("listed");
+    assert_eq!((row.kind, row.size), (Kind::File, data.len() as u64));
+    let first_file = entries.iter().position(|e| e.kind != Kind::Dir);
+    assert!(
+        entries[first_file.unwrap_or(entries.len())..]
+            .iter()
+            .all(|e| e.kind != Kind::Dir)
+    );
+
+    // A second upload of the same name is refused unless replacing was confirmed.
+    let mut again = MemorySource {
+        data: b"new".to_vec(),
+        furthest: 0,
+    };
+    let refused = sftp
+        .upload(&mut again, &dir, &name, false, &|_| {}, &mut never)
+        .await
+        .expect_err("no silent overwrite");
+    assert!(
+        refused.error.user_message().contains("already exists"),
+        "{refused:?}"
+    );
+    assert_eq!(again.furthest, 0, "nothing was read before asking");
+
+    // Download: the same bytes, through the pipelined reads.
+    let mut sink = MemorySink::default();
+    let got = sftp
+        .download(&sftp::join(&dir, &name), &mut sink, &|_| {}, &mut never)
+        .await
+        .expect("download");
+    assert_eq!(got, data.len() as u64);
+    assert!(sink.finished);
+    assert!(sink.data == data, "downloaded bytes differ");
+
+    // Rename and delete.
+    let renamed = sftp::join(&dir, &format!("{name}.renamed"));
+    sftp.rename(&sftp::join(&dir, &name), &renamed)
+        .await
+        .expect("rename");
+    sftp.delete(&renamed, Kind::File).await.expect("delete");
+    assert!(!local.exists() && !Path::new(&renamed).exists());
+
+    // Operator words for the usual failures.
+    assert_eq!(
+        sftp.list("/root").await,
+        Err(FilesError::PermissionDenied {
+            path: "/root".into()
+        })
+    );
+    assert_eq!(
+        sftp.list("/no/such/dir").await,
+        Err(FilesError::NotFound {
+            path: "/no/such/dir".into()
+        })
+    );
+    let mut small = MemorySource {
+        data: b"x".to_vec(),
+        furthest: 0,
+    };
+    let denied = sftp
+        .upload(&mut small, "/root", "x", false, &|_| {}, &mut never)
+        .await
+        .expect_err("no write access");
+    assert!(
+        matches!(denied.error, FilesError::PermissionDenied { .. }),
+        "{denied:?}"
+    );
+
+    // The shell channel was not disturbed.
+    let terminal = Collecting::default();
+    let mut commands = stream::pending::<UserCommand>().fuse();
+    let mut keepalive = stream::pending::<()>().fuse();
+    let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms).await;
+    assert_eq!(end.expect("exec ends").exit_status, Some(0));
+    assert!(String::from_utf8_lossy(&terminal.output.borrow()).contains("shell-alive"));
+}
+
+#[tokio::test]
+async fn a_cancelled_transfer_leaves_nothing_that_looks_complete() {
+    let sshd = Sshd::start(false);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &password(PASSWORD))
+        .await
+        .expect("login");
+    let link = Link::new(conn);
+    let sftp = Sftp::open(&link).await.expect("sftp");
+    let work = work_dir("cancel");
+    let dir = work.display().to_string();
+    let name = "cancelled.bin";
+    let data = noise(8 * 1024 * 1024, 11);
+    let mut source = MemorySource { data, furthest: 0 };
+    // Cancel once a quarter is acknowledged.
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    let cancel_tx = RefCell::new(Some(cancel_tx));
+    let mut cancel = cancel_rx.map(drop).fuse();
+    let failure = sftp
+        .upload(
+            &mut source,
+            &dir,
+            name,
+            false,
+            &|done| {
+                if done >= 2 * 1024 * 1024
+                    && let Some(tx) = cancel_tx.borrow_mut().take()
+                {
+                    let _ = tx.send(());
+                }
+            },
+            &mut cancel,
+        )
+        .await
+        .expect_err("cancelled");
+    assert_eq!(failure.error, FilesError::Cancelled);
+    assert!(failure.done >= 2 * 1024 * 1024 && failure.done < 8 * 1024 * 1024);
+    assert_eq!(failure.partial, None);
+    assert_eq!(std::fs::read_dir(&work).expect("work dir").count(), 0);
+    assert_eq!(failure.user_message(), "Cancelled. Nothing was kept.");
+}
+
+#[tokio::test]
+async fn a_server_without_sftp_says_so_and_the_shell_keeps_working() {
+    let sshd = Sshd::start_with(false, false);
+    let prompter = TestPrompter::new();
+    let conn = login(&sshd, &prompter, &password(PASSWORD))
+        .await
+        .expect("login");
+    let link = Link::new(conn);
+    let err = Sftp::open(&link).await.expect_err("no subsystem");
+    assert!(matches!(err, FilesError::NoServer { .. }), "{err:?}");
+    assert!(err.user_message().contains("openssh-sftp-server"));
+    let shell = open_on(&link, &Program::Exec("echo still-here".into()))
+        .await
+        .expect("the connection still opens channels");
+    let terminal = Collecting::default();
+    let mut commands = stream::pending::<UserCommand>().fuse();
+    let mut keepalive = stream::pending::<()>().fuse();
+    let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms).await;
+    assert_eq!(end.expect("exec ends").exit_status, Some(0));
+    assert!(String::from_utf8_lossy(&terminal.output.borrow()).contains("still-here"));
 }

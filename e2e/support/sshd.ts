@@ -16,6 +16,8 @@ export const TEST_PASSWORD = 'burrow-e2e-Passw0rd';
 export const KEY_PASSPHRASE = 'burrow-e2e-key-passphrase';
 
 export const SSHD = '/usr/sbin/sshd';
+/** Debian's OpenSSH SFTP server (package openssh-sftp-server, a dependency of openssh-server). */
+export const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
 /** A client key pair for the test user. */
 export interface ClientKey {
@@ -104,6 +106,11 @@ export interface SshdOptions {
    * typed into the keyboard-interactive prompt.
    */
   pam?: boolean;
+  /**
+   * Offer the `sftp` subsystem (OpenSSH's sftp-server), as stock sshd does. `false` gives a
+   * device without SFTP (a Dropbear box without openssh-sftp-server behaves alike).
+   */
+  sftp?: boolean;
 }
 
 /** A running sshd with its own host keys. */
@@ -148,6 +155,7 @@ export class Sshd {
       'PrintLastLog no',
       'SetEnv LANG=C.UTF-8',
       'LogLevel VERBOSE',
+      ...(options.sftp === false ? [] : [`Subsystem sftp ${SFTP_SERVER}`]),
       '',
     ].join('\n');
     const configPath = path.join(dir, 'sshd_config');

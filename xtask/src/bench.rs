@@ -11,6 +11,7 @@
 //! Benchmarks are not tests: nothing here or in the suite asserts a timing, and `cargo xtask
 //! test` never runs them. The command fails only when a figure could not be measured at all.
 //! Knobs, as environment variables: `BENCH_RUNS` (5), `BENCH_KEYS` (500), `BENCH_RAW_MB` (100),
+//! `BENCH_SFTP_MB` (100), `BENCH_SFTP_LIMITED_MB` (20),
 //! `BENCH_RENDERED_MB` (100), `BENCH_SCALE` (`1,100,1000`).
 
 use std::path::Path;

@@ -18,6 +18,7 @@ use super::status::Status;
 use crate::session::{
     self, HostKeyQuestion, KbdQuestion, Phase, SessionError, SessionHandle, SessionHost, Stats,
 };
+use crate::ssh::link::Link;
 use crate::term::Term;
 
 /// Keyboard-interactive answers, as the session wants them.
@@ -42,6 +43,9 @@ pub struct UiState {
     pub renderer: RwSignal<&'static str>,
     /// Whether a session was ever started (the Reconnect button needs one).
     pub started_once: RwSignal<bool>,
+    /// Bumped whenever the connection features open channels on changes (logged in,
+    /// reconnected, ended); [`Controller::link`] has the current one.
+    pub link_changes: RwSignal<u64>,
 }
 
 impl UiState {
@@ -55,6 +59,7 @@ impl UiState {
             kbd: RwSignal::new(None),
             renderer: RwSignal::new("dom"),
             started_once: RwSignal::new(false),
+            link_changes: RwSignal::new(0),
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct Controller {
     pub state: UiState,
     term: RefCell<Option<Rc<Term>>>,
     session: RefCell<Option<SessionHandle>>,
+    link: RefCell<Option<Link>>,
     generation: Cell<u64>,
     host_key_answer: RefCell<Option<oneshot::Sender<bool>>>,
     kbd_answer: RefCell<Option<oneshot::Sender<KbdAnswer>>>,
@@ -77,6 +83,7 @@ impl Controller {
             state: UiState::new(),
             term: RefCell::new(None),
             session: RefCell::new(None),
+            link: RefCell::new(None),
             generation: Cell::new(0),
             host_key_answer: RefCell::new(None),
             kbd_answer: RefCell::new(None),
@@ -119,6 +126,16 @@ impl Controller {
         drop(term);
     }
 
+    /// The logged-in connection, for features that open channels of their own (Files).
+    pub fn link(&self) -> Option<Link> {
+        self.link.borrow().clone()
+    }
+
+    fn set_link(&self, link: Option<Link>) {
+        *self.link.borrow_mut() = link;
+        self.state.link_changes.update(|n| *n += 1);
+    }
+
     fn with_session(&self, f: impl FnOnce(&SessionHandle)) {
         // Clone the handle out so no borrow is held while the session runs code.
         let session = self.session.borrow().clone();
@@ -148,6 +165,7 @@ impl Controller {
         // A session still running is replaced: stop it and ignore its further reports.
         self.disconnect();
         self.cancel_questions();
+        self.set_link(None);
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         if keep_scrollback {
@@ -289,11 +307,18 @@ impl SessionHost for UiHost {
         receiver
     }
 
+    fn linked(&self, link: Link) {
+        if let Some(controller) = self.current() {
+            controller.set_link(Some(link));
+        }
+    }
+
     fn ended(&self, outcome: Result<(), SessionError>) {
         let Some(controller) = self.current() else {
             return;
         };
         drop(controller.session.borrow_mut().take());
+        controller.set_link(None);
         controller.cancel_questions();
         let state = controller.state;
         state.status.set(Status::Ended);

@@ -1,5 +1,5 @@
-//! The Leptos UI: the connect form, the status line, the error panel, the terminal pane and the
-//! dialogs for host keys and keyboard-interactive prompts.
+//! The Leptos UI: the connect form, the status line, the error panel, the terminal pane, the
+//! Files panel and the dialogs for host keys and keyboard-interactive prompts.
 //!
 //! Components hold no session logic: [`controller`] starts sessions and turns their reports into
 //! signals; the pure parts (URL fragment, endpoint field, form checks, status wording) live in
@@ -7,6 +7,7 @@
 
 pub mod controller;
 pub mod endpoint;
+pub mod files;
 pub mod form;
 pub mod fragment;
 pub mod known_hosts;
@@ -19,6 +20,7 @@ pub mod terminal;
 use leptos::prelude::*;
 
 use controller::Controller;
+use files::{FileDrops, FilesPanel};
 use form::{ConnectForm, FormRefs};
 use known_hosts::KnownHostsPanel;
 use prompts::{HostKeyDialog, KbdDialog};
@@ -41,6 +43,9 @@ pub fn App() -> impl IntoView {
     let controller = StoredValue::new_local(controller);
     let refs = FormRefs::new();
     let origin = page_origin();
+    // Files dropped onto the terminal go to the Files panel.
+    let drops = FileDrops::new();
+    provide_context(drops);
 
     // A token from the fragment goes straight into its (password) field once it exists.
     let fragment_token = StoredValue::new_local(fragment.token);
@@ -99,6 +104,7 @@ pub fn App() -> impl IntoView {
                     />
                     <ErrorPanel error=state.error />
                     <TerminalPane controller=controller />
+                    <FilesPanel controller=controller drops=drops />
                     <HostKeyDialog controller=controller />
                     <KbdDialog controller=controller />
                 </section>

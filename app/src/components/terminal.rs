@@ -22,6 +22,8 @@ pub fn TerminalPane(
     let search_input = NodeRef::<html::Input>::new();
     let search_miss = RwSignal::new(false);
     let renderer = controller.with_value(|c| c.state.renderer);
+    // Files dropped onto the terminal are uploaded by the Files panel.
+    let drops = use_context::<super::files::FileDrops>();
 
     Effect::new(move |created: Option<bool>| {
         if created == Some(true) {
@@ -87,7 +89,11 @@ pub fn TerminalPane(
     };
 
     view! {
-        <div class="terminal-pane">
+        <div
+            class="terminal-pane"
+            on:dragover=move |ev| if let Some(drops) = drops { drops.dragover(&ev) }
+            on:drop=move |ev| if let Some(drops) = drops { drops.drop_files(&ev) }
+        >
             <Show when=move || search_open.get()>
                 <div class="search" role="search">
                     <input

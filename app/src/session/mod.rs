@@ -147,6 +147,11 @@ pub trait SessionHost {
         &self,
         question: KbdQuestion,
     ) -> futures_channel::oneshot::Receiver<Option<Vec<Zeroizing<String>>>>;
+    /// The login succeeded: features may open channels of their own on `link` (the Files
+    /// panel's SFTP) while the session runs. Called again after each reconnection.
+    fn linked(&self, link: crate::ssh::link::Link) {
+        let _ = link;
+    }
     /// The session is over: `Ok` when the shell exited or the operator disconnected.
     fn ended(&self, outcome: Result<(), crate::session::SessionError>);
 }

@@ -622,8 +622,9 @@ mod browser {
             host.phase(Phase::Shell);
             let (cols, rows) = pending.size_or(self.size.get().0, self.size.get().1);
             self.size.set((cols, rows));
+            let link = ssh::link::Link::new(conn);
             let shell = step(
-                ssh::shell::open(conn, &Program::Shell { cols, rows }),
+                ssh::shell::open_on(&link, &Program::Shell { cols, rows }),
                 commands,
                 pending,
                 "the shell to start",
@@ -634,6 +635,7 @@ mod browser {
             .map_err(fail)?;
 
             host.phase(Phase::Connected);
+            host.linked(link);
             redial.connected();
             let terminal = PageTerminal::new(host);
             let size = &self.size;

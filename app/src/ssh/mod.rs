@@ -7,6 +7,8 @@
 //!   OpenSSH-format export and import.
 //! - [`keys`]: reading private keys (OpenSSH, PEM, PKCS#8, PuTTY) with operator-facing errors.
 //! - [`auth`]: publickey, password and keyboard-interactive authentication.
+//! - [`link`]: the authenticated connection, shared by the channels features open on it.
+//! - [`sftp`]: the Files panel's SFTP channel: listing, changes, and pipelined transfers.
 //! - [`shell`]: pty + shell (or exec), output with the SSH window as backpressure, input,
 //!   resize, keep-alive round trips.
 //!
@@ -17,4 +19,6 @@ pub mod auth;
 pub mod client;
 pub mod keys;
 pub mod known_hosts;
+pub mod link;
+pub mod sftp;
 pub mod shell;

@@ -40,6 +40,7 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
 
 pub use super::client::{CHANNEL_BUFFER, MAX_PACKET_SIZE, WINDOW_SIZE};
 use super::client::{Client, Connection, ssh_error};
+use super::link::Link;
 use crate::session::{SessionError, UserCommand};
 
 /// Output handed to the terminal and not yet parsed, above which reading stops.
@@ -95,13 +96,14 @@ pub struct ShellEnd {
 
 /// Opens a session channel on an authenticated connection and starts `program`.
 pub async fn open(conn: Connection, program: &Program) -> Result<Shell, SessionError> {
-    // No handler questions come after authentication.
-    drop(conn.events);
-    let handle = Rc::new(conn.handle);
-    let channel = handle
-        .channel_open_session()
-        .await
-        .map_err(|err| SessionError::ChannelRefused(format!("a session channel ({err})")))?;
+    open_on(&Link::new(conn), program).await
+}
+
+/// Opens a session channel on `link` and starts `program`; other channels (SFTP) may share
+/// the connection.
+pub async fn open_on(link: &Link, program: &Program) -> Result<Shell, SessionError> {
+    let handle = Rc::clone(link.handle());
+    let channel = link.open_session("a session channel").await?;
     let (mut read, write) = channel.split();
     let requests: &[&str] = match program {
         Program::Shell { cols, rows } => {
