@@ -383,9 +383,27 @@ async fn shutdown_signal() {
     }
 }
 
+/// The warning for a control plane that anyone on the network can reach: it accepts any or no
+/// signature, which is only fine on a loopback address. `None` when there is nothing to say.
+fn exposure_warning(listen: SocketAddr, relay: bool) -> Option<String> {
+    if listen.ip().is_loopback() || relay {
+        return None;
+    }
+    Some(format!(
+        "--listen {listen} is not a loopback address: the control plane (OpenTunnel, \
+         RotateTunnelAccessToken, CloseTunnel, …) checks no signature, so anyone who can reach \
+         this port can open tunnels and read their access tokens. Listen on 127.0.0.1 unless \
+         the network in front of it is trusted."
+    ))
+}
+
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let warning = exposure_warning(args.listen, args.upstream.is_some());
     let server = Server::bind(args).await?;
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(origins = ?server.state.origins.list(), "allowed browser origins");
     if let Some(upstream) = &server.state.upstream {
         tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
@@ -396,4 +414,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     server.serve(shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_plane_off_loopback_is_warned_about() {
+        let at = |s: &str| s.parse::<SocketAddr>().expect("address");
+        assert_eq!(exposure_warning(at("127.0.0.1:8080"), false), None);
+        assert_eq!(exposure_warning(at("[::1]:8080"), false), None);
+        assert_eq!(exposure_warning(at("127.0.0.2:8080"), false), None);
+        let open = exposure_warning(at("0.0.0.0:8080"), false).expect("a warning");
+        assert!(open.contains("0.0.0.0:8080") && open.contains("not a loopback"), "{open}");
+        assert!(exposure_warning(at("[::]:443"), false).is_some());
+        assert!(exposure_warning(at("192.168.1.5:8080"), false).is_some());
+        // Relay mode has no control plane.
+        assert_eq!(exposure_warning(at("0.0.0.0:8080"), true), None);
+    }
 }

@@ -42,6 +42,8 @@ pub(crate) const LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 1..=720;
 /// Open tunnels the emulator allows at once by default, AWS's quota (beyond:
 /// LimitExceededException).
 pub(crate) const MAX_OPEN_TUNNELS: usize = 100;
+/// Tags a tunnel may carry, AWS's limit per resource (beyond: LimitExceededException).
+pub(crate) const MAX_TAGS_PER_RESOURCE: usize = 50;
 /// Tunnels kept in total (the oldest closed ones are forgotten first).
 const MAX_KEPT_TUNNELS: usize = 1000;
 /// The account id in tunnel ARNs.
@@ -279,6 +281,14 @@ pub(crate) enum RegistryError {
     /// Too many open tunnels.
     #[error("the number of open tunnels exceeds the limit of {0}")]
     TooManyTunnels(usize),
+    /// A tunnel would have more tags than AWS allows on a resource.
+    #[error("tag limit exceeded: a tunnel can have at most {limit} tags, this request would make {requested}")]
+    TooManyTags {
+        /// [`MAX_TAGS_PER_RESOURCE`].
+        limit: usize,
+        /// How many the tunnel would have.
+        requested: usize,
+    },
     /// The service list is not acceptable.
     #[error(transparent)]
     Services(#[from] ServiceListError),
@@ -731,10 +741,19 @@ impl Registry {
             .collect()
     }
 
-    /// TagResource.
+    /// TagResource: all the tags or, past [`MAX_TAGS_PER_RESOURCE`], none.
     pub(crate) fn tag(&self, arn: &str, tags: Vec<Tag>) -> Result<(), RegistryError> {
         let entry = self.by_arn(arn)?;
         let mut state = lock(&entry.state);
+        let mut keys: std::collections::BTreeSet<&str> =
+            state.tags.iter().map(|t| t.key.as_str()).collect();
+        keys.extend(tags.iter().map(|t| t.key.as_str()));
+        if keys.len() > MAX_TAGS_PER_RESOURCE {
+            return Err(RegistryError::TooManyTags {
+                limit: MAX_TAGS_PER_RESOURCE,
+                requested: keys.len(),
+            });
+        }
         for tag in tags {
             match state.tags.iter_mut().find(|t| t.key == tag.key) {
                 Some(existing) => existing.value = tag.value,
