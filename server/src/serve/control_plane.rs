@@ -57,11 +57,14 @@ fn cut(value: &str, max: usize) -> String {
             return out;
         }
         if c.is_control() {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            let escaped = format!("\\u{{{:x}}}", u32::from(c));
+            // An escape counts as what it shows.
+            count = (count + escaped.len()).min(max);
+            out.push_str(&escaped);
         } else {
             out.push(c);
+            count += 1;
         }
-        count += 1;
     }
     out
 }
