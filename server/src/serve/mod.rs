@@ -313,11 +313,20 @@ impl Server {
             shutdown: shutdown_rx,
             sessions: Sessions::default(),
         }));
+        // Around the whole router, so every route (and any added later) has them.
+        let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
+        if tls {
+            // Browsers ignore it over a certificate they do not trust (RFC 6797, 8.1), so it
+            // only takes effect with a trusted --cert or a trusted --write-cert copy.
+            app = app.layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            ));
+        }
         Ok(Self {
             tcp,
             tls: tls_acceptor,
-            // Around the whole router, so every route has the body deadline.
-            router: limits::with_body_deadline(router(state.clone()), limits.body_timeout),
+            router: app,
             limits,
             url,
             state,

@@ -19,19 +19,69 @@ use tower_http::services::{ServeDir, ServeFile};
 use super::AppState;
 use super::handshake::{self, new_channel_id};
 
+/// The regions whose AWS IoT Secure Tunneling data plane a page may reach directly: the app's
+/// region list (`app/src/components/endpoint.rs`, kept in step by a test) in the `aws` and
+/// `aws-us-gov` partitions, and the two China regions (`.amazonaws.com.cn`).
+pub(crate) const AWS_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "me-south-1",
+    "me-central-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "us-gov-west-1",
+    "us-gov-east-1",
+];
+/// The China regions, whose endpoints end in `.amazonaws.com.cn`.
+pub(crate) const AWS_CHINA_REGIONS: &[&str] = &["cn-north-1", "cn-northwest-1"];
+
 /// The policy for every page this server sends.
 ///
 /// - `script-src 'self' 'wasm-unsafe-eval'`: the app's glue and a same-origin loader script
 ///   (no inline scripts), plus compiling its WebAssembly.
-/// - `style-src 'unsafe-inline'`: xterm.js and Leptos set inline styles (styles only).
-/// - `connect-src`: the same origin (cookie helper, `/tunnel` over ws/wss) and AWS's regional
-///   endpoints for direct connections.
+/// - `style-src 'unsafe-inline'`: xterm.js 6 cannot do without it: its DOM renderer (used
+///   whenever the browser has no hardware WebGL) writes its theme and cell-size rules into
+///   `<style>` elements it creates and sets `style` attributes on cells, and its scrollbar
+///   adds a `<style>` element too; it has no nonce support. Styles only: scripts stay strict.
+/// - `connect-src`: the page's own origin (`'self'` also covers ws/wss to it: the cookie
+///   helper and `/tunnel`), and AWS's data-plane endpoint `wss://data.tunneling.iot.REGION.
+///   amazonaws.com[.cn]` of each region. A CSP wildcard may only replace a host's first label,
+///   so the regions are listed one by one (`wss://*.amazonaws.com` would also reach anyone's
+///   API Gateway WebSocket, S3 and the rest).
 /// - `img-src data: blob:`, `worker-src blob:`: what xterm.js' addons use.
-pub(crate) const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; \
-     connect-src 'self' ws: wss: https://*.amazonaws.com wss://*.amazonaws.com; \
-     worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
-     form-action 'none'";
+pub(crate) fn csp() -> &'static HeaderValue {
+    static CSP: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+        let mut connect = String::from("'self'");
+        for region in AWS_REGIONS {
+            connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com"));
+        }
+        for region in AWS_CHINA_REGIONS {
+            connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com.cn"));
+        }
+        let policy = format!(
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+             style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; \
+             connect-src {connect}; worker-src 'self' blob:; object-src 'none'; \
+             base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+        );
+        HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+    });
+    &CSP
+}
 
 const NOT_BUILT: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Burrow: the app is not built</title></head>
@@ -89,10 +139,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
 
 fn with_policy(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp().clone());
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -105,4 +152,33 @@ fn with_policy(mut response: Response) -> Response {
     // The body depends on Accept-Encoding (the .br/.gz copies): caches must keep them apart.
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy covers every region the app offers in its region list.
+    #[test]
+    fn the_policy_covers_the_apps_regions() {
+        let source = include_str!("../../../app/src/components/endpoint.rs");
+        let start = source.find("pub const REGIONS").expect("the app's region list");
+        let end = start + source[start..].find("];").expect("end of the list");
+        let offered: Vec<&str> = source[start..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("(\""))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        assert!(offered.len() >= 20, "{offered:?}");
+        let policy = csp().to_str().expect("ASCII");
+        for region in offered {
+            assert!(
+                policy.contains(&format!("wss://data.tunneling.iot.{region}.amazonaws.com ")),
+                "{region} missing from {policy}"
+            );
+        }
+        assert!(policy.contains("wss://data.tunneling.iot.cn-north-1.amazonaws.com.cn"));
+        assert!(!policy.contains("*."), "no wildcard hosts: {policy}");
+        assert!(!policy.contains(" ws: ") && !policy.contains(" wss: "), "{policy}");
+    }
 }
