@@ -35,9 +35,17 @@ struct Input {
 #[derive(Debug, Arbitrary)]
 enum Op {
     /// A WebSocket message of raw bytes from the source (`true`) or the destination.
-    Raw { source: bool, bytes: Vec<u8>, split: u16 },
+    Raw {
+        source: bool,
+        bytes: Vec<u8>,
+        split: u16,
+    },
     /// A WebSocket message of encoded frames (valid or not), cut at `split` for the second run.
-    Frames { source: bool, frames: Vec<Frame>, split: u16 },
+    Frames {
+        source: bool,
+        frames: Vec<Frame>,
+        split: u16,
+    },
     /// A message the WebSocket layer refused: text, or over the size limit.
     Fail { source: bool, text: bool },
     /// The peer in that mode is replaced by a new connection (a fresh checker).
@@ -120,7 +128,11 @@ impl Peer {
     fn feed(&mut self, message: &[u8], rules: &mut TunnelRules, services: &[String]) {
         let verdict = self.checker.feed(message, rules);
         if let Some(before) = &self.failed {
-            assert_eq!(verdict.close.as_ref(), Some(before), "a failed checker stays failed");
+            assert_eq!(
+                verdict.close.as_ref(),
+                Some(before),
+                "a failed checker stays failed"
+            );
             assert!(verdict.relay.is_empty(), "a failed checker relays nothing");
             assert_eq!(self.checker.buffered(), 0);
             return;
@@ -130,7 +142,11 @@ impl Peer {
         match verdict.close {
             Some(violation) => {
                 check_violation(&violation);
-                assert_eq!(self.checker.buffered(), 0, "a failed checker holds no bytes");
+                assert_eq!(
+                    self.checker.buffered(),
+                    0,
+                    "a failed checker holds no bytes"
+                );
                 if message.len() <= MAX_WS_MESSAGE_LEN {
                     self.fed.extend_from_slice(message);
                 }
@@ -148,7 +164,10 @@ impl Peer {
                     "input = relayed + held back"
                 );
                 assert_eq!(&self.fed[..self.relayed.len()], &self.relayed[..]);
-                assert!(self.checker.buffered() < MAX_FRAME_LEN, "less than a frame held");
+                assert!(
+                    self.checker.buffered() < MAX_FRAME_LEN,
+                    "less than a frame held"
+                );
             }
         }
     }
@@ -194,7 +213,10 @@ fn check_relayed(role: Role, mut relay: &[u8], services: &[String]) {
             _ => {}
         }
         if msg.kind().is_some_and(MessageType::is_stream_message) && !msg.service_id.is_empty() {
-            assert!(services.contains(&msg.service_id), "a service of the tunnel");
+            assert!(
+                services.contains(&msg.service_id),
+                "a service of the tunnel"
+            );
         }
         relay = &relay[2 + len..];
     }
@@ -262,7 +284,11 @@ fn run(input: &Input, split: bool) -> Option<Outcome> {
             // One too-large message is not the same as two smaller ones.
             return None;
         }
-        let peer = if is_source { &mut source } else { &mut destination };
+        let peer = if is_source {
+            &mut source
+        } else {
+            &mut destination
+        };
         if split && !bytes.is_empty() {
             let at = usize::from(cut) % (bytes.len() + 1);
             peer.feed(&bytes[..at], &mut rules, &services);

@@ -446,7 +446,10 @@ fn a_tunnel_holds_at_most_fifty_tags_as_aws_allows() {
     assert_eq!(status, 400, "{answer}");
     let json: Value = serde_json::from_str(&answer).expect("JSON");
     assert_eq!(json["__type"], "LimitExceededException", "{answer}");
-    assert!(text(&json["message"]).contains("at most 50 tags"), "{answer}");
+    assert!(
+        text(&json["message"]).contains("at most 50 tags"),
+        "{answer}"
+    );
 
     let body = serde_json::json!({ "tags": tag_list("k", 30) }).to_string();
     let (status, answer) = serve.call("OpenTunnel", &body);
@@ -532,14 +535,22 @@ fn offending_input_is_echoed_cut_and_escaped_in_answers_and_logs() {
         let message = text(&json["message"]);
         assert!(!message.chars().any(char::is_control), "{op}: {message:?}");
         if message.contains("Value '") {
-            assert!(message.contains("\\u{1b}"), "{op}: escaped, not dropped: {message}");
+            assert!(
+                message.contains("\\u{1b}"),
+                "{op}: escaped, not dropped: {message}"
+            );
         }
     }
-    serve.proc.wait_line_nth("the refusals' log lines", cases.len(), |l| {
-        l.contains("control plane request refused")
-    });
+    serve
+        .proc
+        .wait_line_nth("the refusals' log lines", cases.len(), |l| {
+            l.contains("control plane request refused")
+        });
     let log = serve.proc.log();
-    assert!(!log.contains('\u{1b}'), "an escape sequence reached the log");
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape sequence reached the log"
+    );
     assert!(!log.contains('\u{7}'), "a BEL reached the log");
     let longest = log.lines().map(str::len).max().unwrap_or_default();
     assert!(longest < 1_000, "a log line of {longest} bytes");

@@ -773,7 +773,10 @@ async fn a_stream_start_before_the_destination_attaches_is_dropped_and_logged() 
     let line = serve.proc.wait_line("the drop", |l| {
         l.contains("frames dropped: the destination is not connected")
     });
-    assert!(line.contains("stream_starts=1") && line.contains("frames=2"), "{line}");
+    assert!(
+        line.contains("stream_starts=1") && line.contains("frames=2"),
+        "{line}"
+    );
 
     // The service keeps nothing for later: the destination sees only what comes after it.
     let mut dst = destination(&tunnel).connect(serve.addr).await;

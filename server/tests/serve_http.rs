@@ -357,7 +357,11 @@ fn curl_head(url: &str) -> String {
 #[test]
 fn with_tls_every_answer_has_hsts_and_without_tls_none() {
     let serve = Serve::start_with(&["--tls"]);
-    for path in ["/", "/tunnel/status?local-proxy-mode=source", "/no-such-file.js"] {
+    for path in [
+        "/",
+        "/tunnel/status?local-proxy-mode=source",
+        "/no-such-file.js",
+    ] {
         let head = curl_head(&format!("https://{}{path}", serve.addr)).to_ascii_lowercase();
         assert!(
             head.contains("strict-transport-security: max-age=31536000"),

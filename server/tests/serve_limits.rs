@@ -77,19 +77,32 @@ fn slow_heads_and_bodies_are_closed_within_their_deadlines_and_real_clients_are_
     // With 170 connections hanging, a real client is answered at once.
     let asked = Instant::now();
     assert_eq!(served(&serve), 200);
-    assert!(asked.elapsed() < Duration::from_secs(1), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
 
     for (stream, opened) in &mut heads {
         let (got, after) = wait_closed(stream, *opened).expect("a slow request head is closed");
-        assert!(after >= Duration::from_millis(800), "closed early: {after:?}");
+        assert!(
+            after >= Duration::from_millis(800),
+            "closed early: {after:?}"
+        );
         assert!(after < Duration::from_secs(6), "closed late: {after:?}");
         // hyper answers a request head that timed out with nothing, or with 408.
         let text = String::from_utf8_lossy(&got);
-        assert!(got.is_empty() || text.starts_with("HTTP/1.1 408"), "{text:?}");
+        assert!(
+            got.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text:?}"
+        );
     }
     for (stream, opened) in &mut bodies {
         let (got, after) = wait_closed(stream, *opened).expect("a slow body is closed");
-        assert!(after >= Duration::from_millis(800), "closed early: {after:?}");
+        assert!(
+            after >= Duration::from_millis(800),
+            "closed early: {after:?}"
+        );
         assert!(after < Duration::from_secs(6), "closed late: {after:?}");
         let text = String::from_utf8_lossy(&got);
         assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
@@ -193,13 +206,7 @@ fn past_the_connection_cap_new_connections_are_refused_at_once_and_logged_once()
 
 #[test]
 fn over_tls_slow_heads_are_closed_too_and_their_slots_freed() {
-    let serve = Serve::start_with(&[
-        "--tls",
-        "--header-timeout",
-        "1s",
-        "--max-connections",
-        "3",
-    ]);
+    let serve = Serve::start_with(&["--tls", "--header-timeout", "1s", "--max-connections", "3"]);
     // Three TLS clients (all the slots there are) finish the handshake, send half a request head and wait.
     let mut clients: Vec<_> = (0..3)
         .map(|_| {
@@ -232,7 +239,15 @@ fn over_tls_slow_heads_are_closed_too_and_their_slots_freed() {
     }
     // The three slots are free again: a real HTTPS client is served.
     let out = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
         .arg(format!("https://{}/", serve.addr))
         .output()
         .expect("curl runs");

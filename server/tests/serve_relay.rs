@@ -338,7 +338,12 @@ async fn relay_handshakes_are_rate_limited_per_client_address() {
     let port = dead.local_addr().expect("addr").port();
     drop(dead);
     let upstream = format!("ws://127.0.0.1:{port}");
-    let serve = Serve::start_with(&["--upstream", &upstream, "--relay-handshakes-per-minute", "3"]);
+    let serve = Serve::start_with(&[
+        "--upstream",
+        &upstream,
+        "--relay-handshakes-per-minute",
+        "3",
+    ]);
     let upgrade = Upgrade::tunnel("source").token("any-token-at-all");
     for _ in 0..3 {
         let head = upgrade.refused(serve.addr).await;
@@ -347,7 +352,11 @@ async fn relay_handshakes_are_rate_limited_per_client_address() {
     for _ in 0..5 {
         let head = upgrade.refused(serve.addr).await;
         assert_eq!(head.status, 429, "{}", head.body);
-        assert!(head.body.contains("at most 3 handshakes a minute"), "{}", head.body);
+        assert!(
+            head.body.contains("at most 3 handshakes a minute"),
+            "{}",
+            head.body
+        );
         let retry: u64 = head
             .header("retry-after")
             .and_then(|v| v.parse().ok())
@@ -355,5 +364,9 @@ async fn relay_handshakes_are_rate_limited_per_client_address() {
         assert!((1..=20).contains(&retry), "{retry}");
     }
     let log = serve.proc.log();
-    assert_eq!(log.matches("upstream unreachable").count(), 3, "only 3 dials:\n{log}");
+    assert_eq!(
+        log.matches("upstream unreachable").count(),
+        3,
+        "only 3 dials:\n{log}"
+    );
 }

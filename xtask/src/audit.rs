@@ -127,11 +127,19 @@ fn clone_bundle(bundle: &Path, db_root: &Path) -> Result<(), XtaskError> {
         bundle.display(),
         target.display()
     ));
-    std::fs::create_dir_all(db_root)
-        .map_err(|err| XtaskError::Missing(format!("cannot create {}: {err}", db_root.display())))?;
+    std::fs::create_dir_all(db_root).map_err(|err| {
+        XtaskError::Missing(format!("cannot create {}: {err}", db_root.display()))
+    })?;
     let _ = std::fs::remove_dir_all(&partial);
     Cmd::new("git")
-        .args(["-c", "init.defaultBranch=main", "clone", "--quiet", "--branch", "main"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "clone",
+            "--quiet",
+            "--branch",
+            "main",
+        ])
         .arg(bundle)
         .arg(&partial)
         .run()?;
@@ -154,7 +162,10 @@ fn clone_bundle(bundle: &Path, db_root: &Path) -> Result<(), XtaskError> {
         })?;
     }
     std::fs::rename(&partial, &target).map_err(|err| {
-        XtaskError::Missing(format!("cannot move the clone to {}: {err}", target.display()))
+        XtaskError::Missing(format!(
+            "cannot move the clone to {}: {err}",
+            target.display()
+        ))
     })
 }
 
@@ -173,7 +184,14 @@ mod tests {
 
     fn git(dir: &Path, args: &[&str]) {
         Cmd::new("git")
-            .args(["-c", "init.defaultBranch=main", "-c", "user.name=t", "-c", "user.email=t@t"])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+            ])
             .args(args.iter().copied())
             .dir(dir)
             .run()
@@ -191,7 +209,15 @@ mod tests {
         git(&repo, &["add", "."]);
         git(&repo, &["commit", "--quiet", "-m", "snapshot"]);
         let snapshot = base.join("db.bundle");
-        git(&repo, &["bundle", "create", snapshot.to_str().expect("utf-8"), "main"]);
+        git(
+            &repo,
+            &[
+                "bundle",
+                "create",
+                snapshot.to_str().expect("utf-8"),
+                "main",
+            ],
+        );
 
         let db_root = base.join("advisory-dbs");
         assert!(!has_advisory_db(&db_root));
@@ -212,7 +238,11 @@ mod tests {
         let checkout = base.join("wt/me");
         std::fs::create_dir_all(&checkout).expect("mkdir");
         std::fs::create_dir_all(base.join("shared/advisory-db")).expect("mkdir");
-        std::fs::copy(&snapshot, base.join("shared/advisory-db/advisory-db.bundle")).expect("copy");
+        std::fs::copy(
+            &snapshot,
+            base.join("shared/advisory-db/advisory-db.bundle"),
+        )
+        .expect("copy");
         if std::env::var_os("BURROW_ADVISORY_DB_BUNDLE").is_none() {
             assert!(bundle(&checkout).is_some_and(|p| p.is_file()));
             assert!(bundle(&base.join("elsewhere/a/b")).is_none());

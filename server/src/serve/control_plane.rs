@@ -239,7 +239,10 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             StatusCode::BAD_REQUEST,
             "SerializationException",
             // serde's messages quote the offending value whole.
-            format!("Cannot read the request body: {}", cut(&err.to_string(), 120)),
+            format!(
+                "Cannot read the request body: {}",
+                cut(&err.to_string(), 120)
+            ),
         )
     })
 }
@@ -763,7 +766,11 @@ mod tests {
         assert!(shown.starts_with(&"é".repeat(ECHO_CHARS)));
         assert!(shown.ends_with("…(5000 characters)"), "{shown}");
         let err = ApiError::constraint(format!("\u{1b}]0;pwned\u{7}{long}"), "description", "x");
-        assert!(!err.message.chars().any(char::is_control), "{}", err.message);
+        assert!(
+            !err.message.chars().any(char::is_control),
+            "{}",
+            err.message
+        );
         assert!(err.message.chars().count() < 200, "{}", err.message);
         let huge = ApiError::validation("\u{1b}".repeat(100_000));
         assert!(huge.message.chars().count() < MAX_MESSAGE_CHARS + 40);

@@ -266,7 +266,11 @@ impl Dropped {
                 "frames dropped: the {other} is not connected (a dropped STREAM_START must be sent again once it is)"
             );
         } else {
-            tracing::debug!(tunnel = peer.tunnel.label(), frames = count, "frames dropped: no {other}");
+            tracing::debug!(
+                tunnel = peer.tunnel.label(),
+                frames = count,
+                "frames dropped: no {other}"
+            );
         }
     }
 }

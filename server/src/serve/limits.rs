@@ -73,7 +73,9 @@ pub(crate) struct Limits {
 
 /// A duration flag that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: use a positive number of seconds (30, 2.5s) or milliseconds (500ms)")]
+#[error(
+    "invalid duration {0:?}: use a positive number of seconds (30, 2.5s) or milliseconds (500ms)"
+)]
 pub(crate) struct DurationError(String);
 
 /// Parses `30`, `30s`, `2.5s` or `500ms` (at most a day).
@@ -125,9 +127,9 @@ pub(crate) fn with_body_deadline(router: Router, timeout: Duration) -> Router {
 }
 
 async fn body_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
-    let done = Arc::new(AtomicBool::new(
-        http_body::Body::is_end_stream(request.body()),
-    ));
+    let done = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(
+        request.body(),
+    )));
     let watched = done.clone();
     let request = request.map(|inner| {
         Body::new(WatchedBody {
@@ -228,8 +230,7 @@ impl Gate {
             Err(_) => {
                 self.refused += 1;
                 let now = Instant::now();
-                if self.refused == 1 || self.warned.is_none_or(|t| now - t >= CAP_WARNING_EVERY)
-                {
+                if self.refused == 1 || self.warned.is_none_or(|t| now - t >= CAP_WARNING_EVERY) {
                     tracing::warn!(
                         max_connections = self.max,
                         refused = self.refused,
@@ -498,7 +499,10 @@ mod tests {
                     Max processes             63422                63422                processes \n\
                     Max open files            256                  524288               files     \n";
         assert_eq!(parse_fd_limit(text), Some(256));
-        assert_eq!(parse_fd_limit("Max open files  unlimited unlimited files"), None);
+        assert_eq!(
+            parse_fd_limit("Max open files  unlimited unlimited files"),
+            None
+        );
         assert_eq!(parse_fd_limit(""), None);
     }
 

@@ -436,7 +436,10 @@ mod tests {
         assert_eq!(exposure_warning(at("[::1]:8080"), false), None);
         assert_eq!(exposure_warning(at("127.0.0.2:8080"), false), None);
         let open = exposure_warning(at("0.0.0.0:8080"), false).expect("a warning");
-        assert!(open.contains("0.0.0.0:8080") && open.contains("not a loopback"), "{open}");
+        assert!(
+            open.contains("0.0.0.0:8080") && open.contains("not a loopback"),
+            "{open}"
+        );
         assert!(exposure_warning(at("[::]:443"), false).is_some());
         assert!(exposure_warning(at("192.168.1.5:8080"), false).is_some());
         // Relay mode has no control plane.

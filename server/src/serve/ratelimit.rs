@@ -237,7 +237,9 @@ mod tests {
         for _ in 0..6 {
             assert_eq!(limiter.check(a, t0), Ok(()));
         }
-        let wait = limiter.check(a, t0).expect_err("the seventh at once is refused");
+        let wait = limiter
+            .check(a, t0)
+            .expect_err("the seventh at once is refused");
         assert!((9.9..=10.1).contains(&wait.as_secs_f64()), "{wait:?}");
         // Another address has its own budget.
         assert_eq!(limiter.check(b, t0), Ok(()));
@@ -264,7 +266,10 @@ mod tests {
         assert!(limiter.buckets.len() <= MAX_TRACKED_ADDRESSES);
         // Once the old ones have refilled, new addresses get in again.
         let later = t0 + Duration::from_secs(120);
-        assert_eq!(limiter.check("192.0.2.9".parse().expect("ip"), later), Ok(()));
+        assert_eq!(
+            limiter.check("192.0.2.9".parse().expect("ip"), later),
+            Ok(())
+        );
         assert!(limiter.buckets.len() <= MAX_TRACKED_ADDRESSES);
     }
 }

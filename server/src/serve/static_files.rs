@@ -70,7 +70,9 @@ pub(crate) fn csp() -> &'static HeaderValue {
             connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com"));
         }
         for region in AWS_CHINA_REGIONS {
-            connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com.cn"));
+            connect.push_str(&format!(
+                " wss://data.tunneling.iot.{region}.amazonaws.com.cn"
+            ));
         }
         let policy = format!(
             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -78,7 +80,8 @@ pub(crate) fn csp() -> &'static HeaderValue {
              connect-src {connect}; worker-src 'self' blob:; object-src 'none'; \
              base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
         );
-        HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+        HeaderValue::from_str(&policy)
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
     });
     &CSP
 }
@@ -162,7 +165,9 @@ mod tests {
     #[test]
     fn the_policy_covers_the_apps_regions() {
         let source = include_str!("../../../app/src/components/endpoint.rs");
-        let start = source.find("pub const REGIONS").expect("the app's region list");
+        let start = source
+            .find("pub const REGIONS")
+            .expect("the app's region list");
         let end = start + source[start..].find("];").expect("end of the list");
         let offered: Vec<&str> = source[start..end]
             .lines()
@@ -179,6 +184,9 @@ mod tests {
         }
         assert!(policy.contains("wss://data.tunneling.iot.cn-north-1.amazonaws.com.cn"));
         assert!(!policy.contains("*."), "no wildcard hosts: {policy}");
-        assert!(!policy.contains(" ws: ") && !policy.contains(" wss: "), "{policy}");
+        assert!(
+            !policy.contains(" ws: ") && !policy.contains(" wss: "),
+            "{policy}"
+        );
     }
 }

@@ -332,7 +332,9 @@ pub(crate) enum RegistryError {
     #[error("the number of open tunnels exceeds the limit of {0}")]
     TooManyTunnels(usize),
     /// A tunnel would have more tags than AWS allows on a resource.
-    #[error("tag limit exceeded: a tunnel can have at most {limit} tags, this request would make {requested}")]
+    #[error(
+        "tag limit exceeded: a tunnel can have at most {limit} tags, this request would make {requested}"
+    )]
     TooManyTags {
         /// [`MAX_TAGS_PER_RESOURCE`].
         limit: usize,
@@ -958,7 +960,9 @@ mod tests {
         }
         assert!(lock(&peer.overflow).flushing);
         assert!(peer.overflow_len() <= 200);
-        let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
         assert!(alive <= 1, "{alive} tasks for one slow peer");
         let mut got = Vec::new();
         while got.len() < 201 {
