@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// The live tunnel WebSockets (emulated peers and relayed pages).
     pub sessions: Sessions,
+    /// The pages' Content-Security-Policy.
+    pub csp: HeaderValue,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -312,6 +314,7 @@ impl Server {
             upstream,
             shutdown: shutdown_rx,
             sessions: Sessions::default(),
+            csp: static_files::csp(&extra, addr.ip().is_loopback()),
         }));
         // Around the whole router, so every route (and any added later) has them.
         let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);

@@ -58,32 +58,49 @@ pub(crate) const AWS_CHINA_REGIONS: &[&str] = &["cn-north-1", "cn-northwest-1"];
 ///   `<style>` elements it creates and sets `style` attributes on cells, and its scrollbar
 ///   adds a `<style>` element too; it has no nonce support. Styles only: scripts stay strict.
 /// - `connect-src`: the page's own origin (`'self'` also covers ws/wss to it: the cookie
-///   helper and `/tunnel`), and AWS's data-plane endpoint `wss://data.tunneling.iot.REGION.
+///   helper and `/tunnel`), the `--allow-origin` origins (in their http(s) and ws(s) forms: a
+///   same-site tunnel service or cookie helper elsewhere), any loopback port when the server
+///   itself listens on loopback (local relays and forwarders; nothing leaves the machine that
+///   way), and AWS's data-plane endpoint `wss://data.tunneling.iot.REGION.
 ///   amazonaws.com[.cn]` of each region. A CSP wildcard may only replace a host's first label,
 ///   so the regions are listed one by one (`wss://*.amazonaws.com` would also reach anyone's
 ///   API Gateway WebSocket, S3 and the rest).
 /// - `img-src data: blob:`, `worker-src blob:`: what xterm.js' addons use.
-pub(crate) fn csp() -> &'static HeaderValue {
-    static CSP: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
-        let mut connect = String::from("'self'");
-        for region in AWS_REGIONS {
-            connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com"));
+pub(crate) fn csp(extra_origins: &[String], loopback: bool) -> HeaderValue {
+    let mut connect = String::from("'self'");
+    for origin in extra_origins {
+        connect.push(' ');
+        connect.push_str(origin);
+        if let Some(rest) = origin.strip_prefix("https://") {
+            connect.push_str(&format!(" wss://{rest}"));
+        } else if let Some(rest) = origin.strip_prefix("http://") {
+            connect.push_str(&format!(" ws://{rest}"));
         }
-        for region in AWS_CHINA_REGIONS {
-            connect.push_str(&format!(
-                " wss://data.tunneling.iot.{region}.amazonaws.com.cn"
-            ));
+    }
+    if loopback {
+        for scheme in ["http", "https", "ws", "wss"] {
+            for host in ["127.0.0.1", "localhost", "[::1]"] {
+                connect.push_str(&format!(" {scheme}://{host}:*"));
+            }
         }
-        let policy = format!(
-            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-             style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; \
-             connect-src {connect}; worker-src 'self' blob:; object-src 'none'; \
-             base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
-        );
-        HeaderValue::from_str(&policy)
-            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
-    });
-    &CSP
+    }
+    for region in AWS_REGIONS {
+        connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com"));
+    }
+    for region in AWS_CHINA_REGIONS {
+        connect.push_str(&format!(
+            " wss://data.tunneling.iot.{region}.amazonaws.com.cn"
+        ));
+    }
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; \
+         connect-src {connect}; worker-src 'self' blob:; object-src 'none'; \
+         base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+    );
+    // Origins were checked by `parse_origin` (ASCII, no separators), so this always succeeds.
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
 }
 
 const NOT_BUILT: &str = r#"<!doctype html>
@@ -108,7 +125,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return with_policy(StatusCode::METHOD_NOT_ALLOWED.into_response());
+        return with_policy(&state, StatusCode::METHOD_NOT_ALLOWED.into_response());
     }
     let dir = state.static_dir.clone();
     let index = dir.join("index.html");
@@ -118,7 +135,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         } else {
             StatusCode::NOT_FOUND
         };
-        return with_policy((status, Html(NOT_BUILT)).into_response());
+        return with_policy(&state, (status, Html(NOT_BUILT)).into_response());
     }
     let last = request.uri().path().rsplit('/').next().unwrap_or_default();
     let files = ServeDir::new(&dir).precompressed_br().precompressed_gzip();
@@ -135,14 +152,14 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
             .await
     };
     match response {
-        Ok(response) => with_policy(response.map(Body::new)),
+        Ok(response) => with_policy(&state, response.map(Body::new)),
         Err(never) => match never {},
     }
 }
 
-fn with_policy(mut response: Response) -> Response {
+fn with_policy(state: &AppState, mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp().clone());
+    headers.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -175,7 +192,8 @@ mod tests {
             .filter_map(|l| l.split('"').next())
             .collect();
         assert!(offered.len() >= 20, "{offered:?}");
-        let policy = csp().to_str().expect("ASCII");
+        let value = csp(&[], false);
+        let policy = value.to_str().expect("ASCII");
         for region in offered {
             assert!(
                 policy.contains(&format!("wss://data.tunneling.iot.{region}.amazonaws.com ")),
