@@ -309,7 +309,8 @@ export function renderReport(input: ReportInput): string {
     out(
       'A load client (`bench/load`, Rust, on the same 2 cores, 2 runtime threads) opens N tunnels through the control plane and ' +
         'connects both ends of each itself over WebSockets (V3), with one stream (session) per tunnel. Each ' +
-        `session sends a ${scale.payload}-byte message every ${scale.intervalMs} ms from the source; the destination ` +
+        `session sends a ${scale.payload}-byte message on average every ${scale.intervalMs} ms from the source, open-loop ` +
+        '(Poisson send times per session, so sessions do not fire in lockstep and lateness does not thin the load); the destination ' +
         'echoes it. Latency is one hop through `burrow serve` (sender\'s write → receiver\'s read, one clock), ' +
         'so it also holds the client\'s own WebSocket work: an upper bound of what the service adds. Throughput: ' +
         'all N sources send 32 KiB messages as fast as the service takes them for 2 s. Memory: `VmRSS` of a fresh ' +

@@ -427,3 +427,131 @@ fn errors_have_the_aws_shape() {
     assert_eq!(status, 400);
     assert!(body.contains("UnknownOperationException"), "{body}");
 }
+
+/// `n` tags `{prefix}0..n` as TagResource/OpenTunnel JSON.
+fn tag_list(prefix: &str, n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| serde_json::json!({ "key": format!("{prefix}{i}"), "value": "v" }))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_tunnel_holds_at_most_fifty_tags_as_aws_allows() {
+    let serve = Serve::start();
+    // OpenTunnel with 51 tags is over the limit already.
+    let body = serde_json::json!({ "tags": tag_list("k", 51) }).to_string();
+    let (status, answer) = serve.call("OpenTunnel", &body);
+    assert_eq!(status, 400, "{answer}");
+    let json: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(json["__type"], "LimitExceededException", "{answer}");
+    assert!(
+        text(&json["message"]).contains("at most 50 tags"),
+        "{answer}"
+    );
+
+    let body = serde_json::json!({ "tags": tag_list("k", 30) }).to_string();
+    let (status, answer) = serve.call("OpenTunnel", &body);
+    assert_eq!(status, 200, "{answer}");
+    let opened: Value = serde_json::from_str(&answer).expect("JSON");
+    let arn = text(&opened["tunnelArn"]);
+    let tag = |tags: Value| {
+        serve.call(
+            "TagResource",
+            &serde_json::json!({ "resourceArn": arn, "tags": tags }).to_string(),
+        )
+    };
+    // Updating existing keys and adding up to 50 is fine.
+    let (status, answer) = tag(tag_list("k", 30));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = tag(tag_list("x", 20));
+    assert_eq!(status, 200, "{answer}");
+    // One more is refused whole, and nothing of it is stored.
+    let mut over = tag_list("y", 1);
+    over.as_array_mut()
+        .expect("array")
+        .extend(tag_list("k", 5).as_array().expect("array").iter().cloned());
+    let (status, answer) = tag(over);
+    assert_eq!(status, 400, "{answer}");
+    let json: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(json["__type"], "LimitExceededException", "{answer}");
+    assert!(text(&json["message"]).contains("would make 51"), "{answer}");
+    // 200 a call, many calls: the total stays bounded.
+    for round in 0..20 {
+        let (status, _) = tag(tag_list(&format!("r{round}-"), 200));
+        assert_eq!(status, 400);
+    }
+    let (status, answer) = serve.call(
+        "ListTagsForResource",
+        &serde_json::json!({ "resourceArn": arn }).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let listed: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(listed["tags"].as_array().map(Vec::len), Some(50));
+    // Removing some makes room again.
+    let keys: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    let (status, answer) = serve.call(
+        "UntagResource",
+        &serde_json::json!({ "resourceArn": arn, "tagKeys": keys }).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = tag(tag_list("z", 10));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn offending_input_is_echoed_cut_and_escaped_in_answers_and_logs() {
+    let mut serve = Serve::start();
+    let hostile = format!("\u{1b}[2J\u{1b}]0;owned\u{7}{}", "A".repeat(1_900_000));
+    let cases = [
+        (
+            "OpenTunnel",
+            serde_json::json!({ "description": hostile }).to_string(),
+        ),
+        (
+            "DescribeTunnel",
+            serde_json::json!({ "tunnelId": hostile }).to_string(),
+        ),
+        (
+            "ListTagsForResource",
+            serde_json::json!({ "resourceArn": format!("\u{1b}[31m{}", "b".repeat(900)) })
+                .to_string(),
+        ),
+        (
+            "CloseTunnel",
+            serde_json::json!({ "tunnelId": "x", "delete": hostile }).to_string(),
+        ),
+        (
+            "OpenTunnel",
+            serde_json::json!({ "destinationConfig": { "services": [hostile] } }).to_string(),
+        ),
+    ];
+    for (op, body) in &cases {
+        let (status, answer) = serve.call(op, body);
+        assert_eq!(status, 400, "{op}");
+        assert!(answer.len() < 600, "{op}: a {} byte answer", answer.len());
+        let json: Value = serde_json::from_str(&answer).expect("JSON");
+        let message = text(&json["message"]);
+        assert!(!message.chars().any(char::is_control), "{op}: {message:?}");
+        if message.contains("Value '") {
+            assert!(
+                message.contains("\\u{1b}"),
+                "{op}: escaped, not dropped: {message}"
+            );
+        }
+    }
+    serve
+        .proc
+        .wait_line_nth("the refusals' log lines", cases.len(), |l| {
+            l.contains("control plane request refused")
+        });
+    let log = serve.proc.log();
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape sequence reached the log"
+    );
+    assert!(!log.contains('\u{7}'), "a BEL reached the log");
+    let longest = log.lines().map(str::len).max().unwrap_or_default();
+    assert!(longest < 1_000, "a log line of {longest} bytes");
+}

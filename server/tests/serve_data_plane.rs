@@ -761,3 +761,30 @@ async fn shutdown_closes_every_peer_with_1001() {
     let exit = serve.proc.wait_exit(common::WAIT);
     assert!(exit.success(), "burrow serve exited with {exit}");
 }
+
+#[tokio::test]
+async fn a_stream_start_before_the_destination_attaches_is_dropped_and_logged() {
+    let mut serve = Serve::start();
+    let tunnel = serve.open_tunnel(&["SSH"]);
+    let mut src = source(&tunnel).connect(serve.addr).await;
+    assert_eq!(src.service_ids().await, ["SSH"]);
+    src.send(&[stream_start("SSH", 1), data("SSH", 1, b"lost")])
+        .await;
+    let line = serve.proc.wait_line("the drop", |l| {
+        l.contains("frames dropped: the destination is not connected")
+    });
+    assert!(
+        line.contains("stream_starts=1") && line.contains("frames=2"),
+        "{line}"
+    );
+
+    // The service keeps nothing for later: the destination sees only what comes after it.
+    let mut dst = destination(&tunnel).connect(serve.addr).await;
+    assert_eq!(dst.service_ids().await, ["SSH"]);
+    src.send(&[stream_start("SSH", 2), data("SSH", 2, b"kept")])
+        .await;
+    let start = dst.frame().await;
+    assert_eq!(start.r#type, MessageType::StreamStart as i32);
+    assert_eq!(start.stream_id, 2, "the early STREAM_START was not queued");
+    assert_eq!(dst.frame().await.payload, b"kept");
+}

@@ -347,6 +347,32 @@ fn with_tls_the_cookie_is_secure_and_follows_the_same_site_flag() {
     );
 }
 
+/// The response head of `curl -sk` for `url`.
+fn curl_head(url: &str) -> String {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sk", "-D", "-", "-o", "/dev/null"]).arg(url);
+    String::from_utf8_lossy(&common::run("curl", cmd, common::WAIT).stdout).into_owned()
+}
+
+#[test]
+fn with_tls_every_answer_has_hsts_and_without_tls_none() {
+    let serve = Serve::start_with(&["--tls"]);
+    for path in [
+        "/",
+        "/tunnel/status?local-proxy-mode=source",
+        "/no-such-file.js",
+    ] {
+        let head = curl_head(&format!("https://{}{path}", serve.addr)).to_ascii_lowercase();
+        assert!(
+            head.contains("strict-transport-security: max-age=31536000"),
+            "{path}: {head}"
+        );
+    }
+    let plain = Serve::start();
+    let answer = request(&plain, "GET", "/", &[], "");
+    assert_eq!(answer.header("strict-transport-security"), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handshake probe
 // ---------------------------------------------------------------------------------------------
@@ -559,14 +585,26 @@ fn assert_policy_headers(answer: &Answer) {
     expect("img-src", &["'self'", "data:", "blob:"]);
     expect("style-src", &["'self'", "'unsafe-inline'"]);
     let connect = d.get("connect-src").expect("connect-src");
+    assert_eq!(connect.first().map(String::as_str), Some("'self'"), "{csp}");
     for source in [
-        "'self'",
-        "ws:",
-        "wss:",
-        "https://*.amazonaws.com",
-        "wss://*.amazonaws.com",
+        "wss://data.tunneling.iot.us-east-1.amazonaws.com",
+        "wss://data.tunneling.iot.eu-west-1.amazonaws.com",
+        "wss://data.tunneling.iot.us-gov-west-1.amazonaws.com",
+        "wss://data.tunneling.iot.cn-north-1.amazonaws.com.cn",
+        "wss://data.tunneling.iot.cn-northwest-1.amazonaws.com.cn",
     ] {
         assert!(connect.iter().any(|c| c == source), "{source} in {csp}");
+    }
+    // Only the page's origin, loopback ports (the test server listens on loopback) and AWS's
+    // data-plane hosts: no scheme-wide or wildcard hosts.
+    for c in &connect[1..] {
+        let loopback = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+            .iter()
+            .any(|h| c.ends_with(&format!("://{h}")));
+        let aws = c.starts_with("wss://data.tunneling.iot.")
+            && (c.ends_with(".amazonaws.com") || c.ends_with(".amazonaws.com.cn"))
+            && !c.contains('*');
+        assert!(loopback || aws, "{c} in {csp}");
     }
     assert_eq!(d.len(), 11, "unexpected directives in {csp}");
     assert_eq!(answer.header("referrer-policy"), Some("no-referrer"));

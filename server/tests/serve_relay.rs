@@ -330,3 +330,43 @@ async fn upstream_refusals_reach_the_page_as_the_same_4xx() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn relay_handshakes_are_rate_limited_per_client_address() {
+    // An upstream that refuses every connection: each allowed handshake costs a dial and a 502.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let upstream = format!("ws://127.0.0.1:{port}");
+    let serve = Serve::start_with(&[
+        "--upstream",
+        &upstream,
+        "--relay-handshakes-per-minute",
+        "3",
+    ]);
+    let upgrade = Upgrade::tunnel("source").token("any-token-at-all");
+    for _ in 0..3 {
+        let head = upgrade.refused(serve.addr).await;
+        assert_eq!(head.status, 502, "{}", head.body);
+    }
+    for _ in 0..5 {
+        let head = upgrade.refused(serve.addr).await;
+        assert_eq!(head.status, 429, "{}", head.body);
+        assert!(
+            head.body.contains("at most 3 handshakes a minute"),
+            "{}",
+            head.body
+        );
+        let retry: u64 = head
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After in seconds");
+        assert!((1..=20).contains(&retry), "{retry}");
+    }
+    let log = serve.proc.log();
+    assert_eq!(
+        log.matches("upstream unreachable").count(),
+        3,
+        "only 3 dials:\n{log}"
+    );
+}

@@ -48,6 +48,27 @@ type Sink = SplitSink<Ws, Message>;
 type Source = SplitStream<Ws>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A small deterministic generator (SplitMix64) for the send schedule: each source has its own
+/// seed, so runs are repeatable and sources independent.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// An exponentially distributed gap with this mean (a Poisson process's inter-arrival time).
+    fn exponential(&mut self, mean: Duration) -> Duration {
+        // Uniform in (0, 1]: never ln(0).
+        let u = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        mean.mul_f64(-u.ln())
+    }
+}
+
 /// The clock every timestamp is measured from.
 fn clock() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -396,11 +417,11 @@ async fn source(
     let conn: ConnId = endpoint.open_stream(Some(SERVICE))?;
     drain(&mut endpoint, &mut sink, &mut record).await?;
 
-    // Spread the echo senders over the interval so that they do not all fire at once.
-    let interval = Duration::from_millis(args.interval_ms.max(1));
-    let offset = interval.mul_f64((index % 1000) as f64 / 1000.0);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Open-loop Poisson arrivals: the next send is due an exponential gap after the previous
+    // one was *due* (not after it went), so lateness never thins the offered load.
+    let mean = Duration::from_millis(args.interval_ms.max(1));
+    let mut rng = SplitMix64(0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let mut due = tokio::time::Instant::now() + rng.exponential(mean);
     let bulk_chunk = {
         let mut chunk = vec![b'x'; BULK_CHUNK];
         chunk[0] = KIND_BULK;
@@ -427,7 +448,8 @@ async fn source(
                     return Ok(());
                 }
             }
-            _ = ticker.tick(), if echoing => {
+            () = tokio::time::sleep_until(due), if echoing => {
+                due += rng.exponential(mean);
                 endpoint.send(&conn, &echo_payload(args.payload, 0))?;
                 drain(&mut endpoint, &mut sink, &mut record).await?;
             }

@@ -103,6 +103,8 @@ pub struct AgentArgs {
     #[arg(short = 'e', long)]
     pub endpoint: String,
     /// The tunnel access token for this mode (single use unless a client token is set).
+    /// Prefer the AWSIOT_TUNNEL_ACCESS_TOKEN environment variable: a value given with -t is
+    /// visible to every user of the machine in `ps`.
     #[arg(
         short = 't',
         long,

@@ -9,6 +9,10 @@
 //! `x-amzn-ErrorType` and `{"__type": …, "message": …}` (`ValidationException`,
 //! `ResourceNotFoundException`, `LimitExceededException`, `SerializationException`,
 //! `UnknownOperationException`). Timestamps are epoch seconds, as the JSON protocol wants.
+//! A tunnel holds at most 50 tags, AWS's limit per resource (`LimitExceededException` past it).
+//! Offending input is echoed in errors (and their log lines) cut to [`ECHO_CHARS`] characters,
+//! with control characters escaped, so a huge or hostile value cannot flood a response or a log
+//! or reach an operator's terminal as escape sequences.
 //!
 //! Requests from a browser (with an `Origin`) are served only for allowlisted origins. In relay
 //! mode the control plane is off: the tunnels live in the upstream service.
@@ -24,14 +28,46 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::tunnels::{
-    ClientMode, ConnectionView, LIFETIME_MINUTES, OpenRequest, RegistryError, Status, Tag,
-    TunnelView, new_uuid,
+    ClientMode, ConnectionView, LIFETIME_MINUTES, MAX_TAGS_PER_RESOURCE, OpenRequest,
+    RegistryError, Status, Tag, TunnelView, new_uuid,
 };
 
 /// The JSON 1.1 content type.
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 /// The target prefix of every operation.
 const TARGET_PREFIX: &str = "IoTSecuredTunneling.";
+
+/// How many characters of an offending value an error message repeats.
+pub(crate) const ECHO_CHARS: usize = 40;
+/// The longest error message, whatever goes into it.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// `value` fit to be repeated in an error message: at most [`ECHO_CHARS`] characters (then
+/// `…` and the full length), control characters escaped as `\u{1b}`.
+pub(crate) fn echo(value: &str) -> String {
+    cut(value, ECHO_CHARS)
+}
+
+fn cut(value: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for c in value.chars() {
+        if count == max {
+            out.push_str(&format!("…({} characters)", value.chars().count()));
+            return out;
+        }
+        if c.is_control() {
+            let escaped = format!("\\u{{{:x}}}", u32::from(c));
+            // An escape counts as what it shows.
+            count = (count + escaped.len()).min(max);
+            out.push_str(&escaped);
+        } else {
+            out.push(c);
+            count += 1;
+        }
+    }
+    out
+}
 
 /// An error in AWS's JSON protocol shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,11 +79,13 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// The message is cut and escaped like any echoed value, only later (a safety net: values
+    /// are cut to [`ECHO_CHARS`] where they go in).
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             kind,
-            message: message.into(),
+            message: cut(&message.into(), MAX_MESSAGE_CHARS),
         }
     }
 
@@ -57,6 +95,7 @@ impl ApiError {
 
     /// One failed constraint, worded as AWS words it.
     fn constraint(value: impl std::fmt::Display, path: &str, constraint: &str) -> Self {
+        let value = echo(&value.to_string());
         Self::validation(format!(
             "1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"
         ))
@@ -78,9 +117,19 @@ impl ApiError {
 impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> Self {
         match &err {
-            RegistryError::NotFound(_) | RegistryError::Closed(_) => Self::new(
+            RegistryError::NotFound(id) => Self::new(
                 StatusCode::BAD_REQUEST,
                 "ResourceNotFoundException",
+                format!("Tunnel {} not found", echo(id)),
+            ),
+            RegistryError::Closed(id) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "ResourceNotFoundException",
+                format!("Tunnel {} is closed", echo(id)),
+            ),
+            RegistryError::TooManyTags { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "LimitExceededException",
                 capitalize(&err.to_string()),
             ),
             RegistryError::TooManyTunnels(_)
@@ -90,6 +139,12 @@ impl From<RegistryError> for ApiError {
                     "LimitExceededException",
                     capitalize(&err.to_string()),
                 )
+            }
+            RegistryError::Services(
+                burrow_proto::service::ServiceListError::InvalidId(id)
+                | burrow_proto::service::ServiceListError::Duplicate(id),
+            ) if id.chars().count() > ECHO_CHARS || id.chars().any(char::is_control) => {
+                Self::validation(format!("Invalid or duplicate service id {}", echo(id)))
             }
             RegistryError::Services(_) => Self::validation(capitalize(&err.to_string())),
         }
@@ -152,7 +207,7 @@ fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
-            format!("Unknown operation target {target:?}"),
+            format!("Unknown operation target \"{}\"", echo(target)),
         ));
     };
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
@@ -173,7 +228,7 @@ fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
-            format!("Unknown operation {op}"),
+            format!("Unknown operation {}", echo(op)),
         )),
     }
 }
@@ -183,7 +238,11 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "SerializationException",
-            format!("Cannot read the request body: {err}"),
+            // serde's messages quote the offending value whole.
+            format!(
+                "Cannot read the request body: {}",
+                cut(&err.to_string(), 120)
+            ),
         )
     })
 }
@@ -376,12 +435,25 @@ fn open_tunnel(state: &AppState, input: OpenTunnelIn, region: String) -> Result<
         Some(config) => destination(config)?,
         None => (None, Vec::new()),
     };
+    let tags = tags(input.tags, "tags")?;
+    let distinct = tags
+        .iter()
+        .map(|t| t.key.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if distinct > MAX_TAGS_PER_RESOURCE {
+        return Err(RegistryError::TooManyTags {
+            limit: MAX_TAGS_PER_RESOURCE,
+            requested: distinct,
+        }
+        .into());
+    }
     let opened = state.registry.open(OpenRequest {
         description: input.description,
         thing_name,
         services,
         lifetime_minutes: lifetime,
-        tags: tags(input.tags, "tags")?,
+        tags,
         region,
     })?;
     tracing::info!(
@@ -683,5 +755,27 @@ mod tests {
             .to_string(),
             "ValidationException: 1 validation error detected: Value '0' at 'timeoutConfig.maxLifetimeTimeoutMinutes' failed to satisfy constraint: Member must have value greater than or equal to 1"
         );
+    }
+
+    #[test]
+    fn echoed_values_are_cut_and_escaped() {
+        assert_eq!(echo("SSH"), "SSH");
+        assert_eq!(echo("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
+        let long = "é".repeat(5000);
+        let shown = echo(&long);
+        assert!(shown.starts_with(&"é".repeat(ECHO_CHARS)));
+        assert!(shown.ends_with("…(5000 characters)"), "{shown}");
+        let err = ApiError::constraint(format!("\u{1b}]0;pwned\u{7}{long}"), "description", "x");
+        assert!(
+            !err.message.chars().any(char::is_control),
+            "{}",
+            err.message
+        );
+        assert!(err.message.chars().count() < 200, "{}", err.message);
+        let huge = ApiError::validation("\u{1b}".repeat(100_000));
+        assert!(huge.message.chars().count() < MAX_MESSAGE_CHARS + 40);
+        assert!(!huge.message.chars().any(char::is_control));
+        let not_found = ApiError::from(RegistryError::NotFound("x".repeat(1000)));
+        assert!(not_found.message.len() < 120, "{}", not_found.message);
     }
 }

@@ -126,6 +126,7 @@ async fn run_peer(socket: WebSocket, peer: Peer) {
         id: peer.id,
         frames: frames_tx,
         close: close_tx.clone(),
+        overflow: Arc::default(),
     };
     let (mut sink, stream) = socket.split();
     if peer
@@ -172,6 +173,7 @@ async fn read_loop(
     close_rx: watch::Receiver<Option<CloseReason>>,
 ) {
     let mut checker = PeerChecker::new(peer.role);
+    let mut dropped = Dropped::default();
     while let Some(item) = stream.next().await {
         let violation = match item {
             Ok(Message::Binary(bytes)) => {
@@ -184,11 +186,14 @@ async fn read_loop(
                     tokio::time::sleep(wait).await;
                 }
                 let (verdict, route) = peer.tunnel.check(peer.role, peer.id, &mut checker, &bytes);
-                if !verdict.relay.is_empty()
-                    && let Some(route) = route
-                {
-                    // The other peer going away mid-send just drops the frames.
-                    let _ = route.send(verdict.relay).await;
+                if !verdict.relay.is_empty() {
+                    match route {
+                        // The other peer going away mid-send just drops the frames.
+                        Some(route) => {
+                            let _ = route.send(verdict.relay).await;
+                        }
+                        None => dropped.note(peer, &verdict.relay),
+                    }
                 }
                 verdict.close
             }
@@ -213,6 +218,59 @@ async fn read_loop(
                 &violation.close_reason(),
             )));
             break;
+        }
+    }
+}
+
+/// Frames that found no peer on the other side. The protocol guides say nothing about frames
+/// sent while the other side is not connected (AWS does not queue them: "if the WebSocket
+/// drops, every stream is dead"), so they are dropped as before; but a STREAM_START lost this
+/// way leaves the source waiting for a stream that never started, so it is logged: the first
+/// drop of each connection and every STREAM_START at info, the rest at debug.
+#[derive(Debug, Default)]
+struct Dropped {
+    frames: u64,
+}
+
+impl Dropped {
+    fn note(&mut self, peer: &Peer, relay: &[u8]) {
+        let mut starts = 0;
+        let mut count = 0;
+        let mut rest = relay;
+        while rest.len() >= LENGTH_PREFIX_LEN {
+            let len = LENGTH_PREFIX_LEN + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let Some(frame) = rest.get(LENGTH_PREFIX_LEN..len) else {
+                break;
+            };
+            count += 1;
+            if burrow_proto::codec::decode_body(frame, false)
+                .is_ok_and(|m| m.kind() == Some(burrow_proto::MessageType::StreamStart))
+            {
+                starts += 1;
+            }
+            rest = &rest[len..];
+        }
+        let first = self.frames == 0;
+        self.frames += count;
+        let other = mode_name(match peer.role {
+            Role::Source => Role::Destination,
+            Role::Destination => Role::Source,
+        });
+        if starts > 0 || first {
+            tracing::info!(
+                tunnel = peer.tunnel.label(),
+                mode = mode_name(peer.role),
+                channel = %peer.channel_id,
+                frames = count,
+                stream_starts = starts,
+                "frames dropped: the {other} is not connected (a dropped STREAM_START must be sent again once it is)"
+            );
+        } else {
+            tracing::debug!(
+                tunnel = peer.tunnel.label(),
+                frames = count,
+                "frames dropped: no {other}"
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ mod control_plane;
 mod cookie;
 mod data_plane;
 mod handshake;
+mod limits;
 mod origins;
 mod ratelimit;
 mod relay;
@@ -40,7 +41,6 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -120,6 +120,25 @@ pub struct ServeArgs {
     /// Benchmark hook: open tunnels allowed at once (default: AWS's quota of 100).
     #[arg(long, hide = true, value_name = "N", default_value_t = tunnels::MAX_OPEN_TUNNELS)]
     pub max_open_tunnels: usize,
+    /// Open connections at most (WebSockets included); further ones are closed at once.
+    /// Default: what the open-file limit (`ulimit -n`) leaves room for.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open. Seconds, or e.g. 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = limits::parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (then 408 and the connection closes).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = limits::parse_duration)]
+    pub body_timeout: Duration,
+    /// How long an HTTP connection may move no byte in either direction before it is closed
+    /// (WebSockets are not affected).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = limits::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Relay mode: WebSocket handshakes allowed per client address and minute (a burst of as
+    /// many, then one every 60/N seconds); further ones get 429.
+    #[arg(long, value_name = "N", default_value_t = relay::HANDSHAKES_PER_MINUTE)]
+    pub relay_handshakes_per_minute: u32,
 }
 
 /// What every handler can reach.
@@ -142,6 +161,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// The live tunnel WebSockets (emulated peers and relayed pages).
     pub sessions: Sessions,
+    /// The pages' Content-Security-Policy.
+    pub csp: HeaderValue,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -204,16 +225,13 @@ pub(crate) fn router(state: AppState) -> Router {
 
 /// A bound server, ready to run.
 pub(crate) struct Server {
-    listener: Listener,
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
+    limits: limits::Limits,
     url: String,
     state: AppState,
     shutdown: watch::Sender<bool>,
-}
-
-enum Listener {
-    Plain(tokio::net::TcpListener),
-    Tls(tls::TlsListener),
 }
 
 impl Server {
@@ -247,7 +265,13 @@ impl Server {
         let upstream = args
             .upstream
             .as_deref()
-            .map(|url| relay::Upstream::new(url, args.upstream_ca.as_deref()))
+            .map(|url| {
+                relay::Upstream::new(
+                    url,
+                    args.upstream_ca.as_deref(),
+                    args.relay_handshakes_per_minute,
+                )
+            })
             .transpose()?;
         let tcp = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -262,10 +286,18 @@ impl Server {
             _ => addr,
         };
         let url = format!("{}://{shown}", if tls { "https" } else { "http" });
-        let listener = match tls_material {
-            Some(material) => Listener::Tls(tls::TlsListener::new(tcp, material.config)),
-            None => Listener::Plain(tcp),
+        let tls_acceptor = tls_material.map(|m| tokio_rustls::TlsAcceptor::from(m.config));
+        let limits = limits::Limits {
+            header_timeout: args.header_timeout,
+            body_timeout: args.body_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args
+                .max_connections
+                .unwrap_or_else(|| limits::default_max_connections(args.upstream.is_some())),
         };
+        if limits.max_connections == 0 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let registry = tunnels::Registry::new(tunnels::RegistryOptions {
             time_scale: args.time_scale,
@@ -282,10 +314,23 @@ impl Server {
             upstream,
             shutdown: shutdown_rx,
             sessions: Sessions::default(),
+            csp: static_files::csp(&extra, addr.ip().is_loopback()),
         }));
+        // Around the whole router, so every route (and any added later) has them.
+        let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
+        if tls {
+            // Browsers ignore it over a certificate they do not trust (RFC 6797, 8.1), so it
+            // only takes effect with a trusted --cert or a trusted --write-cert copy.
+            app = app.layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            ));
+        }
         Ok(Self {
-            listener,
-            router: router(state.clone()),
+            tcp,
+            tls: tls_acceptor,
+            router: app,
+            limits,
             url,
             state,
             shutdown,
@@ -303,8 +348,10 @@ impl Server {
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Server {
-            listener,
+            tcp,
+            tls,
             router,
+            limits,
             state,
             shutdown,
             ..
@@ -316,24 +363,7 @@ impl Server {
             tracing::info!("shutting down");
             trigger.send_replace(true);
         };
-        match listener {
-            Listener::Plain(tcp) => {
-                // Keystrokes and their echoes are small writes: no waiting for Nagle's algorithm.
-                let tcp = tcp.tap_io(|stream| {
-                    if let Err(err) = stream.set_nodelay(true) {
-                        tracing::debug!(%err, "cannot set TCP_NODELAY");
-                    }
-                });
-                axum::serve(tcp, router)
-                    .with_graceful_shutdown(graceful)
-                    .await?
-            }
-            Listener::Tls(tls) => {
-                axum::serve(tls, router)
-                    .with_graceful_shutdown(graceful)
-                    .await?
-            }
-        }
+        limits::serve(tcp, tls, router, limits, graceful).await;
         // Upgraded connections live on in their own tasks: give them time to send their close
         // frames before the runtime goes away.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.idle()).await;
@@ -365,9 +395,27 @@ async fn shutdown_signal() {
     }
 }
 
+/// The warning for a control plane that anyone on the network can reach: it accepts any or no
+/// signature, which is only fine on a loopback address. `None` when there is nothing to say.
+fn exposure_warning(listen: SocketAddr, relay: bool) -> Option<String> {
+    if listen.ip().is_loopback() || relay {
+        return None;
+    }
+    Some(format!(
+        "--listen {listen} is not a loopback address: the control plane (OpenTunnel, \
+         RotateTunnelAccessToken, CloseTunnel, …) checks no signature, so anyone who can reach \
+         this port can open tunnels and read their access tokens. Listen on 127.0.0.1 unless \
+         the network in front of it is trusted."
+    ))
+}
+
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let warning = exposure_warning(args.listen, args.upstream.is_some());
     let server = Server::bind(args).await?;
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(origins = ?server.state.origins.list(), "allowed browser origins");
     if let Some(upstream) = &server.state.upstream {
         tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
@@ -378,4 +426,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     server.serve(shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_plane_off_loopback_is_warned_about() {
+        let at = |s: &str| s.parse::<SocketAddr>().expect("address");
+        assert_eq!(exposure_warning(at("127.0.0.1:8080"), false), None);
+        assert_eq!(exposure_warning(at("[::1]:8080"), false), None);
+        assert_eq!(exposure_warning(at("127.0.0.2:8080"), false), None);
+        let open = exposure_warning(at("0.0.0.0:8080"), false).expect("a warning");
+        assert!(
+            open.contains("0.0.0.0:8080") && open.contains("not a loopback"),
+            "{open}"
+        );
+        assert!(exposure_warning(at("[::]:443"), false).is_some());
+        assert!(exposure_warning(at("192.168.1.5:8080"), false).is_some());
+        // Relay mode has no control plane.
+        assert_eq!(exposure_warning(at("0.0.0.0:8080"), true), None);
+    }
 }

@@ -64,7 +64,10 @@ impl Origins {
             allowed.push(format!("{scheme}://localhost"));
         }
         allowed.extend(extra.iter().cloned());
-        allowed.dedup();
+        // Listening on 127.0.0.1 names that origin twice, and so may an --allow-origin: keep
+        // the first of each (origins are already lowercase).
+        let mut seen = std::collections::BTreeSet::new();
+        allowed.retain(|o| seen.insert(o.clone()));
         Self { allowed }
     }
 
@@ -97,6 +100,30 @@ mod tests {
         let tls = Origins::for_server(addr, true, &[]);
         assert!(tls.allows("https://localhost:4000"));
         assert!(!tls.allows("http://localhost:4000"));
+    }
+
+    #[test]
+    fn the_list_names_each_origin_once() {
+        let addr: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let o = Origins::for_server(
+            addr,
+            false,
+            &["http://localhost:4000".into(), "https://a.example".into()],
+        );
+        assert_eq!(
+            o.list(),
+            [
+                "http://127.0.0.1:4000",
+                "http://localhost:4000",
+                "https://a.example"
+            ]
+        );
+        let any: SocketAddr = "0.0.0.0:80".parse().expect("addr");
+        let o = Origins::for_server(any, false, &[]);
+        let mut sorted = o.list().to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), o.list().len(), "{:?}", o.list());
     }
 
     #[test]

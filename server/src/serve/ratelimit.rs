@@ -1,4 +1,5 @@
-//! The per-tunnel bandwidth quota (`--rate-limit-per-tunnel`), like AWS's 800 Kbps per tunnel.
+//! The per-tunnel bandwidth quota (`--rate-limit-per-tunnel`), like AWS's 800 Kbps per tunnel,
+//! and the relay's handshake rate per client address ([`PerAddress`]).
 //!
 //! [`TokenBucket`] is sans-IO: the caller passes the time (a [`Duration`] since any origin) and
 //! gets back how long to wait before relaying a message. The bucket holds one second's worth of
@@ -6,6 +7,8 @@
 //! directions count against the same bucket. It never reads a clock, so its tests run on
 //! simulated time.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -98,6 +101,76 @@ impl TokenBucket {
     }
 }
 
+/// Client addresses tracked at most; past this, addresses whose bucket is full again are
+/// forgotten (they are no different from new ones).
+const MAX_TRACKED_ADDRESSES: usize = 4096;
+
+/// A count of events (relay handshakes) per client address and minute: each address may have
+/// a burst of `per_minute`, then one every `60 / per_minute` seconds. Sans-IO like
+/// [`TokenBucket`]: the caller passes the time. IPv6 clients count per /64, since one host
+/// usually holds a whole /64.
+#[derive(Debug)]
+pub(crate) struct PerAddress {
+    per_minute: u32,
+    /// Each address's balance (in events) and when it was last updated.
+    buckets: HashMap<IpAddr, (f64, Duration)>,
+}
+
+impl PerAddress {
+    /// A limiter allowing `per_minute` events per address and minute (0: none at all).
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// The events allowed per address and minute.
+    pub(crate) fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Counts one event from `addr` at `now`: `Ok` if allowed, else how long until the next
+    /// one is.
+    pub(crate) fn check(&mut self, addr: IpAddr, now: Duration) -> Result<(), Duration> {
+        let capacity = f64::from(self.per_minute);
+        let rate = capacity / 60.0;
+        if self.per_minute == 0 {
+            return Err(Duration::from_secs(60));
+        }
+        let key = match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut seg = v6.segments();
+                    seg[4..].fill(0);
+                    IpAddr::V6(seg.into())
+                }
+            },
+            v4 => v4,
+        };
+        if self.buckets.len() >= MAX_TRACKED_ADDRESSES && !self.buckets.contains_key(&key) {
+            self.buckets.retain(|_, (balance, last)| {
+                *balance + now.saturating_sub(*last).as_secs_f64() * rate < capacity
+            });
+            if self.buckets.len() >= MAX_TRACKED_ADDRESSES {
+                // Thousands of addresses all busy: nobody new gets in until some calm down.
+                return Err(Duration::from_secs_f64(1.0 / rate));
+            }
+        }
+        let (balance, last) = self.buckets.entry(key).or_insert((capacity, now));
+        let elapsed = now.saturating_sub(*last).as_secs_f64();
+        *last = (*last).max(now);
+        *balance = (*balance + elapsed * rate).min(capacity);
+        if *balance >= 1.0 {
+            *balance -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *balance) / rate))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +226,50 @@ mod tests {
         assert!(bucket.reserve(later, 1) > Duration::ZERO);
         // Time going backwards (a caller bug) does not refill or panic.
         assert!(bucket.reserve(Duration::ZERO, 1) > Duration::ZERO);
+    }
+
+    #[test]
+    fn per_address_allows_a_burst_then_the_rate() {
+        let mut limiter = PerAddress::new(6);
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        let t0 = Duration::from_secs(100);
+        for _ in 0..6 {
+            assert_eq!(limiter.check(a, t0), Ok(()));
+        }
+        let wait = limiter
+            .check(a, t0)
+            .expect_err("the seventh at once is refused");
+        assert!((9.9..=10.1).contains(&wait.as_secs_f64()), "{wait:?}");
+        // Another address has its own budget.
+        assert_eq!(limiter.check(b, t0), Ok(()));
+        // One more every 10 s.
+        assert_eq!(limiter.check(a, t0 + Duration::from_secs(10)), Ok(()));
+        assert!(limiter.check(a, t0 + Duration::from_secs(11)).is_err());
+        // The same /64 is the same client.
+        let v6a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().expect("ip");
+        for _ in 0..6 {
+            assert_eq!(limiter.check(v6a, t0), Ok(()));
+        }
+        assert!(limiter.check(v6b, t0).is_err());
+    }
+
+    #[test]
+    fn per_address_memory_is_bounded() {
+        let mut limiter = PerAddress::new(60);
+        let t0 = Duration::from_secs(1);
+        for i in 0..(MAX_TRACKED_ADDRESSES as u32 + 10) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + i));
+            let _ = limiter.check(ip, t0);
+        }
+        assert!(limiter.buckets.len() <= MAX_TRACKED_ADDRESSES);
+        // Once the old ones have refilled, new addresses get in again.
+        let later = t0 + Duration::from_secs(120);
+        assert_eq!(
+            limiter.check("192.0.2.9".parse().expect("ip"), later),
+            Ok(())
+        );
+        assert!(limiter.buckets.len() <= MAX_TRACKED_ADDRESSES);
     }
 }

@@ -13,14 +13,20 @@
 //! After that, binary messages pass through untouched both ways (the SSH inside stays
 //! end-to-end encrypted), close frames are passed on, and the relay pings the upstream every
 //! 20 s. The relay keeps no tunnel state: the upstream decides everything.
+//!
+//! Dialing the upstream costs a TCP and TLS connection for any handshake with any token, so
+//! handshakes are rate-limited per client address (`--relay-handshakes-per-minute`, a burst of
+//! that many, then one every 60/N s); over it the page gets 429 with `Retry-After`, before
+//! anything is dialed.
 
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use burrow_proto::codec::MAX_WS_MESSAGE_LEN;
@@ -39,6 +45,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use super::AppState;
 use super::data_plane::WS_READ_LIMIT;
 use super::handshake::{self, HandshakeError, TunnelRequest, mode_name, new_channel_id, refusal};
+use super::ratelimit::PerAddress;
 
 /// How often the relay pings the upstream.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -46,6 +53,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(20);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a close handshake may take on either side.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Relay handshakes allowed per client address and minute by default.
+pub(crate) const HANDSHAKES_PER_MINUTE: u32 = 30;
 
 /// A WebSocket to the upstream service.
 type UpstreamSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -56,6 +66,10 @@ pub(crate) struct Upstream {
     base: String,
     /// The TLS client configuration for wss.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Handshakes per client address.
+    limiter: Mutex<PerAddress>,
+    /// The limiter's clock origin.
+    origin: Instant,
 }
 
 impl std::fmt::Display for Upstream {
@@ -84,7 +98,7 @@ enum UpstreamError {
 
 impl Upstream {
     /// Checks `--upstream` (and loads `--upstream-ca`).
-    pub(crate) fn new(url: &str, ca: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn new(url: &str, ca: Option<&Path>, per_minute: u32) -> anyhow::Result<Self> {
         let uri: Uri = url
             .parse()
             .with_context(|| format!("--upstream {url:?} is not a URL"))?;
@@ -108,7 +122,26 @@ impl Upstream {
         } else {
             None
         };
-        Ok(Self { base, tls })
+        Ok(Self {
+            base,
+            tls,
+            limiter: Mutex::new(PerAddress::new(per_minute)),
+            origin: Instant::now(),
+        })
+    }
+
+    /// Counts a handshake from `addr`; `Err` holds how long until the next one is allowed.
+    fn admit(&self, addr: SocketAddr) -> Result<(), Duration> {
+        let now = self.origin.elapsed();
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        limiter.check(addr.ip(), now)
+    }
+
+    fn per_minute(&self) -> u32 {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .per_minute()
     }
 
     async fn dial(
@@ -234,6 +267,24 @@ pub(crate) async fn handle(state: AppState, request: Request) -> Response {
             &own_channel,
         );
     };
+    if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>()
+        && let Err(wait) = upstream.admit(*addr)
+    {
+        let secs = wait.as_secs().max(1);
+        tracing::info!(client = %addr.ip(), retry_after = secs, "relay: handshake rate limit");
+        let mut response = refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many requests: at most {} handshakes a minute from one address; retry in {secs} s",
+                upstream.per_minute()
+            ),
+            &own_channel,
+        );
+        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let (socket, response) = match upstream.dial(&req).await {
         Ok(pair) => pair,
         Err(err) => return refuse(err, &own_channel),

@@ -19,19 +19,89 @@ use tower_http::services::{ServeDir, ServeFile};
 use super::AppState;
 use super::handshake::{self, new_channel_id};
 
+/// The regions whose AWS IoT Secure Tunneling data plane a page may reach directly: the app's
+/// region list (`app/src/components/endpoint.rs`, kept in step by a test) in the `aws` and
+/// `aws-us-gov` partitions, and the two China regions (`.amazonaws.com.cn`).
+pub(crate) const AWS_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "me-south-1",
+    "me-central-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "us-gov-west-1",
+    "us-gov-east-1",
+];
+/// The China regions, whose endpoints end in `.amazonaws.com.cn`.
+pub(crate) const AWS_CHINA_REGIONS: &[&str] = &["cn-north-1", "cn-northwest-1"];
+
 /// The policy for every page this server sends.
 ///
 /// - `script-src 'self' 'wasm-unsafe-eval'`: the app's glue and a same-origin loader script
 ///   (no inline scripts), plus compiling its WebAssembly.
-/// - `style-src 'unsafe-inline'`: xterm.js and Leptos set inline styles (styles only).
-/// - `connect-src`: the same origin (cookie helper, `/tunnel` over ws/wss) and AWS's regional
-///   endpoints for direct connections.
+/// - `style-src 'unsafe-inline'`: xterm.js 6 cannot do without it: its DOM renderer (used
+///   whenever the browser has no hardware WebGL) writes its theme and cell-size rules into
+///   `<style>` elements it creates and sets `style` attributes on cells, and its scrollbar
+///   adds a `<style>` element too; it has no nonce support. Styles only: scripts stay strict.
+/// - `connect-src`: the page's own origin (`'self'` also covers ws/wss to it: the cookie
+///   helper and `/tunnel`), the `--allow-origin` origins (in their http(s) and ws(s) forms: a
+///   same-site tunnel service or cookie helper elsewhere), any loopback port when the server
+///   itself listens on loopback (local relays and forwarders; nothing leaves the machine that
+///   way), and AWS's data-plane endpoint `wss://data.tunneling.iot.REGION.
+///   amazonaws.com[.cn]` of each region. A CSP wildcard may only replace a host's first label,
+///   so the regions are listed one by one (`wss://*.amazonaws.com` would also reach anyone's
+///   API Gateway WebSocket, S3 and the rest).
 /// - `img-src data: blob:`, `worker-src blob:`: what xterm.js' addons use.
-pub(crate) const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; \
-     connect-src 'self' ws: wss: https://*.amazonaws.com wss://*.amazonaws.com; \
-     worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
-     form-action 'none'";
+pub(crate) fn csp(extra_origins: &[String], loopback: bool) -> HeaderValue {
+    let mut connect = String::from("'self'");
+    for origin in extra_origins {
+        connect.push(' ');
+        connect.push_str(origin);
+        if let Some(rest) = origin.strip_prefix("https://") {
+            connect.push_str(&format!(" wss://{rest}"));
+        } else if let Some(rest) = origin.strip_prefix("http://") {
+            connect.push_str(&format!(" ws://{rest}"));
+        }
+    }
+    if loopback {
+        for scheme in ["http", "https", "ws", "wss"] {
+            for host in ["127.0.0.1", "localhost", "[::1]"] {
+                connect.push_str(&format!(" {scheme}://{host}:*"));
+            }
+        }
+    }
+    for region in AWS_REGIONS {
+        connect.push_str(&format!(" wss://data.tunneling.iot.{region}.amazonaws.com"));
+    }
+    for region in AWS_CHINA_REGIONS {
+        connect.push_str(&format!(
+            " wss://data.tunneling.iot.{region}.amazonaws.com.cn"
+        ));
+    }
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; \
+         connect-src {connect}; worker-src 'self' blob:; object-src 'none'; \
+         base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+    );
+    // Origins were checked by `parse_origin` (ASCII, no separators), so this always succeeds.
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
 
 const NOT_BUILT: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Burrow: the app is not built</title></head>
@@ -55,7 +125,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return with_policy(StatusCode::METHOD_NOT_ALLOWED.into_response());
+        return with_policy(&state, StatusCode::METHOD_NOT_ALLOWED.into_response());
     }
     let dir = state.static_dir.clone();
     let index = dir.join("index.html");
@@ -65,7 +135,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         } else {
             StatusCode::NOT_FOUND
         };
-        return with_policy((status, Html(NOT_BUILT)).into_response());
+        return with_policy(&state, (status, Html(NOT_BUILT)).into_response());
     }
     let last = request.uri().path().rsplit('/').next().unwrap_or_default();
     let files = ServeDir::new(&dir).precompressed_br().precompressed_gzip();
@@ -82,17 +152,14 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
             .await
     };
     match response {
-        Ok(response) => with_policy(response.map(Body::new)),
+        Ok(response) => with_policy(&state, response.map(Body::new)),
         Err(never) => match never {},
     }
 }
 
-fn with_policy(mut response: Response) -> Response {
+fn with_policy(state: &AppState, mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -105,4 +172,39 @@ fn with_policy(mut response: Response) -> Response {
     // The body depends on Accept-Encoding (the .br/.gz copies): caches must keep them apart.
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy covers every region the app offers in its region list.
+    #[test]
+    fn the_policy_covers_the_apps_regions() {
+        let source = include_str!("../../../app/src/components/endpoint.rs");
+        let start = source
+            .find("pub const REGIONS")
+            .expect("the app's region list");
+        let end = start + source[start..].find("];").expect("end of the list");
+        let offered: Vec<&str> = source[start..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("(\""))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        assert!(offered.len() >= 20, "{offered:?}");
+        let value = csp(&[], false);
+        let policy = value.to_str().expect("ASCII");
+        for region in offered {
+            assert!(
+                policy.contains(&format!("wss://data.tunneling.iot.{region}.amazonaws.com ")),
+                "{region} missing from {policy}"
+            );
+        }
+        assert!(policy.contains("wss://data.tunneling.iot.cn-north-1.amazonaws.com.cn"));
+        assert!(!policy.contains("*."), "no wildcard hosts: {policy}");
+        assert!(
+            !policy.contains(" ws: ") && !policy.contains(" wss: "),
+            "{policy}"
+        );
+    }
 }

@@ -1,12 +1,11 @@
 //! TLS for `--tls` (a self-signed certificate for 127.0.0.1, ::1 and localhost, made with
-//! rcgen at startup) and `--cert/--key` (PEM files), and a listener that hands axum finished
-//! TLS streams.
+//! rcgen at startup) and `--cert/--key` (PEM files).
 //!
-//! Handshakes run in their own tasks with a timeout, so a slow or silent client cannot hold up
-//! other connections. Only HTTP/1.1 is offered (WebSockets upgrade from HTTP/1.1). The crypto
+//! The accept loop ([`super::limits`]) runs each handshake in the connection's own task with
+//! [`HANDSHAKE_TIMEOUT`], so a slow or silent client cannot hold up other connections, and
+//! under the connection cap. Only HTTP/1.1 is offered (WebSockets upgrade from HTTP/1.1). The crypto
 //! provider is rustls' ring provider, chosen explicitly.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +13,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server configuration and the certificate it presents (PEM, for `--write-cert`).
 pub(crate) struct TlsMaterial {
@@ -76,73 +71,6 @@ pub(crate) fn load(cert: &Path, key: &Path) -> anyhow::Result<TlsMaterial> {
         .with_context(|| format!("cannot read a PEM private key from {}", key.display()))?;
     let config = server_config(chain, key)?;
     Ok(TlsMaterial { config, cert_pem })
-}
-
-/// Accepts TCP connections and yields them once their TLS handshake is done.
-pub(crate) struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp` with `config`.
-    pub(crate) fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        let local = tcp
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let (tx, ready) = mpsc::channel(16);
-        let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = tcp.accept() => accepted,
-                    () = tx.closed() => return,
-                };
-                let (stream, addr) = match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off briefly, as axum does.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Keystrokes and their echoes are small writes: no waiting for Nagle's algorithm.
-                if let Err(err) = stream.set_nodelay(true) {
-                    tracing::debug!(%addr, %err, "cannot set TCP_NODELAY");
-                }
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
-                        }
-                        Ok(Err(err)) => tracing::debug!(%addr, %err, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Self { ready, local }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(pair) => pair,
-            // The accept task only ends when this listener is gone.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]

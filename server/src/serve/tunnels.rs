@@ -42,6 +42,8 @@ pub(crate) const LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 1..=720;
 /// Open tunnels the emulator allows at once by default, AWS's quota (beyond:
 /// LimitExceededException).
 pub(crate) const MAX_OPEN_TUNNELS: usize = 100;
+/// Tags a tunnel may carry, AWS's limit per resource (beyond: LimitExceededException).
+pub(crate) const MAX_TAGS_PER_RESOURCE: usize = 50;
 /// Tunnels kept in total (the oldest closed ones are forgotten first).
 const MAX_KEPT_TUNNELS: usize = 1000;
 /// The account id in tunnel ARNs.
@@ -141,6 +143,8 @@ pub(crate) struct PeerHandle {
     pub frames: mpsc::Sender<Vec<u8>>,
     /// Set to close the peer's WebSocket with this code and reason.
     pub close: watch::Sender<Option<CloseReason>>,
+    /// Service frames waiting for room in `frames`.
+    pub overflow: Arc<Mutex<Overflow>>,
 }
 
 impl PeerHandle {
@@ -148,23 +152,71 @@ impl PeerHandle {
         self.close.send_replace(Some(reason));
     }
 
-    /// Queues service-originated frames without waiting: if the queue is full the frames go
-    /// from a short task so the caller (holding a lock) never blocks.
+    /// Queues service-originated frames without waiting: if the queue is full they wait in
+    /// the peer's overflow, which one short task at a time hands on (so the caller, holding a
+    /// lock, never blocks, and a peer that does not read costs at most one task and
+    /// [`MAX_OVERFLOW`] bytes). A peer whose overflow would grow past that is closed.
     fn push(&self, frames: Vec<u8>) {
         if frames.is_empty() {
             return;
         }
-        match self.frames.try_send(frames) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(frames)) => {
-                let tx = self.frames.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(frames).await;
-                });
+        let mut overflow = lock(&self.overflow);
+        if overflow.frames.is_empty() && !overflow.flushing {
+            match self.frames.try_send(frames) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(frames)) => overflow.frames = frames,
             }
+        } else if overflow.frames.len() + frames.len() > MAX_OVERFLOW {
+            drop(overflow);
+            tracing::warn!(peer = self.id, "peer does not read: closing it");
+            self.close(CloseReason::new(CLOSE_PROTOCOL_ERROR, "Peer does not read"));
+            return;
+        } else {
+            overflow.frames.extend_from_slice(&frames);
         }
+        if overflow.flushing {
+            return;
+        }
+        overflow.flushing = true;
+        let tx = self.frames.clone();
+        let shared = self.overflow.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = {
+                    let mut overflow = lock(&shared);
+                    if overflow.frames.is_empty() {
+                        overflow.flushing = false;
+                        return;
+                    }
+                    std::mem::take(&mut overflow.frames)
+                };
+                if tx.send(batch).await.is_err() {
+                    let mut overflow = lock(&shared);
+                    overflow.frames.clear();
+                    overflow.flushing = false;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Service frames waiting behind a full queue (for tests).
+    #[cfg(test)]
+    fn overflow_len(&self) -> usize {
+        lock(&self.overflow).frames.len()
     }
 }
+
+/// Service frames for a peer whose queue was full (see [`PeerHandle::push`]).
+#[derive(Debug, Default)]
+pub(crate) struct Overflow {
+    frames: Vec<u8>,
+    /// Whether a task is handing `frames` on.
+    flushing: bool,
+}
+
+/// Bytes of service frames a peer may have waiting behind its full queue.
+const MAX_OVERFLOW: usize = 64 * 1024;
 
 /// How a side's current access token has been used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +331,16 @@ pub(crate) enum RegistryError {
     /// Too many open tunnels.
     #[error("the number of open tunnels exceeds the limit of {0}")]
     TooManyTunnels(usize),
+    /// A tunnel would have more tags than AWS allows on a resource.
+    #[error(
+        "tag limit exceeded: a tunnel can have at most {limit} tags, this request would make {requested}"
+    )]
+    TooManyTags {
+        /// [`MAX_TAGS_PER_RESOURCE`].
+        limit: usize,
+        /// How many the tunnel would have.
+        requested: usize,
+    },
     /// The service list is not acceptable.
     #[error(transparent)]
     Services(#[from] ServiceListError),
@@ -731,10 +793,19 @@ impl Registry {
             .collect()
     }
 
-    /// TagResource.
+    /// TagResource: all the tags or, past [`MAX_TAGS_PER_RESOURCE`], none.
     pub(crate) fn tag(&self, arn: &str, tags: Vec<Tag>) -> Result<(), RegistryError> {
         let entry = self.by_arn(arn)?;
         let mut state = lock(&entry.state);
+        let mut keys: std::collections::BTreeSet<&str> =
+            state.tags.iter().map(|t| t.key.as_str()).collect();
+        keys.extend(tags.iter().map(|t| t.key.as_str()));
+        if keys.len() > MAX_TAGS_PER_RESOURCE {
+            return Err(RegistryError::TooManyTags {
+                limit: MAX_TAGS_PER_RESOURCE,
+                requested: keys.len(),
+            });
+        }
         for tag in tags {
             match state.tags.iter_mut().find(|t| t.key == tag.key) {
                 Some(existing) => existing.value = tag.value,
@@ -871,6 +942,46 @@ fn forget_old_closed(inner: &mut Inner) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pushing_to_a_full_queue_costs_one_task_and_bounded_memory() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (close, close_rx) = watch::channel(None);
+        let peer = PeerHandle {
+            id: 7,
+            frames: tx,
+            close,
+            overflow: Arc::default(),
+        };
+        peer.push(vec![0]);
+        // The queue is full now: 200 more pushes wait in one overflow, in order.
+        for i in 1..=200u8 {
+            peer.push(vec![i]);
+        }
+        assert!(lock(&peer.overflow).flushing);
+        assert!(peer.overflow_len() <= 200);
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert!(alive <= 1, "{alive} tasks for one slow peer");
+        let mut got = Vec::new();
+        while got.len() < 201 {
+            let batch = rx.recv().await.expect("frames");
+            got.extend_from_slice(&batch);
+        }
+        assert_eq!(got, (0..=200u8).collect::<Vec<_>>());
+        assert!(close_rx.borrow().is_none());
+
+        // A peer that never reads: past the bound it is closed, and nothing more is kept.
+        for _ in 0..4 {
+            peer.push(vec![0; 40_000]);
+        }
+        assert!(peer.overflow_len() <= MAX_OVERFLOW);
+        assert_eq!(
+            close_rx.borrow().as_ref().map(|r| r.code),
+            Some(CLOSE_PROTOCOL_ERROR)
+        );
+    }
 
     fn registry() -> Arc<Registry> {
         Registry::new(RegistryOptions {
