@@ -56,6 +56,12 @@ interface TestFixtures {
   extraSshd: (options: SshdOptions) => Promise<Sshd>;
   /** Starts an extra `burrow serve` with extra arguments. */
   extraService: (args: string[]) => Promise<BurrowService>;
+  /**
+   * Opens a tunnel with a connected destination agent in front of a device: by default the
+   * worker's service and sshd (what `tunnel` is), or a test's own (a rate-limited service, an
+   * sshd with PAM or without SFTP).
+   */
+  device: (options?: { service?: BurrowService; sshd?: Sshd }) => Promise<ReadyTunnel>;
 }
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
@@ -137,14 +143,22 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     });
   },
 
-  tunnel: async ({ burrow, sshd, agent }, use) => {
-    const tunnel = await burrow.openTunnel(['SSH']);
-    const agentProc = await agent({
-      endpoint: burrow.url,
-      token: tunnel.destinationAccessToken,
-      destinations: [`SSH=${sshd.address}`],
+  device: async ({ burrow, sshd, agent }, use) => {
+    await use(async (options = {}) => {
+      const service = options.service ?? burrow;
+      const device = options.sshd ?? sshd;
+      const tunnel = await service.openTunnel(['SSH']);
+      const agentProc = await agent({
+        endpoint: service.url,
+        token: tunnel.destinationAccessToken,
+        destinations: [`SSH=${device.address}`],
+      });
+      return { ...tunnel, agent: agentProc };
     });
-    await use({ ...tunnel, agent: agentProc });
+  },
+
+  tunnel: async ({ device }, use) => {
+    await use(await device());
   },
 
   app: async ({ page, burrow }, use) => {

@@ -763,19 +763,30 @@ fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Logs in to `sshd` with the test user's password; the connection as features see it.
+async fn password_link(sshd: &Sshd) -> Link {
+    let prompter = TestPrompter::new();
+    let conn = login(sshd, &prompter, &password(PASSWORD))
+        .await
+        .expect("login");
+    Link::new(conn)
+}
+
+/// Logs in to `sshd` and opens SFTP on the connection.
+async fn sftp_session(sshd: &Sshd) -> (Link, Sftp) {
+    let link = password_link(sshd).await;
+    let sftp = Sftp::open(&link, now_ms).await.expect("sftp subsystem");
+    (link, sftp)
+}
+
 #[tokio::test]
 async fn sftp_shares_the_shell_connection_and_moves_files_both_ways() {
     let sshd = Sshd::start(false);
-    let prompter = TestPrompter::new();
-    let conn = login(&sshd, &prompter, &password(PASSWORD))
-        .await
-        .expect("login");
-    let link = Link::new(conn);
+    let (link, sftp) = sftp_session(&sshd).await;
     // The shell and SFTP on one connection: no second login.
     let shell = open_on(&link, &Program::Exec("echo shell-alive".into()))
         .await
         .expect("exec");
-    let sftp = Sftp::open(&link).await.expect("sftp subsystem");
     assert_eq!(sftp.home, home().display().to_string());
 
     let work = work_dir("sftp");
@@ -893,12 +904,7 @@ async fn sftp_shares_the_shell_connection_and_moves_files_both_ways() {
 #[tokio::test]
 async fn a_cancelled_transfer_leaves_nothing_that_looks_complete() {
     let sshd = Sshd::start(false);
-    let prompter = TestPrompter::new();
-    let conn = login(&sshd, &prompter, &password(PASSWORD))
-        .await
-        .expect("login");
-    let link = Link::new(conn);
-    let sftp = Sftp::open(&link).await.expect("sftp");
+    let (_link, sftp) = sftp_session(&sshd).await;
     let work = work_dir("cancel");
     let dir = work.display().to_string();
     let name = "cancelled.bin";
@@ -935,12 +941,8 @@ async fn a_cancelled_transfer_leaves_nothing_that_looks_complete() {
 #[tokio::test]
 async fn a_server_without_sftp_says_so_and_the_shell_keeps_working() {
     let sshd = Sshd::start_with(false, false);
-    let prompter = TestPrompter::new();
-    let conn = login(&sshd, &prompter, &password(PASSWORD))
-        .await
-        .expect("login");
-    let link = Link::new(conn);
-    let err = Sftp::open(&link).await.expect_err("no subsystem");
+    let link = password_link(&sshd).await;
+    let err = Sftp::open(&link, now_ms).await.expect_err("no subsystem");
     assert!(matches!(err, FilesError::NoServer { .. }), "{err:?}");
     assert!(err.user_message().contains("openssh-sftp-server"));
     let shell = open_on(&link, &Program::Exec("echo still-here".into()))
@@ -952,4 +954,142 @@ async fn a_server_without_sftp_says_so_and_the_shell_keeps_working() {
     let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms).await;
     assert_eq!(end.expect("exec ends").exit_status, Some(0));
     assert!(String::from_utf8_lossy(&terminal.output.borrow()).contains("still-here"));
+}
+
+/// Drops every SSH connection `sshd` serves by killing its per-connection processes (the
+/// listener's children), as a device that reboots or a network that goes away would.
+fn cut_connections(sshd: &Sshd) {
+    let children = Command::new("pgrep")
+        .args(["-P", &sshd.child.id().to_string()])
+        .output()
+        .expect("pgrep");
+    for pid in String::from_utf8_lossy(&children.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+}
+
+#[tokio::test]
+async fn a_connection_lost_mid_transfer_leaves_partial_names_only() {
+    let sshd = Sshd::start(false);
+    let (_link, sftp) = sftp_session(&sshd).await;
+    let work = work_dir("lost-up");
+    let dir = work.display().to_string();
+    let size = 32 * 1024 * 1024;
+    let mut source = MemorySource {
+        data: noise(size, 5),
+        furthest: 0,
+    };
+    let cut = Cell::new(false);
+    let mut never = futures_util::future::pending::<()>().fuse();
+    let failure = sftp
+        .upload(
+            &mut source,
+            &dir,
+            "lost.bin",
+            false,
+            &|done| {
+                if done >= 1024 * 1024 && !cut.replace(true) {
+                    cut_connections(&sshd);
+                }
+            },
+            &mut never,
+        )
+        .await
+        .expect_err("the connection went away");
+    assert_eq!(failure.error, FilesError::ConnectionLost, "{failure:?}");
+    let partial = format!("{dir}/lost.bin.partial");
+    assert_eq!(failure.partial.as_deref(), Some(partial.as_str()));
+    assert!(failure.done >= 1024 * 1024 && failure.done < size as u64);
+    assert!(
+        failure
+            .user_message()
+            .contains(&format!("The partial file is kept as {partial}")),
+        "{}",
+        failure.user_message()
+    );
+    // Nothing on the device looks complete.
+    assert!(!work.join("lost.bin").exists());
+    assert!(std::fs::metadata(&partial).expect("partial kept").len() < size as u64);
+
+    // A download cut the same way hands what arrived to the sink to keep as partial.
+    let sshd = Sshd::start(false);
+    let (_link, sftp) = sftp_session(&sshd).await;
+    let work = work_dir("lost-down");
+    let remote = work.join("remote.bin");
+    std::fs::write(&remote, noise(size, 6)).expect("remote file");
+    run_ok("chown", &[USER, remote.to_str().expect("utf-8")], None);
+    let mut sink = MemorySink::default();
+    let cut = Cell::new(false);
+    let failure = sftp
+        .download(
+            remote.to_str().expect("utf-8"),
+            &mut sink,
+            &|done| {
+                if done >= 1024 * 1024 && !cut.replace(true) {
+                    cut_connections(&sshd);
+                }
+            },
+            &mut never,
+        )
+        .await
+        .expect_err("the connection went away");
+    assert_eq!(failure.error, FilesError::ConnectionLost, "{failure:?}");
+    assert!(!sink.finished);
+    assert_eq!(sink.abandoned, Some(true), "what arrived may be kept as partial");
+    assert_eq!(sink.data.len() as u64, failure.done);
+}
+
+/// A small tmpfs mounted for a test and unmounted when dropped.
+struct SmallFs(PathBuf);
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_file_system_is_no_space_left_and_the_partial_file_goes() {
+    let sshd = Sshd::start(false);
+    let (_link, sftp) = sftp_session(&sshd).await;
+    let work = work_dir("full");
+    run_ok(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size=1m,uid={USER},mode=0755"),
+            "burrow-app-full",
+            work.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let _mounted = SmallFs(work.clone());
+    let dir = work.display().to_string();
+    let mut source = MemorySource {
+        data: noise(3 * 1024 * 1024, 9),
+        furthest: 0,
+    };
+    let mut never = futures_util::future::pending::<()>().fuse();
+    let failure = sftp
+        .upload(&mut source, &dir, "big.bin", false, &|_| {}, &mut never)
+        .await
+        .expect_err("does not fit");
+    let target = format!("{dir}/big.bin");
+    assert_eq!(
+        failure.error,
+        FilesError::NoSpace {
+            path: target.clone()
+        }
+    );
+    assert_eq!(failure.partial, None);
+    assert_eq!(
+        failure.user_message(),
+        format!(
+            "No space left on the device's file system while writing {target}. The partial \
+             file was removed."
+        )
+    );
+    assert_eq!(std::fs::read_dir(&work).expect("dir").count(), 0);
 }

@@ -182,6 +182,19 @@ export class BurrowApp {
     await this.terminal.waitForPrompt(form.username);
   }
 
+  /**
+   * Opens the page and logs in to `device` through `tunnel` with `user`'s password, accepting
+   * the device's host key (checked against its fingerprint) on first use.
+   */
+  async loginWithPassword(
+    tunnel: { sourceAccessToken: string },
+    user: { name: string; password: string },
+    device: { hostKeyFingerprints: string[] },
+  ): Promise<void> {
+    await this.open();
+    await this.login(passwordLogin(tunnel.sourceAccessToken, user), device.hostKeyFingerprints[0]);
+  }
+
   /** The bytes received through the tunnel as the status line shows them (`↓ 1.4 MiB`), in bytes. */
   async bytesReceived(): Promise<number> {
     const text = await this.status.innerText();

@@ -8,9 +8,31 @@ import * as path from 'node:path';
 import { expect, Locator, Page } from '@playwright/test';
 import { runQuiet } from '../support/process';
 import { TEST_USER } from '../support/sshd';
+import type { BurrowApp } from './burrow-app';
 
 export class FilesPanel {
   constructor(readonly page: Page) {}
+
+  /**
+   * Logs in to `device` through `tunnel` with `user`'s password, opens the panel and, given
+   * `dir`, shows it: where every Files scenario starts.
+   */
+  static async loggedIn(
+    app: BurrowApp,
+    tunnel: { sourceAccessToken: string },
+    user: { name: string; password: string },
+    device: { hostKeyFingerprints: string[] },
+    dir?: string,
+  ): Promise<FilesPanel> {
+    await app.loginWithPassword(tunnel, user, device);
+    const files = new FilesPanel(app.page);
+    await files.open();
+    if (dir !== undefined) {
+      await files.go(dir);
+      await expect(files.path).toHaveValue(dir);
+    }
+    return files;
+  }
 
   byId(id: string): Locator {
     return this.page.getByTestId(id);
@@ -51,6 +73,39 @@ export class FilesPanel {
   async go(dir: string): Promise<void> {
     await this.path.fill(dir);
     await this.path.press('Enter');
+  }
+
+  /**
+   * Puts `size` random bytes on the device as `dir/name` (the test user's), refreshes the
+   * directory shown and starts downloading the file; resolves to its sha256.
+   */
+  async downloadNew(dir: string, name: string, size: number): Promise<string> {
+    const remote = path.join(dir, name);
+    const sha = randomFile(remote, size);
+    giveToTestUser(remote);
+    await this.byId('files-refresh').click();
+    await this.row(name).getByTestId('file-download').click();
+    await expect(this.transfer(name)).toBeVisible();
+    return sha;
+  }
+
+  /** The percentage a transfer row shows. */
+  async percent(name: string): Promise<number> {
+    const figures = await this.transfer(name).getByTestId('transfer-figures').innerText();
+    return Number(figures.match(/(\d+)%/)?.[1] ?? 0);
+  }
+
+  /** Waits until the transfer of `name` is at least `percent` done (and still running). */
+  async waitForPercent(name: string, percent: number, timeout = 60_000): Promise<void> {
+    await expect.poll(() => this.percent(name), { timeout }).toBeGreaterThanOrEqual(percent);
+    expect(await this.transfer(name).getAttribute('data-state')).toBe('running');
+  }
+
+  /** Answers the panel's open question (typing `name` first when it asks for one). */
+  async answer(name?: string): Promise<void> {
+    if (name !== undefined) await this.byId('files-name').fill(name);
+    await this.byId('files-confirm').click();
+    await expect(this.question).toBeHidden();
   }
 
   /** Waits for the transfer of `name` to end in `state` (done, failed, cancelled). */
@@ -129,6 +184,70 @@ export async function withoutFileSystemAccess(page: Page): Promise<void> {
   await page.addInitScript(() => {
     Object.defineProperty(window, 'showSaveFilePicker', { value: undefined, configurable: true });
   });
+}
+
+/**
+ * Makes the page look like a browser with neither the File System Access API nor service
+ * workers (a page served over plain HTTP from another host): downloads fall back to a Blob.
+ */
+export async function withoutStreamingSaves(page: Page): Promise<void> {
+  await withoutFileSystemAccess(page);
+  await page.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'serviceWorker', { get: () => undefined, configurable: true });
+  });
+}
+
+/**
+ * Types `keys` into the shell one at a time, each after the previous one's echo, and returns
+ * each key's latency in ms on the page's clock: from its `keydown` event to the first animation
+ * frame whose terminal shows it. The line is cleared with Ctrl-U afterwards.
+ */
+export async function echoLatencies(app: BurrowApp, keys: string): Promise<number[]> {
+  const page = app.page;
+  await app.terminal.focus();
+  const lead = ': keys-';
+  await page.keyboard.type(lead);
+  await app.terminal.expectText(lead);
+  const latencies: number[] = [];
+  let typed = lead;
+  for (const key of keys) {
+    typed += key;
+    await page.evaluate((expected) => {
+      const shows = () => {
+        const rows = document.querySelector('[data-testid="terminal"] .xterm-rows') as HTMLElement | null;
+        let text = rows ? rows.innerText.replace(/\u00a0/g, ' ') : '';
+        const term = (window as unknown as { __burrowTerm?: any }).__burrowTerm;
+        if (text.trim() === '' && term) {
+          const buffer = term.buffer.active;
+          for (let i = buffer.viewportY; i < buffer.viewportY + term.rows; i++) {
+            text += `${buffer.getLine(i)?.translateToString(true) ?? ''}\n`;
+          }
+        }
+        return text.includes(expected);
+      };
+      const state = window as unknown as { __echo?: Promise<number> };
+      state.__echo = new Promise<number>((resolve, reject) => {
+        document.addEventListener(
+          'keydown',
+          (event) => {
+            const pressed = event.timeStamp;
+            const deadline = performance.now() + 30_000;
+            const frame = () => {
+              if (shows()) resolve(performance.now() - pressed);
+              else if (performance.now() > deadline) reject(new Error(`no echo of ${expected}`));
+              else requestAnimationFrame(frame);
+            };
+            requestAnimationFrame(frame);
+          },
+          { capture: true, once: true },
+        );
+      });
+    }, typed);
+    await page.keyboard.type(key);
+    latencies.push(await page.evaluate(() => (window as unknown as { __echo: Promise<number> }).__echo));
+  }
+  await page.keyboard.press('Control+U');
+  return latencies;
 }
 
 /** The sha256 and size of a file the page saved into its origin-private file system. */

@@ -3,35 +3,13 @@
 // scenario ends with what the operator sees: the shell's prompt and a command's output, or the
 // error panel's words.
 import { test, expect } from '../fixtures';
-import { passwordLogin, type BurrowApp } from '../pages/burrow-app';
-import type { AgentOptions, BurrowService, Tunnel } from '../support/burrow';
-import type { Proc } from '../support/process';
-import type { Sshd, SshdOptions } from '../support/sshd';
+import type { BurrowApp } from '../pages/burrow-app';
 
 /** Runs a command whose output differs from its command line, and waits for that output. */
 async function expectWorkingShell(app: BurrowApp, tag: string): Promise<void> {
   await expect(app.status).toHaveAttribute('data-state', 'connected');
   await app.terminal.run(`echo ${tag}-$((40+2))`);
   await app.terminal.expectText(new RegExp(`^${tag}-42$`, 'm'));
-}
-
-/**
- * A device whose sshd logs in through PAM (OpenSSH then offers keyboard-interactive and takes no
- * plain passwords), with a fresh tunnel and its destination agent in front of it.
- */
-async function pamDevice(fixtures: {
-  burrow: BurrowService;
-  agent: (options: AgentOptions) => Promise<Proc>;
-  extraSshd: (options: SshdOptions) => Promise<Sshd>;
-}): Promise<{ sshd: Sshd; tunnel: Tunnel }> {
-  const sshd = await fixtures.extraSshd({ pam: true });
-  const tunnel = await fixtures.burrow.openTunnel(['SSH']);
-  await fixtures.agent({
-    endpoint: fixtures.burrow.url,
-    token: tunnel.destinationAccessToken,
-    destinations: [`SSH=${sshd.address}`],
-  });
-  return { sshd, tunnel };
 }
 
 for (const keyType of ['ed25519', 'ecdsa', 'rsa'] as const) {
@@ -125,12 +103,14 @@ test('an encrypted key without a passphrase asks for it', async ({ app, tunnel, 
 
 test('keyboard-interactive login asks the device prompt in a dialog', async ({
   app,
-  burrow,
-  agent,
+  device,
   extraSshd,
   testUser,
 }) => {
-  const { sshd: pamSshd, tunnel } = await pamDevice({ burrow, agent, extraSshd });
+  // An sshd that logs in through PAM: OpenSSH then offers keyboard-interactive and takes no
+  // plain passwords.
+  const pamSshd = await extraSshd({ pam: true });
+  const tunnel = await device({ sshd: pamSshd });
 
   await app.open();
   // No password and no key in the form: the device's own prompt is shown to the operator.
@@ -153,18 +133,14 @@ test('keyboard-interactive login asks the device prompt in a dialog', async ({
 
 test('keyboard-interactive answers the password prompt with the form password', async ({
   app,
-  burrow,
-  agent,
+  device,
   extraSshd,
   testUser,
 }) => {
-  const { sshd: pamSshd, tunnel } = await pamDevice({ burrow, agent, extraSshd });
+  const pamSshd = await extraSshd({ pam: true });
+  const tunnel = await device({ sshd: pamSshd });
 
-  await app.open();
-  await app.login(
-    passwordLogin(tunnel.sourceAccessToken, testUser),
-    pamSshd.hostKeyFingerprints[0],
-  );
+  await app.loginWithPassword(tunnel, testUser, pamSshd);
   // A lone hidden prompt is the password prompt: it was answered without asking.
   await expect(app.byId('kbd-dialog')).toHaveCount(0);
   await expectWorkingShell(app, 'kbd-password');

@@ -195,7 +195,7 @@ impl Panel {
                             .to_owned(),
                     ));
                 };
-                let opening: Opening = async move { Sftp::open(&link).await.map(Rc::new) }
+                let opening: Opening = async move { Sftp::open(&link, now_ms).await.map(Rc::new) }
                     .boxed_local()
                     .shared();
                 self.sftp.set_value(Some((generation, opening.clone())));

@@ -8,6 +8,7 @@
 //! - [`keys`]: reading private keys (OpenSSH, PEM, PKCS#8, PuTTY) with operator-facing errors.
 //! - [`auth`]: publickey, password and keyboard-interactive authentication.
 //! - [`link`]: the authenticated connection, shared by the channels features open on it.
+//! - [`pacing`]: how much of a transfer may be in flight (a delay-based limit, sans-IO).
 //! - [`sftp`]: the Files panel's SFTP channel: listing, changes, and pipelined transfers.
 //! - [`shell`]: pty + shell (or exec), output with the SSH window as backpressure, input,
 //!   resize, keep-alive round trips.
@@ -20,5 +21,6 @@ pub mod client;
 pub mod keys;
 pub mod known_hosts;
 pub mod link;
+pub mod pacing;
 pub mod sftp;
 pub mod shell;

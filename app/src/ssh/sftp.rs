@@ -5,11 +5,14 @@
 //! # Transfers
 //!
 //! A round trip through the tunnel costs tens of milliseconds, so one request at a time would
-//! cap a transfer at `REQUEST_SIZE / rtt`. Like OpenSSH's `sftp` (64 requests of 32 KiB), a
-//! transfer keeps [`MAX_IN_FLIGHT`] requests of [`REQUEST_SIZE`] outstanding. That is 2 MiB,
-//! the SSH window the page grants per channel ([`super::client::WINDOW_SIZE`]), so a download
-//! never has more in flight than the device may send; uploads go through russh's channel
-//! writer, which waits for the device's window. Data is handed to a [`Sink`] in file order and
+//! cap a transfer at `request size / rtt`; but every byte in flight is also queued in front of
+//! the shell's keystrokes on the same connection. A transfer therefore keeps as many requests
+//! outstanding as its [`Pacer`] allows: up to OpenSSH's 64 requests of 32 KiB
+//! ([`MAX_IN_FLIGHT_BYTES`], also the SSH window the page grants per channel,
+//! [`super::client::WINDOW_SIZE`]) on a fast link, and only what the link carries in a round
+//! trip plus 25 ms when a queue builds (a rate-limited tunnel), so a key is still answered
+//! quickly during a transfer. Uploads go through russh's channel writer, which waits for the
+//! device's window. Data is handed to a [`Sink`] in file order and
 //! read from a [`Source`] as it is sent: neither side ever holds the whole file, and a slow
 //! sink (the disk) holds the requests back instead of growing a buffer.
 //!
@@ -41,13 +44,10 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
 use super::link::Link;
+use super::pacing::{MAX_IN_FLIGHT_BYTES, MAX_REQUEST, Pacer, Ticket};
 
-/// Bytes asked for (or sent) in one SFTP read or write request, as OpenSSH's `sftp` does.
-pub const REQUEST_SIZE: u32 = 32 * 1024;
-/// Requests kept outstanding per transfer (OpenSSH's `sftp -R` default).
-pub const MAX_IN_FLIGHT: usize = 64;
-/// How long one request may wait for its answer. Generous: behind a rate-limited tunnel a
-/// request queues behind the other 63 (2 MiB at 800 KB/s is under 3 s).
+/// How long one request may wait for its answer. Generous: a slow link or a busy device may
+/// take a while, and the pacer keeps requests from queueing long behind each other.
 const REQUEST_TIMEOUT_SECS: u64 = 60;
 /// The suffix of an upload that is not complete yet.
 pub const PARTIAL_SUFFIX: &str = ".partial";
@@ -248,6 +248,8 @@ pub struct Sftp {
     /// The login's home directory (where the panel starts).
     pub home: String,
     statvfs: bool,
+    /// A monotonic clock in milliseconds, for the transfers' round trips.
+    clock: fn() -> f64,
 }
 
 impl std::fmt::Debug for Sftp {
@@ -257,8 +259,9 @@ impl std::fmt::Debug for Sftp {
 }
 
 impl Sftp {
-    /// Opens the `sftp` subsystem on a new channel of `link` and says hello.
-    pub async fn open(link: &Link) -> Result<Sftp, FilesError> {
+    /// Opens the `sftp` subsystem on a new channel of `link` and says hello. `clock` is a
+    /// monotonic clock in milliseconds (transfers time their requests with it).
+    pub async fn open(link: &Link, clock: fn() -> f64) -> Result<Sftp, FilesError> {
         let channel =
             link.open_session("the SFTP channel")
                 .await
@@ -294,9 +297,7 @@ impl Sftp {
             }
         }
         let config = russh_sftp::client::Config {
-            max_concurrent_reads: MAX_IN_FLIGHT,
-            max_concurrent_writes: MAX_IN_FLIGHT,
-            max_write_packet_len: REQUEST_SIZE,
+            max_write_packet_len: MAX_REQUEST,
             ..russh_sftp::client::Config::default()
         };
         let raw = RawSftpSession::new_with_config(channel.into_stream(), config);
@@ -325,6 +326,7 @@ impl Sftp {
             link: link.clone(),
             home: String::new(),
             statvfs,
+            clock,
         };
         sftp.home = sftp.canonical(".").await?;
         Ok(sftp)
@@ -494,43 +496,58 @@ impl Sftp {
         cancel: &mut (dyn FusedFuture<Output = ()> + Unpin),
         written: &mut u64,
     ) -> Result<(), FilesError> {
-        type Reply = (u64, u32, Result<Vec<u8>, SftpError>);
-        let read = |offset: u64, len: u32| -> LocalBoxFuture<'static, Reply> {
+        type Reply = (u64, u32, Ticket, Result<Vec<u8>, SftpError>);
+        let read = |offset: u64, len: u32, ticket: Ticket| -> LocalBoxFuture<'static, Reply> {
             let raw = Rc::clone(&self.raw);
             let handle = handle.to_owned();
             async move {
                 let reply = raw.read(handle, offset, len).await.map(|data| data.data);
-                (offset, len, reply)
+                (offset, len, ticket, reply)
             }
             .boxed_local()
         };
+        let mut pacer = Pacer::new();
         let mut in_flight = FuturesUnordered::new();
         // Data that arrived ahead of a slower earlier request, by offset.
         let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut ready_bytes = 0u64;
         // Parts of the file a short read left out, to ask for again.
         let mut gaps: Vec<(u64, u32)> = Vec::new();
         let mut next = 0u64;
         let mut eof: Option<u64> = None;
         loop {
-            while in_flight.len() + ready.len() < 2 * MAX_IN_FLIGHT
-                && in_flight.len() < MAX_IN_FLIGHT
-            {
-                if let Some((offset, len)) = gaps.pop() {
-                    in_flight.push(read(offset, len));
-                } else if eof.is_none() {
-                    in_flight.push(read(next, REQUEST_SIZE));
-                    next += u64::from(REQUEST_SIZE);
-                } else {
+            loop {
+                let size = pacer.request_size();
+                // Out-of-order data waiting for an earlier request counts against the window
+                // too, so a stuck request cannot make the buffer grow without bound.
+                if !pacer.may_send(size) || pacer.in_flight() + ready_bytes >= 2 * MAX_IN_FLIGHT_BYTES
+                {
                     break;
                 }
+                let (offset, len) = if let Some((offset, len)) = gaps.pop() {
+                    if len > size {
+                        gaps.push((offset + u64::from(size), len - size));
+                        (offset, size)
+                    } else {
+                        (offset, len)
+                    }
+                } else if eof.is_none() {
+                    next += u64::from(size);
+                    (next - u64::from(size), size)
+                } else {
+                    break;
+                };
+                let ticket = pacer.sent((self.clock)(), len);
+                in_flight.push(read(offset, len, ticket));
             }
             if in_flight.is_empty() {
                 break;
             }
-            let (offset, len, reply) = select! {
+            let (offset, len, ticket, reply) = select! {
                 reply = in_flight.select_next_some() => reply,
                 () = &mut *cancel => return Err(FilesError::Cancelled),
             };
+            pacer.answered(ticket, (self.clock)());
             match reply {
                 Ok(data) if data.is_empty() => {
                     eof = Some(eof.map_or(offset, |at| at.min(offset)));
@@ -541,6 +558,7 @@ impl Sftp {
                         let missing = u32::try_from(u64::from(len) - got).unwrap_or(len);
                         gaps.push((offset + got, missing));
                     }
+                    ready_bytes += got;
                     ready.insert(offset, data);
                 }
                 Err(SftpError::Status(status)) if status.status_code == StatusCode::Eof => {
@@ -553,7 +571,9 @@ impl Sftp {
                 gaps.retain(|(offset, _)| *offset < end);
             }
             while let Some(data) = ready.remove(written) {
-                *written += data.len() as u64;
+                let got = data.len() as u64;
+                ready_bytes -= got;
+                *written += got;
                 sink.write(data).await?;
                 progress(*written);
             }
@@ -666,43 +686,42 @@ impl Sftp {
         cancel: &mut (dyn FusedFuture<Output = ()> + Unpin),
         acked: &mut u64,
     ) -> Result<(), FilesError> {
-        type Reply = (usize, Result<(), SftpError>);
-        let write = |offset: u64, data: Vec<u8>| -> LocalBoxFuture<'static, Reply> {
+        type Reply = (Ticket, Result<(), SftpError>);
+        let write = |offset: u64, data: Vec<u8>, ticket: Ticket| -> LocalBoxFuture<'static, Reply> {
             let raw = Rc::clone(&self.raw);
             let handle = handle.to_owned();
-            async move {
-                let len = data.len();
-                (len, raw.write(handle, offset, data).await.map(drop))
-            }
-            .boxed_local()
+            async move { (ticket, raw.write(handle, offset, data).await.map(drop)) }.boxed_local()
         };
         let size = source.size();
+        let mut pacer = Pacer::new();
         let mut in_flight = FuturesUnordered::new();
         let mut offset = 0u64;
         loop {
-            while in_flight.len() < MAX_IN_FLIGHT && offset < size {
-                let want = usize::try_from((size - offset).min(u64::from(REQUEST_SIZE)))
-                    .unwrap_or(REQUEST_SIZE as usize);
+            while offset < size && pacer.may_send(pacer.request_size()) {
+                let want = (size - offset).min(u64::from(pacer.request_size()));
+                let want = usize::try_from(want).unwrap_or(MAX_REQUEST as usize);
                 let data = source.read(offset, want).await?;
                 if data.is_empty() {
                     return Err(FilesError::Local(
                         "read the file: it became shorter while being sent".to_owned(),
                     ));
                 }
-                let len = data.len() as u64;
-                in_flight.push(write(offset, data));
-                offset += len;
+                let len = u32::try_from(data.len()).unwrap_or(MAX_REQUEST);
+                let ticket = pacer.sent((self.clock)(), len);
+                in_flight.push(write(offset, data, ticket));
+                offset += u64::from(len);
             }
             if in_flight.is_empty() {
                 return Ok(());
             }
-            let (len, reply) = select! {
+            let (ticket, reply) = select! {
                 reply = in_flight.select_next_some() => reply,
                 () = &mut *cancel => return Err(FilesError::Cancelled),
             };
+            pacer.answered(ticket, (self.clock)());
             match reply {
                 Ok(()) => {
-                    *acked += len as u64;
+                    *acked += ticket.bytes();
                     progress(*acked);
                 }
                 Err(err) => {
