@@ -957,14 +957,23 @@ async fn a_server_without_sftp_says_so_and_the_shell_keeps_working() {
 }
 
 /// Drops every SSH connection `sshd` serves by killing its per-connection processes (the
-/// listener's children), as a device that reboots or a network that goes away would.
+/// listener's descendants: the privileged monitor and the user's session process, which holds
+/// the socket too), as a device that reboots or a network that goes away would.
 fn cut_connections(sshd: &Sshd) {
-    let children = Command::new("pgrep")
-        .args(["-P", &sshd.child.id().to_string()])
-        .output()
-        .expect("pgrep");
-    for pid in String::from_utf8_lossy(&children.stdout).split_whitespace() {
-        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    let mut pending = vec![sshd.child.id().to_string()];
+    let mut doomed = Vec::new();
+    while let Some(parent) = pending.pop() {
+        let children = Command::new("pgrep")
+            .args(["-P", &parent])
+            .output()
+            .expect("pgrep");
+        for pid in String::from_utf8_lossy(&children.stdout).split_whitespace() {
+            pending.push(pid.to_owned());
+            doomed.push(pid.to_owned());
+        }
+    }
+    for pid in doomed {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
     }
 }
 
