@@ -759,6 +759,8 @@ interface SftpRuns {
   uploadCpu: number[];
   nativeDownload: number[];
   nativeUpload: number[];
+  /** Keys typed into the shell during one more download, each key's echo latency (ms). */
+  keysDuringDownload: number[];
 }
 
 /** Downloads and uploads `bytes` through `service`, page and native, `count` times each. */
@@ -768,7 +770,15 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir);
   runQuiet('sh', ['-c', `head -c ${bytes} /dev/urandom > ${dir}/down.bin && chown -R ${rig.user.name}: ${dir}`]);
-  const out: SftpRuns = { download: [], upload: [], downloadCpu: [], uploadCpu: [], nativeDownload: [], nativeUpload: [] };
+  const out: SftpRuns = {
+    download: [],
+    upload: [],
+    downloadCpu: [],
+    uploadCpu: [],
+    nativeDownload: [],
+    nativeUpload: [],
+    keysDuringDownload: [],
+  };
   const page = await QuietPage.open(installHooks);
   // Headless Chromium cannot answer the save dialog: the origin-private file system stands in
   // for the chosen file; the page writes through the same File System Access stream.
@@ -789,7 +799,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     await page.waitForFunction(() => document.querySelector('[data-testid="file-row"][data-name="down.bin"]') !== null, undefined);
     // The upload's bytes: random, made in the page once (a File dropped onto the panel).
     await page.evaluate((size) => {
-      const parts: Uint8Array[] = [];
+      const parts: Uint8Array<ArrayBuffer>[] = [];
       for (let left = size; left > 0; left -= 65536) {
         const part = new Uint8Array(Math.min(left, 65536));
         crypto.getRandomValues(part);
@@ -826,6 +836,35 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       if (fs.statSync(path.join(dir, name)).size !== bytes) throw new Error(`the upload ${name} is incomplete`);
       fs.rmSync(path.join(dir, name));
     }
+    // One more download, not timed, with keys typed into the shell one at a time (each after the
+    // previous one's echo) for as long as it runs: the echo latency figure's hooks, keydown to
+    // the painted character.
+    await page.click('terminal');
+    await page.evaluate(() => {
+      (window as any).__bench.echo = [];
+      (window as any).__bench.pendingKeys = [];
+    });
+    await page.evaluate(() => {
+      const row = document.querySelector('[data-testid="file-row"][data-name="down.bin"]');
+      (row?.querySelector('[data-testid="file-download"]') as HTMLElement).click();
+    });
+    const running = () =>
+      page.evaluate(() => document.querySelector('[data-testid="transfer"][data-state="running"]') !== null);
+    await page.waitForFunction(() => document.querySelector('[data-testid="transfer"][data-state="running"]') !== null, undefined);
+    // Past the service's one-second burst when there is a limit.
+    await sleep(service === rig.burrow ? 100 : 2000);
+    for (let key = 0; key < 300 && (await running()); key++) {
+      if (key % 50 === 49) {
+        await page.press('Control+U');
+        await sleep(100);
+      }
+      const before: number = await page.evaluate(() => (window as any).__bench.echo.length);
+      await page.press('a');
+      await page.waitForFunction((n) => (window as any).__bench.echo.length > n, before, 30_000);
+    }
+    out.keysDuringDownload = await page.evaluate(() => (window as any).__bench.echo as number[]);
+    await page.press('Control+U');
+    await waitTransfers(page, ++finished);
   } finally {
     await page.close();
     await closePath(rig, p, service);
@@ -869,6 +908,12 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     uploadCpu: runs(r.uploadCpu),
     nativeDownload: runs(r.nativeDownload),
     nativeUpload: runs(r.nativeUpload),
+    keys: {
+      samples: r.keysDuringDownload.length,
+      p50: percentile(r.keysDuringDownload, 50),
+      p99: percentile(r.keysDuringDownload, 99),
+      max: r.keysDuringDownload.length ? Math.max(...r.keysDuringDownload) : NaN,
+    },
   });
   save('sftp', {
     bytes: SFTP_BYTES,
