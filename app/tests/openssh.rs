@@ -1044,7 +1044,11 @@ async fn a_connection_lost_mid_transfer_leaves_partial_names_only() {
         .expect_err("the connection went away");
     assert_eq!(failure.error, FilesError::ConnectionLost, "{failure:?}");
     assert!(!sink.finished);
-    assert_eq!(sink.abandoned, Some(true), "what arrived may be kept as partial");
+    assert_eq!(
+        sink.abandoned,
+        Some(true),
+        "what arrived may be kept as partial"
+    );
     assert_eq!(sink.data.len() as u64, failure.done);
 }
 

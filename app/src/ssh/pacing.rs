@@ -149,7 +149,10 @@ impl Pacer {
         // rate). When the transfer did not fill its window this overestimates the rate and the
         // limit grows, which is harmless: it is capped, and a queue shows in the round trips.
         let rate = ticket.window / rtt;
-        self.rate = Some(self.rate.map_or(rate, |smooth| smooth + (rate - smooth) / 8.0));
+        self.rate = Some(
+            self.rate
+                .map_or(rate, |smooth| smooth + (rate - smooth) / 8.0),
+        );
         let mut goal = rate * (min_rtt + QUEUE_TARGET_MS);
         if rtt - min_rtt < QUEUE_TARGET_MS / 2.0 {
             // No queue worth the name: grow like a slow start, doubling per round trip, so a
@@ -337,7 +340,11 @@ mod tests {
             unpaced.throughput
         );
         // Less queue than the unpaced 2 MiB (35 ms at this rate), and about the target.
-        assert!(paced.worst_echo <= QUEUE_TARGET_MS + 5.0, "{}", paced.worst_echo);
+        assert!(
+            paced.worst_echo <= QUEUE_TARGET_MS + 5.0,
+            "{}",
+            paced.worst_echo
+        );
     }
 
     #[test]

@@ -520,7 +520,8 @@ impl Sftp {
                 let size = pacer.request_size();
                 // Out-of-order data waiting for an earlier request counts against the window
                 // too, so a stuck request cannot make the buffer grow without bound.
-                if !pacer.may_send(size) || pacer.in_flight() + ready_bytes >= 2 * MAX_IN_FLIGHT_BYTES
+                if !pacer.may_send(size)
+                    || pacer.in_flight() + ready_bytes >= 2 * MAX_IN_FLIGHT_BYTES
                 {
                     break;
                 }
@@ -687,11 +688,13 @@ impl Sftp {
         acked: &mut u64,
     ) -> Result<(), FilesError> {
         type Reply = (Ticket, Result<(), SftpError>);
-        let write = |offset: u64, data: Vec<u8>, ticket: Ticket| -> LocalBoxFuture<'static, Reply> {
-            let raw = Rc::clone(&self.raw);
-            let handle = handle.to_owned();
-            async move { (ticket, raw.write(handle, offset, data).await.map(drop)) }.boxed_local()
-        };
+        let write =
+            |offset: u64, data: Vec<u8>, ticket: Ticket| -> LocalBoxFuture<'static, Reply> {
+                let raw = Rc::clone(&self.raw);
+                let handle = handle.to_owned();
+                async move { (ticket, raw.write(handle, offset, data).await.map(drop)) }
+                    .boxed_local()
+            };
         let size = source.size();
         let mut pacer = Pacer::new();
         let mut in_flight = FuturesUnordered::new();
