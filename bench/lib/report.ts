@@ -532,7 +532,9 @@ export function sftpSection(sftp: any): string[] {
         `(download) and ${fmt(sftp.free.uploadCpu.median * 100, 0)}% (upload) of the transfer, so the page, not the tunnel or ` +
         `the request pipeline, sets the pace: every byte is decrypted or encrypted and authenticated (ChaCha20-Poly1305) ` +
         `and framed by russh in WebAssembly on that one thread, where native sftp runs vectorised native code in processes of its own. With ` +
-        `the tunnel's limit on, the page keeps up with the limit at a few percent of one core.`,
+        `the tunnel's limit on, the page keeps up with the limit at ` +
+        `${fmt(Math.max(sftp.limited.downloadCpu.median, sftp.limited.uploadCpu.median) * 100, 0)}% of its main thread or less. ` +
+        `A main thread well under fully busy means the page did not get the CPU it could use: the machine's load (above) counts.`,
       '',
     );
   }
