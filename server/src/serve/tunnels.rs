@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 use super::handshake::HandshakeError;
 use super::ratelimit::{Rate, TokenBucket};
+use super::timing::Batch;
 
 /// Shortest and longest lifetime OpenTunnel accepts, in minutes.
 pub(crate) const LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 1..=720;
@@ -140,7 +141,7 @@ pub(crate) struct PeerHandle {
     /// Unique per WebSocket connection.
     pub id: u64,
     /// Whole frames for the peer (the peer's writer regroups them into WebSocket messages).
-    pub frames: mpsc::Sender<Vec<u8>>,
+    pub frames: mpsc::Sender<Batch>,
     /// Set to close the peer's WebSocket with this code and reason.
     pub close: watch::Sender<Option<CloseReason>>,
     /// Service frames waiting for room in `frames`.
@@ -162,9 +163,9 @@ impl PeerHandle {
         }
         let mut overflow = lock(&self.overflow);
         if overflow.frames.is_empty() && !overflow.flushing {
-            match self.frames.try_send(frames) {
+            match self.frames.try_send(Batch::service(frames)) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
-                Err(mpsc::error::TrySendError::Full(frames)) => overflow.frames = frames,
+                Err(mpsc::error::TrySendError::Full(batch)) => overflow.frames = batch.frames,
             }
         } else if overflow.frames.len() + frames.len() > MAX_OVERFLOW {
             drop(overflow);
@@ -190,7 +191,7 @@ impl PeerHandle {
                     }
                     std::mem::take(&mut overflow.frames)
                 };
-                if tx.send(batch).await.is_err() {
+                if tx.send(Batch::service(batch)).await.is_err() {
                     let mut overflow = lock(&shared);
                     overflow.frames.clear();
                     overflow.flushing = false;
@@ -481,7 +482,7 @@ impl TunnelEntry {
         peer_id: u64,
         checker: &mut PeerChecker,
         message: &[u8],
-    ) -> (Verdict, Option<mpsc::Sender<Vec<u8>>>) {
+    ) -> (Verdict, Option<mpsc::Sender<Batch>>) {
         let mut state = lock(&self.state);
         let verdict = checker.feed(message, &mut state.rules);
         let current = state
@@ -967,7 +968,7 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < 201 {
             let batch = rx.recv().await.expect("frames");
-            got.extend_from_slice(&batch);
+            got.extend_from_slice(&batch.frames);
         }
         assert_eq!(got, (0..=200u8).collect::<Vec<_>>());
         assert!(close_rx.borrow().is_none());
