@@ -61,24 +61,38 @@ async fn every_relayed_message_is_timed_once_and_service_frames_are_not() {
     assert_eq!(dst.frame().await, stream_start("SSH", 1));
     let (to_dst, to_src) = (40u64, 25u64);
     for i in 0..to_dst {
-        src.send(&[data("SSH", 1, format!("up {i}").as_bytes())]).await;
+        src.send(&[data("SSH", 1, format!("up {i}").as_bytes())])
+            .await;
     }
     for i in 0..to_dst {
-        assert_eq!(dst.frame().await, data("SSH", 1, format!("up {i}").as_bytes()));
+        assert_eq!(
+            dst.frame().await,
+            data("SSH", 1, format!("up {i}").as_bytes())
+        );
     }
     for i in 0..to_src {
-        dst.send(&[data("SSH", 1, format!("down {i}").as_bytes())]).await;
+        dst.send(&[data("SSH", 1, format!("down {i}").as_bytes())])
+            .await;
     }
     for i in 0..to_src {
-        assert_eq!(src.frame().await, data("SSH", 1, format!("down {i}").as_bytes()));
+        assert_eq!(
+            src.frame().await,
+            data("SSH", 1, format!("down {i}").as_bytes())
+        );
     }
 
     let expected = 1 + to_dst + to_src;
     let json = settled_count(&serve, expected);
     assert_eq!(json["count"], expected, "{json}");
     let buckets = json["buckets"].as_array().expect("buckets");
-    let total: u64 = buckets.iter().map(|b| b[2].as_u64().expect("a count")).sum();
-    assert_eq!(total, expected, "the buckets hold every timed message: {json}");
+    let total: u64 = buckets
+        .iter()
+        .map(|b| b[2].as_u64().expect("a count"))
+        .sum();
+    assert_eq!(
+        total, expected,
+        "the buckets hold every timed message: {json}"
+    );
     for bucket in buckets {
         let (lower, upper) = (bucket[0].as_u64(), bucket[1].as_u64());
         assert!(lower < upper, "a bucket's bounds are ordered: {bucket}");

@@ -151,15 +151,25 @@ mod tests {
             let index = bucket(value);
             assert!(index < BUCKETS, "{value} → bucket {index}");
             let (lower, upper) = bounds(index);
-            assert!(lower <= value && (value < upper || upper == u64::MAX), "{value} in [{lower}, {upper})");
-            assert!((upper - lower) * SUB <= lower.max(SUB), "bucket [{lower}, {upper}) too wide");
+            assert!(
+                lower <= value && (value < upper || upper == u64::MAX),
+                "{value} in [{lower}, {upper})"
+            );
+            assert!(
+                (upper - lower) * SUB <= lower.max(SUB),
+                "bucket [{lower}, {upper}) too wide"
+            );
         }
     }
 
     #[test]
     fn buckets_are_contiguous() {
         for index in 1..BUCKETS {
-            assert_eq!(bounds(index - 1).1, bounds(index).0, "gap before bucket {index}");
+            assert_eq!(
+                bounds(index - 1).1,
+                bounds(index).0,
+                "gap before bucket {index}"
+            );
         }
     }
 
