@@ -205,15 +205,12 @@ fn burrow_proto_has_no_io_dependency_and_does_no_io() {
             section = line.trim_matches(|c| c == '[' || c == ']').to_owned();
             continue;
         }
-        if section == "dependencies"
-            || section.starts_with("target.") && section.ends_with(".dependencies")
-        {
-            if let Some((name, _)) = line.split_once('=') {
-                let name = name.trim().split('.').next().unwrap_or("").trim();
-                if !name.is_empty() && !name.starts_with('#') && !PROTO_DEPENDENCIES.contains(&name)
-                {
-                    unexpected.push(name.to_owned());
-                }
+        let dependencies = section == "dependencies"
+            || section.starts_with("target.") && section.ends_with(".dependencies");
+        if dependencies && let Some((name, _)) = line.split_once('=') {
+            let name = name.trim().split('.').next().unwrap_or("").trim();
+            if !name.is_empty() && !name.starts_with('#') && !PROTO_DEPENDENCIES.contains(&name) {
+                unexpected.push(name.to_owned());
             }
         }
     }
