@@ -251,7 +251,10 @@ async fn relay_timing(host: &str) -> Result<Option<ServiceTiming>, BoxError> {
     }
     let json: serde_json::Value = serde_json::from_str(body.trim())?;
     let mut buckets = std::collections::BTreeMap::new();
-    for bucket in json["buckets"].as_array().ok_or("the timing has no buckets")? {
+    for bucket in json["buckets"]
+        .as_array()
+        .ok_or("the timing has no buckets")?
+    {
         let field = |i: usize| bucket[i].as_u64().ok_or("a bad timing bucket");
         buckets.insert(field(0)?, (field(1)?, field(2)?));
     }
@@ -493,7 +496,8 @@ async fn source(
     // Open-loop Poisson arrivals: the next send is due an exponential gap after the previous
     // one was *due* (not after it went), so lateness never thins the offered load.
     let mean = Duration::from_millis(args.interval_ms.max(1));
-    let mut rng = SplitMix64(0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let mut rng =
+        SplitMix64(0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let mut due = tokio::time::Instant::now() + rng.exponential(mean);
     let bulk_chunk = {
         let mut chunk = vec![b'x'; BULK_CHUNK];
