@@ -933,7 +933,10 @@ test('service scale: concurrent tunnels, relay latency and throughput, memory pe
   for (const tunnels of SCALE) {
     const results: Array<Record<string, any>> = [];
     for (let run = 0; run < RUNS; run++) {
-      const service = await BurrowService.start(['--max-open-tunnels', String(Math.max(100, tunnels + 10))]);
+      // BURROW_RELAY_TIMING: the service times each relayed message itself (receive → forward).
+      const service = await BurrowService.start(['--max-open-tunnels', String(Math.max(100, tunnels + 10))], {
+        BURROW_RELAY_TIMING: '1',
+      });
       try {
         const output = runQuiet(LOAD_BIN, [
           '--endpoint',
@@ -968,6 +971,11 @@ test('service scale: concurrent tunnels, relay latency and throughput, memory pe
       firstError: results.find((r) => r.first_error)?.first_error ?? null,
       p50: of((r) => r.latency_ms.p50),
       p99: of((r) => r.latency_ms.p99),
+      serviceP50: of((r) => r.service_ms?.p50 ?? NaN),
+      serviceP99: of((r) => r.service_ms?.p99 ?? NaN),
+      serviceP999: of((r) => r.service_ms?.p999 ?? NaN),
+      serviceCount: of((r) => r.service_ms?.count ?? NaN),
+      latencySamples: of((r) => r.latency_samples),
       messagesPerS: of((r) => r.echo_messages_per_s),
       offeredPerS: of((r) => r.offered_messages_per_s),
       serveCpuPerMessageUs: of((r) => (r.echo_cpu.serve_cpu_secs / (r.echo_messages_per_s * r.measured_secs)) * 1e6),

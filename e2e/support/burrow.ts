@@ -42,12 +42,15 @@ export class BurrowService {
     return new URL(this.url).host;
   }
 
-  /** Starts `burrow serve` on a free loopback port, serving the built app; `extraArgs` are appended. */
-  static async start(extraArgs: string[] = []): Promise<BurrowService> {
+  /**
+   * Starts `burrow serve` on a free loopback port, serving the built app; `extraArgs` are appended
+   * and `env` is added to its environment.
+   */
+  static async start(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<BurrowService> {
     requireBuilt();
     const proc = start(BURROW_BIN, ['serve', '--listen', '127.0.0.1:0', '--static', DIST_DIR, ...extraArgs], {
       name: 'burrow serve',
-      env: { RUST_LOG: process.env.RUST_LOG ?? 'info' },
+      env: { RUST_LOG: process.env.RUST_LOG ?? 'info', ...env },
     });
     const match = await proc.waitForLine(/burrow serve: listening on (http:\/\/127\.0\.0\.1:\d+)/, 20_000);
     return new BurrowService(match[1], proc);

@@ -23,7 +23,9 @@ use burrow_proto::endpoint::{
 };
 use burrow_proto::{FrameDecoder, Message, MessageType, encode_frame};
 use libfuzzer_sys::fuzz_target;
-use prost_free::encode_raw;
+use shared::{cut, encode_unchecked};
+
+mod shared;
 
 // Two maximal frames fit in one WebSocket message: the batching the target checks relies on it.
 const _: () = assert!(MAX_FRAME_LEN * 2 <= MAX_WS_MESSAGE_LEN);
@@ -61,19 +63,6 @@ struct Frame {
     ignorable: bool,
     payload_len: u16,
     ids: Vec<u8>,
-}
-
-/// Encodes a message as a frame even when the codec would refuse it (to feed broken frames).
-mod prost_free {
-    use burrow_proto::Message;
-
-    pub fn encode_raw(msg: &Message, out: &mut Vec<u8>) {
-        let body = prost::Message::encode_to_vec(msg);
-        if let Ok(len) = u16::try_from(body.len()) {
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&body);
-        }
-    }
 }
 
 struct Harness {
@@ -249,13 +238,12 @@ impl Harness {
                 for f in &frames {
                     let msg = self.frame(f);
                     if encode_frame(&msg, &mut wire).is_err() {
-                        encode_raw(&msg, &mut wire);
+                        encode_unchecked(&msg, false, &mut wire);
                     }
                 }
-                let at = usize::from(split).min(wire.len());
-                let (a, b) = wire.split_at(at);
-                self.feed(a);
-                self.feed(b);
+                for part in cut(&wire, split) {
+                    self.feed(part);
+                }
             }
             Op::OpenStream(service) => {
                 let name = service.map(|i| SERVICES[usize::from(i) % SERVICES.len()]);

@@ -22,6 +22,9 @@ use burrow_proto::codec::{MAX_FRAME_LEN, MAX_WS_MESSAGE_LEN, decode_body};
 use burrow_proto::service::{MAX_CLOSE_REASON_LEN, PeerChecker, TunnelRules, Violation};
 use burrow_proto::{Message, MessageType, Role};
 use libfuzzer_sys::fuzz_target;
+use shared::{cut, encode_unchecked};
+
+mod shared;
 
 const SERVICES: [&str; 6] = ["SSH", "RDP", "HTTP", "", "bad id", "x"];
 
@@ -92,15 +95,7 @@ fn encode(f: &Frame, out: &mut Vec<u8>) {
             .collect(),
         connection_id: u32::from(f.conn % 3),
     };
-    let mut body = prost::Message::encode_to_vec(&msg);
-    if f.junk {
-        // Field 15, varint 1: unknown to the schema.
-        body.extend_from_slice(&[0x78, 0x01]);
-    }
-    if let Ok(len) = u16::try_from(body.len()) {
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&body);
-    }
+    encode_unchecked(&msg, f.junk, out);
 }
 
 /// One peer connection and what the harness knows about it.
@@ -238,7 +233,7 @@ fn run(input: &Input, split: bool) -> Option<Outcome> {
     let mut done = Vec::new();
     let mut bytes = Vec::new();
     for op in &input.ops {
-        let (is_source, cut) = match op {
+        let (is_source, at) = match op {
             Op::Raw {
                 source: s,
                 bytes: raw,
@@ -290,9 +285,9 @@ fn run(input: &Input, split: bool) -> Option<Outcome> {
             &mut destination
         };
         if split && !bytes.is_empty() {
-            let at = usize::from(cut) % (bytes.len() + 1);
-            peer.feed(&bytes[..at], &mut rules, &services);
-            peer.feed(&bytes[at..], &mut rules, &services);
+            for part in cut(&bytes, at) {
+                peer.feed(part, &mut rules, &services);
+            }
         } else {
             peer.feed(&bytes, &mut rules, &services);
         }
@@ -304,10 +299,10 @@ fn run(input: &Input, split: bool) -> Option<Outcome> {
 
 fuzz_target!(|input: Input| {
     let whole = run(&input, false).expect("the whole run always completes");
-    if let Some(cut) = run(&input, true) {
-        assert_eq!(whole.1, cut.1, "the rules end in the same state");
-        assert_eq!(whole.0.len(), cut.0.len());
-        for ((a_relay, a_fail), (b_relay, b_fail)) in whole.0.iter().zip(&cut.0) {
+    if let Some(halves) = run(&input, true) {
+        assert_eq!(whole.1, halves.1, "the rules end in the same state");
+        assert_eq!(whole.0.len(), halves.0.len());
+        for ((a_relay, a_fail), (b_relay, b_fail)) in whole.0.iter().zip(&halves.0) {
             assert_eq!(a_relay, b_relay, "cutting messages changes nothing relayed");
             assert_eq!(a_fail, b_fail, "cutting messages changes no verdict");
         }

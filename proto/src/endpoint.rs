@@ -15,7 +15,7 @@
 //! connection id (0 on the wire means 1). The [`Format`] is what this endpoint *writes*; it reads
 //! every format, as AWS's localproxy does.
 //!
-//! Rules it applies (see `docs`' tunneling-protocol summary and AWS's V2/V3 protocol guides):
+//! Rules it applies (see `docs/protocol.md` and AWS's V2/V3 protocol guides):
 //! - Every stream id and connection id this endpoint picks is within `1..=`[`MAX_ID`]
 //!   (2^28−1: AWS's C library for devices encodes no larger varint, and refuses to send on a
 //!   stream with a larger id). A source's streams get fresh ids (counting up from

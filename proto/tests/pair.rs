@@ -1,6 +1,6 @@
 //! Scenario tests on the in-memory tunnel (`harness/`): source endpoint ⇄ simulated service ⇄
 //! destination endpoint, simulated time. Each test names the protocol rule it checks (see
-//! `docs/tunneling-protocol.md` and AWS's V2/V3 WebSocket protocol guides).
+//! `docs/protocol.md` and AWS's V2/V3 WebSocket protocol guides).
 //!
 //! Rules of the protocol summary that concern an endpoint, and where they are checked:
 //! - frames are a byte stream across WebSocket messages:

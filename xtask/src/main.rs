@@ -14,6 +14,7 @@ mod demo;
 mod run;
 mod setup;
 mod test;
+mod wasm_imports;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

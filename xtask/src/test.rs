@@ -97,7 +97,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "app",
-        title: "browser app build (trunk build --release)",
+        title: "browser app build (trunk build --release) and its WebAssembly imports",
         action: step_app,
     },
     Step {
@@ -255,11 +255,9 @@ fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
         apt.push(OPENSSH_SERVER);
     }
     setup::ensure_apt(&apt)?;
-    if app_exists(root) {
-        setup::ensure_trunk()?;
-        setup::ensure_wasm_bindgen(root)?;
-        setup::ensure_npm_packages(root)?;
-    }
+    setup::ensure_trunk()?;
+    setup::ensure_wasm_bindgen(root)?;
+    setup::ensure_npm_packages(root)?;
     if !context.skips("e2e") {
         setup::ensure_npm_packages(&root.join("e2e"))?;
     }
@@ -268,11 +266,6 @@ fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
         setup::ensure_cargo_deny()?;
     }
     Ok(Counts::default())
-}
-
-/// The app can be built once its Trunk configuration has landed.
-fn app_exists(root: &Path) -> bool {
-    root.join("Trunk.toml").is_file() && root.join("index.html").is_file()
 }
 
 fn step_fmt(context: &Context) -> Result<Counts, XtaskError> {
@@ -300,10 +293,6 @@ fn step_clippy(context: &Context) -> Result<Counts, XtaskError> {
 }
 
 fn step_clippy_wasm(context: &Context) -> Result<Counts, XtaskError> {
-    if !context.root.join("app").join("Cargo.toml").is_file() {
-        say("no app/ crate yet; nothing to lint for wasm32");
-        return Ok(Counts::default());
-    }
     Cmd::cargo()
         .args([
             "clippy",
@@ -386,11 +375,8 @@ fn step_audit(context: &Context) -> Result<Counts, XtaskError> {
 }
 
 fn step_app(context: &Context) -> Result<Counts, XtaskError> {
-    if !app_exists(&context.root) {
-        say("no Trunk.toml/index.html yet; the app cannot be built");
-        return Ok(Counts::default());
-    }
     crate::app::build(&context.root)?;
+    crate::wasm_imports::check(&context.root.join("dist"))?;
     Ok(Counts::default())
 }
 

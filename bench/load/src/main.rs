@@ -10,6 +10,9 @@
 //!   interactive session's keystrokes); the destination stamps its arrival and echoes it, and the
 //!   source stamps the echo's arrival. Both ends live in this process, so each hop through the
 //!   service is timed on one clock (one-way, sender's write to receiver's read);
+//! - **the service's share**: when the service runs with `BURROW_RELAY_TIMING=1`, its own
+//!   histogram of receive → forward times (`GET /bench/relay-timing`) is read before and after
+//!   the latency window, and the difference is reported beside the end-to-end figures;
 //! - **aggregate relay throughput**: for each `--bulk` count K, the first K tunnels' sources send
 //!   as fast as the service takes it for `--bulk-secs`, and the destinations count what arrives.
 //!
@@ -228,6 +231,79 @@ async fn control(host: &str, action: &str, body: &str) -> Result<serde_json::Val
     Ok(serde_json::from_str(body.trim())?)
 }
 
+/// `GET /bench/relay-timing`: the service's own histogram of relay times (receive → forward), or
+/// `None` when the service was started without `BURROW_RELAY_TIMING=1`.
+async fn relay_timing(host: &str) -> Result<Option<ServiceTiming>, BoxError> {
+    let mut tcp = TcpStream::connect(host).await?;
+    let request =
+        format!("GET /bench/relay-timing HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("the timing answer has no header end")?;
+    match head.split_whitespace().nth(1) {
+        Some("200") => {}
+        Some("404") => return Ok(None),
+        other => return Err(format!("GET /bench/relay-timing answered {other:?}").into()),
+    }
+    let json: serde_json::Value = serde_json::from_str(body.trim())?;
+    let mut buckets = std::collections::BTreeMap::new();
+    for bucket in json["buckets"]
+        .as_array()
+        .ok_or("the timing has no buckets")?
+    {
+        let field = |i: usize| bucket[i].as_u64().ok_or("a bad timing bucket");
+        buckets.insert(field(0)?, (field(1)?, field(2)?));
+    }
+    Ok(Some(ServiceTiming { buckets }))
+}
+
+/// A snapshot of the service's relay-time histogram: lower bound (ns) → (upper bound, count).
+struct ServiceTiming {
+    buckets: std::collections::BTreeMap<u64, (u64, u64)>,
+}
+
+impl ServiceTiming {
+    /// What was recorded between `earlier` and `self`: its count and its percentiles in ms
+    /// (each the upper bound of the bucket the rank falls in, so at most ~3 % high).
+    fn since(&self, earlier: &ServiceTiming) -> serde_json::Value {
+        let window: Vec<(u64, u64)> = self
+            .buckets
+            .iter()
+            .filter_map(|(lower, &(upper, count))| {
+                let before = earlier.buckets.get(lower).map_or(0, |&(_, c)| c);
+                (count > before).then_some((upper, count - before))
+            })
+            .collect();
+        let total: u64 = window.iter().map(|&(_, c)| c).sum();
+        let at = |p: f64| {
+            if total == 0 {
+                return serde_json::Value::Null;
+            }
+            let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for &(upper, count) in &window {
+                seen += count;
+                if seen >= rank {
+                    return serde_json::Value::from(upper as f64 / 1e6);
+                }
+            }
+            serde_json::Value::Null
+        };
+        serde_json::json!({
+            "count": total,
+            "p50": at(50.0),
+            "p90": at(90.0),
+            "p99": at(99.0),
+            "p999": at(99.9),
+            "max": at(100.0),
+        })
+    }
+}
+
 async fn open_tunnel(host: &str) -> Result<Tokens, BoxError> {
     let answer = control(
         host,
@@ -420,7 +496,8 @@ async fn source(
     // Open-loop Poisson arrivals: the next send is due an exponential gap after the previous
     // one was *due* (not after it went), so lateness never thins the offered load.
     let mean = Duration::from_millis(args.interval_ms.max(1));
-    let mut rng = SplitMix64(0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let mut rng =
+        SplitMix64(0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let mut due = tokio::time::Instant::now() + rng.exponential(mean);
     let bulk_chunk = {
         let mut chunk = vec![b'x'; BULK_CHUNK];
@@ -628,6 +705,7 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
     phase_tx.send_replace(Phase::Echo { measure: false });
     tokio::time::sleep(Duration::from_secs_f64(args.warmup_secs)).await;
     let echoes_before = shared.echoes.load(Ordering::Relaxed);
+    let timing_before = relay_timing(args.host()).await?;
     phase_tx.send_replace(Phase::Echo { measure: true });
     let echo_cpu = CpuMark::now(args.serve_pid);
     let measured_at = Instant::now();
@@ -635,6 +713,12 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
     phase_tx.send_replace(Phase::Echo { measure: false });
     let measured_secs = measured_at.elapsed().as_secs_f64();
     let echo_cpu = echo_cpu.since(args.serve_pid);
+    // The service's share over the same window (a few messages in flight at either edge count
+    // on one side and not the other; the window holds thousands).
+    let service_timing = match (timing_before, relay_timing(args.host()).await?) {
+        (Some(before), Some(after)) => after.since(&before),
+        _ => serde_json::Value::Null,
+    };
     let echoes = shared.echoes.load(Ordering::Relaxed) - echoes_before;
     let rss_active = rss_kib(args.serve_pid);
     let mut latencies = shared
@@ -709,6 +793,7 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
             "p999": json_opt(percentile(&latencies, 99.9)),
             "max": json_opt(percentile(&latencies, 100.0)),
         },
+        "service_ms": service_timing,
         "rss_kib": {
             "before": rss_before,
             "idle": rss_idle,

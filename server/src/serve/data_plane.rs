@@ -15,6 +15,8 @@
 //!   a newer connection, CloseTunnel, expiry or shutdown).
 //!
 //! Pings are answered by the WebSocket layer. This module holds no tunnel state of its own.
+//! When the benchmark turns [`super::timing`] on, each relayed message is timed from the
+//! reader's receipt to the writer's send.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::AppState;
 use super::handshake::{self, HandshakeError, SUBPROTOCOL_V1, Secret, mode_name, new_channel_id};
+use super::timing::{self, Batch};
 use super::tunnels::{CloseReason, PeerHandle, TunnelEntry};
 
 /// Frame batches queued for one peer before its sender has to wait.
@@ -177,6 +180,7 @@ async fn read_loop(
     while let Some(item) = stream.next().await {
         let violation = match item {
             Ok(Message::Binary(bytes)) => {
+                let received = timing::received();
                 if close_rx.borrow().is_some() {
                     // Closing: nothing more is relayed.
                     continue;
@@ -190,7 +194,11 @@ async fn read_loop(
                     match route {
                         // The other peer going away mid-send just drops the frames.
                         Some(route) => {
-                            let _ = route.send(verdict.relay).await;
+                            let batch = Batch {
+                                frames: verdict.relay,
+                                received,
+                            };
+                            let _ = route.send(batch).await;
                         }
                         None => dropped.note(peer, &verdict.relay),
                     }
@@ -295,11 +303,14 @@ fn too_long(err: axum::Error) -> Option<usize> {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut frames: mpsc::Receiver<Vec<u8>>,
+    mut frames: mpsc::Receiver<Batch>,
     mut close: watch::Receiver<Option<CloseReason>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut regroup = Regrouper::default();
+    // When the relay is timed: when each batch being sent now was received.
+    let timing = timing::get();
+    let mut received = Vec::new();
     loop {
         let reason = tokio::select! {
             biased;
@@ -313,15 +324,22 @@ async fn write_loop(
             )),
             batch = frames.recv() => {
                 let Some(batch) = batch else { return };
-                regroup.push(&batch);
+                regroup.push(&batch.frames);
+                received.extend(batch.received);
                 while regroup.pending() < MAX_WS_MESSAGE_LEN
                     && let Ok(more) = frames.try_recv()
                 {
-                    regroup.push(&more);
+                    regroup.push(&more.frames);
+                    received.extend(more.received);
                 }
                 while let Some(message) = regroup.pop() {
                     if sink.send(Message::Binary(message.into())).await.is_err() {
                         return;
+                    }
+                }
+                if let Some(timing) = timing {
+                    for at in received.drain(..) {
+                        timing.record(at);
                     }
                 }
                 None

@@ -27,6 +27,7 @@ mod ratelimit;
 mod relay;
 mod static_files;
 mod status;
+mod timing;
 mod tls;
 mod tunnels;
 
@@ -215,6 +216,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/cookie", post(cookie::handle).options(cookie::preflight))
         .route("/tunnel", any(data_plane::handle))
         .route("/tunnel/status", get(status::handle))
+        .route(timing::PATH, get(timing::handle))
         .fallback(static_files::handle)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -315,9 +315,15 @@ impl Serve {
 
     /// Starts `burrow serve` with extra flags.
     pub fn start_with(extra: &[&str]) -> Serve {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// Starts `burrow serve` with extra flags and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut cmd = Command::new(burrow_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
         cmd.env("NO_COLOR", "1");
+        cmd.envs(env.iter().copied());
         let mut proc = Proc::spawn("burrow serve", cmd);
         let line = proc.wait_line("'listening on'", |l| {
             l.starts_with("burrow serve: listening on ")
