@@ -26,13 +26,16 @@ pub const HIDDEN_CLASS: &str = "cursor-off";
 /// Half a blink period.
 const PERIOD_MS: i32 = 600;
 
+/// A running interval and the callback it calls.
+type Interval = (i32, Closure<dyn FnMut()>);
+
 /// One terminal's blinking.
 pub(super) struct Blink {
     terminal: sys::Terminal,
     element: web_sys::HtmlElement,
     wanted: Cell<bool>,
     webgl: Cell<bool>,
-    timer: RefCell<Option<(i32, Closure<dyn FnMut()>)>>,
+    timer: RefCell<Option<Interval>>,
 }
 
 impl Blink {
