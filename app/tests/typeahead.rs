@@ -54,11 +54,8 @@ fn recording(json: &str) -> Vec<Step> {
 fn screen_of(parser: &vt100::Parser) -> Screen {
     let screen = parser.screen();
     let (row, col) = screen.cursor_position();
-    let blank_right = (col..COLS).all(|c| {
-        screen
-            .cell(row, c)
-            .is_none_or(|cell| !cell.has_contents())
-    });
+    let blank_right =
+        (col..COLS).all(|c| screen.cell(row, c).is_none_or(|cell| !cell.has_contents()));
     Screen {
         col,
         cols: COLS,
@@ -74,7 +71,10 @@ fn echo_of(parser: &vt100::Parser) -> Echo {
     let screen = parser.screen();
     let (row, col) = screen.cursor_position();
     let left = match col.checked_sub(1) {
-        Some(c) => screen.cell(row, c).map(|cell| cell.contents().to_owned()).unwrap_or_default(),
+        Some(c) => screen
+            .cell(row, c)
+            .map(|cell| cell.contents().to_owned())
+            .unwrap_or_default(),
         None => String::new(),
     };
     ((row, col), left)
@@ -127,7 +127,11 @@ fn replay(steps: &[Step], mode: Mode, rtt: f64, passwords: &[&str], pauses: bool
             Step::Key(bytes) => {
                 keys.push((clock, bytes.clone()));
                 let printable = bytes.len() == 1 && (0x20..0x7f).contains(&bytes[0]);
-                clock += if pauses && !printable { rtt * 1.5 + 100.0 } else { KEY_GAP };
+                clock += if pauses && !printable {
+                    rtt * 1.5 + 100.0
+                } else {
+                    KEY_GAP
+                };
             }
             Step::Output(bytes) => match keys.last() {
                 Some((at, _)) => answers.push_back((at + rtt, bytes.clone())),
@@ -267,7 +271,11 @@ fn assert_faithful(replay: &Replay) {
         "screens differed with nothing drawn:\n{}",
         replay.differences.join("\n")
     );
-    assert!(replay.final_equal, "final screens differ:\n{}", replay.final_text);
+    assert!(
+        replay.final_equal,
+        "final screens differ:\n{}",
+        replay.final_text
+    );
 }
 
 #[test]
@@ -275,9 +283,16 @@ fn bash_keys_show_at_once_and_the_screen_ends_as_without_typeahead() {
     for rtt in [50.0, 150.0, 300.0] {
         let mut replay = replay(&recording(BASH), Mode::Always, rtt, &[], true);
         assert_faithful(&replay);
-        assert!(replay.drawn > 20, "only {} keys drawn at {rtt} ms", replay.drawn);
+        assert!(
+            replay.drawn > 20,
+            "only {} keys drawn at {rtt} ms",
+            replay.drawn
+        );
         let p50 = median(&mut replay.shown_after);
-        assert_eq!(p50, 0.0, "median key shown after {p50} ms at {rtt} ms round trip");
+        assert_eq!(
+            p50, 0.0,
+            "median key shown after {p50} ms at {rtt} ms round trip"
+        );
     }
     assert!(recording_text(BASH).contains("hello world"));
 }
@@ -328,11 +343,22 @@ fn a_password_is_never_drawn() {
             pauses,
         );
         assert_faithful(&replay);
-        assert_eq!(replay.drawn_in_password, 0, "drawn while typing a password at {rtt} ms");
-        assert!(replay.final_text.contains("length 7"), "{}", replay.final_text);
+        assert_eq!(
+            replay.drawn_in_password, 0,
+            "drawn while typing a password at {rtt} ms"
+        );
+        assert!(
+            replay.final_text.contains("length 7"),
+            "{}",
+            replay.final_text
+        );
         assert!(!replay.final_text.contains("hunter2"));
         // Keys at the prompt were still predicted.
-        assert!(replay.drawn > 10, "only {} keys drawn at {rtt} ms", replay.drawn);
+        assert!(
+            replay.drawn > 10,
+            "only {} keys drawn at {rtt} ms",
+            replay.drawn
+        );
         assert!(replay.final_text.contains("got 8"), "{}", replay.final_text);
     }
 }
@@ -354,4 +380,3 @@ fn vi_is_not_predicted_and_the_shell_after_it_is() {
     assert!(replay.drawn > 10, "only {} keys drawn", replay.drawn);
     assert!(replay.final_text.contains("after"));
 }
-

@@ -173,9 +173,10 @@ impl Predict {
             return;
         };
         let wait = (deadline - now()).clamp(0.0, 60_000.0).ceil() as i32;
-        if let Ok(id) = window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(fire.as_ref().unchecked_ref(), wait)
-        {
+        if let Ok(id) = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            fire.as_ref().unchecked_ref(),
+            wait,
+        ) {
             self.timer.set(Some(id));
         }
     }

@@ -467,7 +467,11 @@ impl Predictor {
 
     /// Forgets every prediction (after taking drawn ones back) and starts a new epoch.
     fn reset(&mut self) {
-        debug_assert_eq!(self.shown(), 0, "drawn predictions must be taken back first");
+        debug_assert_eq!(
+            self.shown(),
+            0,
+            "drawn predictions must be taken back first"
+        );
         self.pending.clear();
         self.seen.clear();
         self.line.clear();
