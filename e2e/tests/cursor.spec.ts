@@ -13,10 +13,12 @@ test('the idle terminal runs no animation, with or without blinking, and the cho
   await app.open();
   await app.login(passwordLogin(tunnel.sourceAccessToken, testUser), sshd.hostKeyFingerprints[0]);
   await app.terminal.waitForPrompt(testUser.name);
+  await expect(app.status).toHaveAttribute('data-state', 'connected');
   const host = app.page.getByTestId('terminal');
   await expect(host.locator('.xterm-cursor')).toHaveCount(1);
   const animations = async () => await app.page.evaluate(() => document.getAnimations().length);
-  expect(await animations()).toBe(0);
+  // (The status dot pulses only while connecting.)
+  await expect.poll(animations).toBe(0);
   await expect(app.page.getByTestId('cursor-blink')).not.toBeChecked();
 
   await app.page.getByTestId('cursor-blink').check();
