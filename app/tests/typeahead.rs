@@ -173,7 +173,6 @@ fn replay(steps: &[Step], mode: Mode, rtt: f64, passwords: &[&str], pauses: bool
     reference.process(&initial);
     predicted.process(&predictor.output(&initial, 0.0));
 
-    let mut in_password = false;
     // The beginnings of the passwords (two characters or more), which must never be on screen.
     let secrets: Vec<String> = passwords
         .iter()
@@ -213,7 +212,7 @@ fn replay(steps: &[Step], mode: Mode, rtt: f64, passwords: &[&str], pauses: bool
             let index = typed.len() - keys.len();
             let (at, key) = keys.next().expect("key");
             now = at;
-            in_password = secret[index];
+            let in_password = secret[index];
             let screen = screen_of(&predicted);
             let drawn = predictor.input(&key, Some(screen), at);
             predicted.process(&drawn);

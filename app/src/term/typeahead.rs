@@ -664,7 +664,7 @@ mod tests {
         p.output(b"a", 10.0);
         let alternate = Some(Screen {
             alternate: true,
-            ..screen(1).unwrap()
+            ..screen(1).expect("a screen")
         });
         assert!(p.input(b"b", alternate, 20.0).is_empty());
         let mut p = Predictor::new(Mode::Always, Style::Plain);
