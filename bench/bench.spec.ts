@@ -720,7 +720,7 @@ async function scriptedSession(page: QuietPage, oneWayMs: number): Promise<{ scr
   await keys('two three');
   await page.press('Enter');
   await waitForScreen(page, '^one two three$');
-  await keys("read -s -p 'Password: ' pw; echo; echo got-${#pw}-$((1+1))");
+  await keys("read -s -p 'Password: ' pw; echo; echo got-${#pw}-$((3-1))");
   await page.press('Enter');
   await waitForScreen(page, '^Password: $');
   await keys(SECRET);
