@@ -702,9 +702,12 @@ async function scriptedSession(page: QuietPage, oneWayMs: number): Promise<{ scr
       }
     });
   }, SECRET);
+  // Letters, digits and space as key presses; punctuation as text input (the quiet page would
+  // send its character code as a key code, which Chromium reads as another key).
   const keys = async (text: string) => {
     for (const key of text) {
-      await page.press(key);
+      if (/^[A-Za-z0-9 ]$/.test(key)) await page.press(key);
+      else await page.type(key);
       await sleep(80);
     }
   };
