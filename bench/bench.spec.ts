@@ -9,7 +9,7 @@
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
-// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
+// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
 // BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json).
 import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { BurrowService, BURROW_BIN, DIST_DIR, REPO_ROOT, startAgent } from '../e2e/support/burrow';
 import { Proc, runQuiet, start } from '../e2e/support/process';
 import { Sshd, TestUser, prepareTestUser, removeTestUserFiles } from '../e2e/support/sshd';
+import { Delay } from '../e2e/support/delay';
 import { installHooks } from './lib/hooks';
 import { measureFloor } from './lib/floor';
 import { QuietPage } from './lib/quiet';
@@ -35,6 +36,9 @@ const PROFILE = process.env.BENCH_PROFILE === '1';
 /** With BENCH_TRACE=1, each page transfer also writes a Chromium trace to results/. */
 const TRACE = process.env.BENCH_TRACE === '1';
 const RESULTS = path.join(__dirname, 'results');
+/** Typeahead figure: keys per round trip, and the round trips (ms) the delay forwarder makes. */
+const TYPEAHEAD_KEYS = Number(process.env.BENCH_TYPEAHEAD_KEYS ?? 200);
+const RTTS = (process.env.BENCH_RTTS ?? '0,50,150,300').split(',').map(Number);
 const LOAD_BIN = process.env.BENCH_LOAD_BIN ?? path.join(REPO_ROOT, 'target', 'release', 'burrow-bench-load');
 const NATIVE_PTY = path.join(__dirname, 'native_pty.py');
 /** SFTP figure: bytes each way without a rate limit, and with the service's per-tunnel limit. */
@@ -147,6 +151,28 @@ async function openPath(rig: Rig, native: boolean, service: BurrowService = rig.
     port = Number(listening[1]);
   }
   return { tunnelId: tunnel.tunnelId, sourceToken: tunnel.source, procs, port };
+}
+
+/** Like `openPath`, with a forwarder holding every byte `oneWayMs` each way between the destination agent and sshd. */
+async function openDelayedPath(rig: Rig, native: boolean, oneWayMs: number): Promise<{ path: Path; delay: Delay }> {
+  const delay = await Delay.start(rig.sshd.address, oneWayMs);
+  const tunnel = await openTunnel(rig.burrow);
+  const procs = [
+    await startAgent({ endpoint: rig.burrow.url, token: tunnel.destination, destinations: [`SSH=${delay.address}`] }),
+  ];
+  let port: number | undefined;
+  if (native) {
+    const agent = start(BURROW_BIN, ['agent', '--mode', 'source', '-e', rig.burrow.url, '-t', tunnel.source, '-s', 'SSH=0'], {
+      name: 'burrow agent (source)',
+      secrets: [tunnel.source],
+      env: { RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    });
+    procs.push(agent);
+    const listening = await agent.waitForLine(/listening on \S*:(\d+) for SSH/, 20_000);
+    await agent.waitForLine(/burrow agent: connected/, 20_000);
+    port = Number(listening[1]);
+  }
+  return { path: { tunnelId: tunnel.tunnelId, sourceToken: tunnel.source, procs, port }, delay };
 }
 
 async function closePath(rig: Rig, p: Path, service: BurrowService = rig.burrow): Promise<void> {
@@ -634,6 +660,183 @@ test('echo latency: key pressed to character painted, vs a pty round trip', asyn
   });
 });
 
+/** The terminal's visible text (xterm.js's buffer). */
+async function screenText(page: QuietPage): Promise<string> {
+  return await page.evaluate(() => {
+    const term = (window as any).__burrowTerm;
+    const buffer = term.buffer.active;
+    const lines: string[] = [];
+    for (let i = buffer.viewportY; i < buffer.viewportY + term.rows; i++) {
+      lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    }
+    return lines.join('\n');
+  });
+}
+
+async function waitForScreen(page: QuietPage, pattern: string, timeout = 30_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!new RegExp(pattern, 'm').test(await screenText(page))) {
+    if (Date.now() > deadline) throw new Error(`the screen never matched ${pattern}:\n${await screenText(page)}`);
+    await sleep(20);
+  }
+}
+
+/** The password of the scripted session; no frame may show it. */
+const SECRET = 'kumquat9';
+
+/**
+ * The scripted session of the typeahead figure, typed at 80 ms a key without waiting for echoes:
+ * commands with backspaces, a `read -s` password, a vi edit. Returns the final screen and how
+ * many rendered frames showed the password's first two characters.
+ */
+async function scriptedSession(page: QuietPage, oneWayMs: number): Promise<{ screen: string; leaks: number }> {
+  const file = '/tmp/burrow-bench-typeahead.txt';
+  await page.evaluate((secret) => {
+    const B = (window as any).__bench;
+    B.leaks = 0;
+    const term = (window as any).__burrowTerm;
+    term.onRender(() => {
+      const buffer = term.buffer.active;
+      for (let i = buffer.viewportY; i < buffer.viewportY + term.rows; i++) {
+        if ((buffer.getLine(i)?.translateToString(true) ?? '').includes(secret.slice(0, 2))) B.leaks += 1;
+      }
+    });
+  }, SECRET);
+  // Letters, digits and space as key presses; punctuation as text input (the quiet page would
+  // send its character code as a key code, which Chromium reads as another key).
+  const keys = async (text: string) => {
+    for (const key of text) {
+      if (/^[A-Za-z0-9 ]$/.test(key)) await page.press(key);
+      else await page.type(key);
+      await sleep(80);
+    }
+  };
+  const settle = async () => await sleep(2 * oneWayMs + 400);
+  await keys(`rm -f ${file}; clear`);
+  await page.press('Enter');
+  await settle();
+  await keys('echo one twx');
+  for (let i = 0; i < 3; i++) {
+    await page.press('Backspace');
+    await sleep(80);
+  }
+  await keys('two three');
+  await page.press('Enter');
+  await waitForScreen(page, '^one two three$');
+  await keys("read -s -p 'Password: ' pw; echo; echo got-${#pw}-$((3-1))");
+  await page.press('Enter');
+  await waitForScreen(page, '^Password: $');
+  await keys(SECRET);
+  await page.press('Enter');
+  await waitForScreen(page, '^got-8-2$');
+  await keys(`vi -u NONE -N ${file}`);
+  await page.press('Enter');
+  await settle();
+  await keys('ihello from vi');
+  await page.press('Escape');
+  await keys(':wq');
+  await page.press('Enter');
+  await settle();
+  await keys(`cat ${file}; rm -f ${file}`);
+  await page.press('Enter');
+  await waitForScreen(page, '^hello from vi$');
+  await settle();
+  const screen = await screenText(page);
+  const leaks = await page.evaluate(() => (window as any).__bench.leaks as number);
+  return { screen, leaks };
+}
+
+test('typeahead: displayed echo on slow links, vs native ssh through the same delay', async ({ rig }) => {
+  test.setTimeout(40 * 60_000);
+  const byRtt: Record<string, unknown> = {};
+  for (const rtt of RTTS) {
+    const oneWay = rtt / 2;
+    // Ours, with the default setting (auto).
+    const oursP50: number[] = [];
+    const oursP99: number[] = [];
+    const promptMs: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const page = await QuietPage.open(installHooks);
+      const { path: p, delay } = await openDelayedPath(rig, false, oneWay);
+      try {
+        promptMs.push((await connectPage(page, rig, p.sourceToken)).total);
+        await page.click('terminal');
+        await page.evaluate(() => {
+          (window as any).__bench.echo = [];
+          (window as any).__bench.pendingKeys = [];
+        });
+        for (let key = 0; key < TYPEAHEAD_KEYS; key++) {
+          if (key % 50 === 0) {
+            await page.press('Control+U');
+            await sleep(2 * rtt + 200);
+            await page.evaluate(() => ((window as any).__bench.pendingKeys = []));
+          }
+          const before = await page.evaluate(() => (window as any).__bench.echo.length as number);
+          await page.press('a');
+          await page.waitForFunction((n) => (window as any).__bench.echo.length > n, before, 20_000);
+        }
+        const echo: number[] = await page.evaluate(() => (window as any).__bench.echo);
+        oursP50.push(percentile(echo, 50));
+        oursP99.push(percentile(echo, 99));
+        await page.press('Control+U');
+      } finally {
+        await page.close();
+        await closePath(rig, p);
+        await delay.stop();
+      }
+    }
+    // Native ssh through the same delay.
+    const nativeP50: number[] = [];
+    const nativeP99: number[] = [];
+    const nativePrompt: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const { path: n, delay } = await openDelayedPath(rig, true, oneWay);
+      try {
+        const answer = await nativePty(rig, n.port as number, { keys: TYPEAHEAD_KEYS, cols: 120, rows: 40 });
+        nativePrompt.push(answer.prompt_ms);
+        const echo = answer.echo_ms ?? [];
+        nativeP50.push(percentile(echo, 50));
+        nativeP99.push(percentile(echo, 99));
+      } finally {
+        await closePath(rig, n);
+        await delay.stop();
+      }
+    }
+    // Correctness: the scripted session with typeahead always on, and off.
+    const sessions: Record<string, { screen: string; leaks: number }> = {};
+    for (const mode of ['always', 'off']) {
+      const page = await QuietPage.open(installHooks);
+      const { path: p, delay } = await openDelayedPath(rig, false, oneWay);
+      try {
+        await page.goto(`${rig.burrow.url}/`);
+        await page.evaluate(
+          (m) => localStorage.setItem('burrow.terminal-settings', JSON.stringify({ typeahead: m, style: 'underline', cursor_blink: false })),
+          mode,
+        );
+        await connectPage(page, rig, p.sourceToken);
+        await page.click('terminal');
+        sessions[mode] = await scriptedSession(page, oneWay);
+      } finally {
+        await page.close();
+        await closePath(rig, p);
+        await delay.stop();
+      }
+    }
+    byRtt[String(rtt)] = {
+      ours: { p50: runs(oursP50), p99: runs(oursP99), prompt: runs(promptMs) },
+      native: { p50: runs(nativeP50), p99: runs(nativeP99), prompt: runs(nativePrompt) },
+      correctness: {
+        screensEqual: sessions.always.screen === sessions.off.screen,
+        leaksOn: sessions.always.leaks,
+        leaksOff: sessions.off.leaks,
+        screenOn: sessions.always.screen,
+        screenOff: sessions.off.screen,
+      },
+    };
+  }
+  save('typeahead', { keys: TYPEAHEAD_KEYS, runs: RUNS, rtts: byRtt, load: load() });
+});
+
 test('throughput: raw SSH channel bytes and rendered output, vs native ssh', async ({ rig }) => {
   test.setTimeout(15 * 60_000);
   const page = await QuietPage.open(installHooks);
@@ -1003,13 +1206,14 @@ test('report: BENCHMARKS.md', async () => {
     throughput: read('throughput'),
     scale: read('scale'),
     sftp: read('sftp'),
+    typeahead: read('typeahead'),
     runs: RUNS,
     keys: KEYS,
     startLoad: process.env.BENCH_START_LOAD ?? '',
     // The run's date: its first figure's results file (the report may be rendered again later).
     date: new Date(
       Math.min(
-        ...['bundle', 'prompt', 'echo', 'throughput', 'scale', 'sftp']
+        ...['bundle', 'prompt', 'echo', 'throughput', 'scale', 'sftp', 'typeahead']
           .map((name) => path.join(RESULTS, `${name}.json`))
           .filter((file) => fs.existsSync(file))
           .map((file) => fs.statSync(file).mtimeMs),

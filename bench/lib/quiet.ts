@@ -38,6 +38,8 @@ const NAMED_KEYS: Record<string, KeyDef> = {
   Enter: { key: 'Enter', code: 'Enter', keyCode: 13, text: '\r' },
   Shift: { key: 'Shift', code: 'ShiftLeft', keyCode: 16 },
   Control: { key: 'Control', code: 'ControlLeft', keyCode: 17 },
+  Backspace: { key: 'Backspace', code: 'Backspace', keyCode: 8 },
+  Escape: { key: 'Escape', code: 'Escape', keyCode: 27 },
 };
 
 /** The protocol's modifier bits. */

@@ -14,6 +14,7 @@ export interface ReportInput {
   echo: any;
   throughput: any;
   sftp?: any;
+  typeahead?: any;
   scale: any;
   runs: number;
   keys: number;
@@ -165,6 +166,7 @@ export function renderReport(input: ReportInput): string {
     );
   } else out('| 5. Service scale | failed | | | ≥ 1000 tunnels, p99 ≤ 2 ms | not measured |');
   lines.push(...sftpSummary(input.sftp));
+  lines.push(...typeaheadSummary(input.typeahead));
   out();
 
   // --- 1 -----------------------------------------------------------------------------------
@@ -354,6 +356,7 @@ export function renderReport(input: ReportInput): string {
   out();
 
   lines.push(...sftpSection(input.sftp));
+  lines.push(...typeaheadSection(input.typeahead));
 
   // --- Limits --------------------------------------------------------------------------------
   out('## What limits the figures that miss');
@@ -556,5 +559,60 @@ export function sftpSection(sftp: any): string[] {
       '',
     );
   }
+  return lines;
+}
+
+/** Summary rows of figure 7 (typeahead). */
+export function typeaheadSummary(t: any): string[] {
+  if (!t) return ['| 7. Typeahead | failed | | | ≤ 25 ms p50 at 150 ms; ≤ 8 ms at 0 ms | not measured |'];
+  const rows: string[] = [];
+  for (const [rtt, target] of [['150', 25], ['0', 8]] as Array<[string, number]>) {
+    const r = t.rtts[rtt];
+    if (!r) continue;
+    rows.push(
+      `| 7. Displayed echo p50 at ${rtt} ms round trip (ms) | ${spread(r.ours.p50, 2)} | ${spread(r.native.p50, 2)} | ${ratio(r.ours.p50, r.native.p50)} | ≤ ${target} ms | ${met(ok(r.ours.p50) ? r.ours.p50.median <= target : null)} |`,
+    );
+  }
+  const all = Object.values(t.rtts) as any[];
+  const differ = all.filter((r) => !r.correctness.screensEqual).length;
+  const leaks = all.reduce((n, r) => n + r.correctness.leaksOn + r.correctness.leaksOff, 0);
+  rows.push(`| 7. Scripted sessions whose final screen differs (typeahead on vs off) | ${differ} of ${all.length} | – | – | 0 | ${met(differ === 0)} |`);
+  rows.push(`| 7. Frames showing the password | ${leaks} | – | – | 0 | ${met(leaks === 0)} |`);
+  return rows;
+}
+
+/** Section 7 (typeahead). */
+export function typeaheadSection(t: any): string[] {
+  const lines = ['## 7. Typeahead on slow links', ''];
+  if (!t) return [...lines, 'Not measured: the figure failed (see the `cargo xtask bench` output).', ''];
+  lines.push(
+    `A forwarder between the destination agent and sshd holds every byte for half the round trip each way (\`e2e/support/delay.ts\`). ` +
+      `Ours: the app with the default setting (typeahead *auto*); ${t.keys} keystrokes per run into bash's prompt, one at a time, each ` +
+      'typed once the previous one is displayed (the line is cleared with Ctrl-U every 50 keys, then a pause); displayed echo is from the ' +
+      "`keydown` to the first xterm.js render with the cursor moved, predicted or echoed. Native: `ssh -tt` through a source agent and the " +
+      'same delay, from writing the key to its pty to reading the echo (no painting); its echo is the round trip. Time to prompt: ' +
+      'ours from the Connect click, native from starting `ssh`.',
+    '',
+    '| Round trip (ms) | Displayed p50 ours (ms) | p99 ours | Native echo p50 | Native p99 | Time to prompt ours (ms) | Native |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const [rtt, r] of Object.entries(t.rtts) as Array<[string, any]>) {
+    lines.push(
+      `| ${rtt} | ${spread(r.ours.p50, 2)} | ${spread(r.ours.p99, 2)} | ${spread(r.native.p50, 2)} | ${spread(r.native.p99, 2)} | ${spread(r.ours.prompt, 0)} | ${spread(r.native.prompt, 0)} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Correctness: a scripted session typed at 80 ms a key without waiting for echoes (`rm; clear`, `echo` with three backspaces, ' +
+      "a `read -s` password, `vi` insert and `:wq`, `cat` of the file), once with typeahead *always* and once *off*; every rendered frame " +
+      "is checked for the password's first two characters.",
+    '',
+    '| Round trip (ms) | Final screens equal | Frames with the password (on / off) |',
+    '| --- | --- | --- |',
+  );
+  for (const [rtt, r] of Object.entries(t.rtts) as Array<[string, any]>) {
+    lines.push(`| ${rtt} | ${r.correctness.screensEqual ? 'yes' : '**no**'} | ${r.correctness.leaksOn} / ${r.correctness.leaksOff} |`);
+  }
+  lines.push('');
   return lines;
 }

@@ -20,6 +20,7 @@ use crate::session::{
 };
 use crate::ssh::link::Link;
 use crate::term::Term;
+use crate::term::settings::Settings;
 
 /// Keyboard-interactive answers, as the session wants them.
 type KbdAnswer = Option<Vec<Zeroizing<String>>>;
@@ -46,6 +47,8 @@ pub struct UiState {
     /// Bumped whenever the connection features open channels on changes (logged in,
     /// reconnected, ended); [`Controller::link`] has the current one.
     pub link_changes: RwSignal<u64>,
+    /// The terminal's settings (typeahead, cursor blinking), as remembered by the browser.
+    pub settings: RwSignal<Settings>,
 }
 
 impl UiState {
@@ -60,6 +63,7 @@ impl UiState {
             renderer: RwSignal::new("dom"),
             started_once: RwSignal::new(false),
             link_changes: RwSignal::new(0),
+            settings: RwSignal::new(Settings::load()),
         }
     }
 }
@@ -97,6 +101,7 @@ impl Controller {
 
     /// Hands the controller its terminal and routes keystrokes and size changes to the session.
     pub fn attach_terminal(self: &Rc<Self>, term: Term) {
+        term.apply_settings(self.state.settings.get_untracked());
         let on_input = Rc::downgrade(self);
         term.on_input(move |bytes| {
             if let Some(controller) = on_input.upgrade() {
@@ -270,6 +275,9 @@ impl SessionHost for UiHost {
 
     fn stats(&self, stats: Stats) {
         if let Some(controller) = self.current() {
+            if let (Some(rtt), Some(term)) = (stats.rtt_ms, controller.term()) {
+                term.observe_rtt(rtt);
+            }
             controller.state.stats.set(stats);
         }
     }

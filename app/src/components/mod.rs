@@ -1,5 +1,5 @@
 //! The Leptos UI: the connect form, the status line, the error panel, the terminal pane, the
-//! Files panel and the dialogs for host keys and keyboard-interactive prompts.
+//! Files panel, the terminal's settings and the dialogs for host keys and keyboard-interactive prompts.
 //!
 //! Components hold no session logic: [`controller`] starts sessions and turns their reports into
 //! signals; the pure parts (URL fragment, endpoint field, form checks, status wording) live in
@@ -15,6 +15,7 @@ pub mod prompts;
 pub mod request;
 pub mod status;
 pub mod status_bar;
+pub mod term_settings;
 pub mod terminal;
 
 use leptos::prelude::*;
@@ -25,6 +26,7 @@ use form::{ConnectForm, FormRefs};
 use known_hosts::KnownHostsPanel;
 use prompts::{HostKeyDialog, KbdDialog};
 use status_bar::{ErrorPanel, StatusBar};
+use term_settings::TerminalSettings;
 use terminal::TerminalPane;
 
 /// The page's origin (`scheme://host[:port]`), the default tunnel endpoint.
@@ -92,6 +94,7 @@ pub fn App() -> impl IntoView {
                         error=state.error
                         on_connect=on_connect
                     />
+                    <TerminalSettings controller=controller />
                     <KnownHostsPanel />
                 </aside>
                 <section class="session">

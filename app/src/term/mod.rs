@@ -5,18 +5,29 @@
 //! it fitted to its element, and every JavaScript callback it registered. Dropping it disposes
 //! the terminal and releases all of that. It knows nothing about SSH or sessions: it takes bytes
 //! to display and reports keystrokes and size changes.
+//!
+//! Every write goes through the typeahead hook ([`predict`], running the sans-IO
+//! [`typeahead::Predictor`]), which may draw typed keys before the device echoes them. The
+//! cursor does not blink unless the operator asks, and then without a per-frame animation
+//! ([`blink`]). [`settings`] holds the operator's choices for both.
 
+mod blink;
+mod predict;
+pub mod settings;
 mod sys;
+pub mod typeahead;
 mod webgl;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 pub use webgl::is_software_renderer;
+
+use settings::Settings;
 
 /// A JavaScript exception, as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +105,8 @@ pub struct Term {
     fit: sys::Fit,
     search: sys::Search,
     webgl: Rc<webgl::Slot>,
+    predict: Rc<predict::Predict>,
+    blink: Rc<blink::Blink>,
     listeners: RefCell<Vec<Listener>>,
     observer: Option<web_sys::ResizeObserver>,
 }
@@ -139,7 +152,9 @@ fn options() -> Object {
     let options = Object::new();
     // `terminal.unicode` (Unicode 11 widths) is a proposed API in xterm.js 6.
     set(&options, "allowProposedApi", true);
-    set(&options, "cursorBlink", true);
+    // Off: the DOM renderer blinks with an endless CSS animation, which makes the page draw a
+    // frame every 16 ms and delays every echo behind them. `blink` blinks it when asked.
+    set(&options, "cursorBlink", false);
     set(&options, "scrollback", 10_000);
     set(
         &options,
@@ -197,7 +212,10 @@ impl Term {
         let clipboard = sys::Clipboard::new(&JsValue::UNDEFINED, &provider)
             .map_err(TermError::setup("clipboard addon"))?;
 
+        let defaults = Settings::default();
         let mut term = Term {
+            predict: predict::Predict::new(&terminal, defaults.typeahead, defaults.style),
+            blink: blink::Blink::new(&terminal, parent),
             terminal,
             fit,
             search,
@@ -261,20 +279,46 @@ impl Term {
     ///
     /// The bytes are copied into a fresh `Uint8Array`, as xterm.js keeps the array until it
     /// parses it. If the terminal is disposed first, `parsed` never runs.
+    ///
+    /// It is written at once, in this call: nothing waits for a frame here (xterm.js parses it
+    /// and paints it in its next frame). Drawn predictions are taken back first ([`predict`]).
     pub fn write(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
-        let bytes = Uint8Array::from(data);
-        let callback = Closure::once_into_js(parsed);
-        self.terminal.write_bytes(&bytes, callback.unchecked_ref());
+        self.predict.write(data, Some(parsed));
     }
 
     /// Shows a message of the page itself (e.g. "connection closed"), as terminal text.
     pub fn write_text(&self, text: &str) {
-        self.terminal.write_text(text);
+        self.predict.write(text.as_bytes(), None);
+    }
+
+    /// Applies the operator's settings (typeahead, prediction style, cursor blinking).
+    pub fn apply_settings(&self, settings: Settings) {
+        self.predict.set_mode(settings.typeahead);
+        self.predict.set_style(settings.style);
+        self.blink.set(settings.cursor_blink);
+    }
+
+    /// A keep-alive round trip, for typeahead's automatic mode until echoes were timed.
+    pub fn observe_rtt(&self, ms: f64) {
+        self.predict.observe_rtt(ms);
+    }
+
+    /// The echo delay typeahead measured (key → echo, smoothed), in milliseconds.
+    pub fn echo_ms(&self) -> Option<f64> {
+        self.predict.echo_ms()
     }
 
     /// Calls `on_input` with the bytes of every keystroke, paste or mouse report.
-    pub fn on_input(&self, on_input: impl FnMut(&[u8]) + 'static) {
-        let on_input = Rc::new(RefCell::new(on_input));
+    ///
+    /// Typeahead sees each key first and may draw it at once.
+    pub fn on_input(&self, mut on_input: impl FnMut(&[u8]) + 'static) {
+        let predict = Rc::clone(&self.predict);
+        let blink = Rc::clone(&self.blink);
+        let on_input = Rc::new(RefCell::new(move |bytes: &[u8]| {
+            predict.input(bytes);
+            blink.keystroke();
+            on_input(bytes);
+        }));
         let text_input = Rc::clone(&on_input);
         let text = Closure::<dyn FnMut(String)>::new(move |data: String| {
             (text_input.borrow_mut())(data.as_bytes());
@@ -301,9 +345,12 @@ impl Term {
     }
 
     /// Calls `on_resize(cols, rows)` whenever the terminal's size changes.
+    /// Typeahead forgets its predictions then (their columns changed).
     pub fn on_resize(&self, mut on_resize: impl FnMut(u32, u32) + 'static) {
+        let predict = Rc::clone(&self.predict);
         let callback =
             Closure::<dyn FnMut(sys::ResizeEvent)>::new(move |size: sys::ResizeEvent| {
+                predict.forget();
                 on_resize(size.cols(), size.rows());
             });
         let registration = self.terminal.on_resize(callback.as_ref().unchecked_ref());
@@ -363,6 +410,7 @@ impl Term {
 
     /// Clears the screen and the scrollback.
     pub fn reset(&self) {
+        self.predict.forget();
         self.terminal.reset();
     }
 
@@ -384,7 +432,11 @@ impl Term {
     /// Calls `callback` with the renderer whenever it changes: WebGL takes over once its script
     /// has loaded, and hands back to the DOM renderer when its context is lost.
     pub fn on_renderer_change(&self, callback: impl Fn(Renderer) + 'static) {
+        let blink = Rc::downgrade(&self.blink);
         self.webgl.on_change(Box::new(move |webgl| {
+            if let Some(blink) = blink.upgrade() {
+                blink.renderer_changed(webgl);
+            }
             callback(if webgl {
                 Renderer::Webgl
             } else {

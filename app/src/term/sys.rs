@@ -93,6 +93,47 @@ extern "C" {
     #[wasm_bindgen(method, catch, setter = activeVersion)]
     pub fn set_active_version(this: &UnicodeHandling, version: &str) -> Result<(), JsValue>;
 
+    /// `terminal.buffer`.
+    #[wasm_bindgen(method, getter)]
+    pub fn buffer(this: &Terminal) -> BufferNamespace;
+
+    /// `terminal.buffer`: the normal and the alternate screen.
+    pub type BufferNamespace;
+
+    /// `terminal.buffer.active`: the screen shown now.
+    #[wasm_bindgen(method, getter)]
+    pub fn active(this: &BufferNamespace) -> Buffer;
+
+    /// One screen with its scrollback.
+    pub type Buffer;
+
+    /// `buffer.type`: `"normal"` or `"alternate"`.
+    #[wasm_bindgen(method, getter, js_name = type)]
+    pub fn kind(this: &Buffer) -> String;
+
+    /// `buffer.cursorX`: the cursor's column.
+    #[wasm_bindgen(method, getter, js_name = cursorX)]
+    pub fn cursor_x(this: &Buffer) -> u32;
+
+    /// `buffer.cursorY`: the cursor's row in the viewport.
+    #[wasm_bindgen(method, getter, js_name = cursorY)]
+    pub fn cursor_y(this: &Buffer) -> u32;
+
+    /// `buffer.baseY`: the buffer line at the top of the viewport.
+    #[wasm_bindgen(method, getter, js_name = baseY)]
+    pub fn base_y(this: &Buffer) -> u32;
+
+    /// `buffer.getLine(y)`; undefined past the end.
+    #[wasm_bindgen(method, js_name = getLine)]
+    pub fn get_line(this: &Buffer, y: u32) -> Option<BufferLine>;
+
+    /// One line of a buffer.
+    pub type BufferLine;
+
+    /// `line.translateToString(trimRight, startColumn)`.
+    #[wasm_bindgen(method, js_name = translateToString)]
+    pub fn translate_to_string(this: &BufferLine, trim_right: bool, start: u32) -> String;
+
     /// What an `on…` registration returns.
     pub type Disposable;
 

@@ -1,0 +1,72 @@
+// A loopback TCP forwarder that adds a fixed one-way delay in both directions: a slow link
+// (cellular, a far region) between the device's agent and its sshd, so a round trip through it
+// takes at least twice the delay. Every chunk is held for the same time, so order is kept; the
+// bandwidth is not limited.
+import * as net from 'node:net';
+
+/** A delaying forwarder from a loopback port to `HOST:PORT`. */
+export class Delay {
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  /** `127.0.0.1:PORT`, where to connect instead of the target. */
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Starts forwarding to `target` (`HOST:PORT`), holding every chunk for `oneWayMs`. */
+  static async start(target: string, oneWayMs: number): Promise<Delay> {
+    const [host, portText] = target.split(':');
+    const targetPort = Number(portText);
+    if (!host || !Number.isInteger(targetPort)) throw new Error(`not HOST:PORT: ${target}`);
+    const server = net.createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        if (address === null || typeof address === 'string') {
+          reject(new Error('the forwarder has no TCP address'));
+          return;
+        }
+        resolve(address.port);
+      });
+    });
+    const delay = new Delay(server, port);
+    server.on('connection', (client) => delay.forward(client, host, targetPort, oneWayMs));
+    return delay;
+  }
+
+  private forward(client: net.Socket, host: string, port: number, oneWayMs: number): void {
+    const upstream = net.connect(port, host);
+    const pass = (from: net.Socket, to: net.Socket) => {
+      from.on('data', (chunk) => {
+        setTimeout(() => {
+          if (!to.destroyed) to.write(chunk);
+        }, oneWayMs);
+      });
+      // The end of a stream is delayed like its data, so it cannot overtake it.
+      from.on('end', () => setTimeout(() => to.end(), oneWayMs));
+    };
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.setNoDelay(true);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    pass(client, upstream);
+    pass(upstream, client);
+  }
+
+  /** Stops listening and closes every connection through the forwarder. */
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
