@@ -22,6 +22,7 @@ mod cookie;
 mod data_plane;
 mod handshake;
 mod limits;
+mod notify;
 mod origins;
 mod ratelimit;
 mod relay;
@@ -139,6 +140,11 @@ pub struct ServeArgs {
     /// many, then one every 60/N seconds); further ones get 429.
     #[arg(long, value_name = "N", default_value_t = relay::HANDSHAKES_PER_MINUTE)]
     pub relay_handshakes_per_minute: u32,
+    /// Tunnel notifications: publish each new destination token to this broker on
+    /// `$aws/things/<thing>/tunnels/notify`, as AWS does (OpenTunnel with a thing name,
+    /// RotateTunnelAccessToken with DESTINATION or ALL).
+    #[command(flatten)]
+    pub mqtt: crate::mqtt::MqttArgs,
 }
 
 /// What every handler can reach.
@@ -163,6 +169,8 @@ pub(crate) struct Shared {
     pub sessions: Sessions,
     /// The pages' Content-Security-Policy.
     pub csp: HeaderValue,
+    /// The tunnel notification publisher (`--mqtt`).
+    pub notifier: Option<notify::Notifier>,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -273,6 +281,9 @@ impl Server {
                 )
             })
             .transpose()?;
+        let notifier = crate::mqtt::Broker::from_args(&args.mqtt)?
+            .map(|broker| notify::Notifier::start(&broker))
+            .transpose()?;
         let tcp = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -315,6 +326,7 @@ impl Server {
             shutdown: shutdown_rx,
             sessions: Sessions::default(),
             csp: static_files::csp(&extra, addr.ip().is_loopback()),
+            notifier,
         }));
         // Around the whole router, so every route (and any added later) has them.
         let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
@@ -417,6 +429,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     tracing::info!(origins = ?server.state.origins.list(), "allowed browser origins");
+    if let Some(notifier) = &server.state.notifier {
+        tracing::info!(broker = notifier.broker(), "tunnel notifications go to the MQTT broker");
+    }
     if let Some(upstream) = &server.state.upstream {
         tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
     }
