@@ -169,11 +169,8 @@ impl Broker {
             ),
             Some(config) => {
                 let bridge = TlsBridge::start(self.host.clone(), self.port, config.clone())?;
-                let mut options = rumqttc::MqttOptions::new(
-                    client_id,
-                    bridge.socket.display().to_string(),
-                    0,
-                );
+                let mut options =
+                    rumqttc::MqttOptions::new(client_id, bridge.socket.display().to_string(), 0);
                 options.set_transport(rumqttc::Transport::Unix);
                 (options, Some(bridge))
             }
@@ -239,7 +236,11 @@ impl TlsBridge {
         config: Arc<rustls::ClientConfig>,
     ) -> Result<Self, MqttError> {
         use std::os::unix::fs::DirBuilderExt as _;
-        let name = format!("burrow-mqtt-{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let name = format!(
+            "burrow-mqtt-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
         let dir = std::env::temp_dir().join(name);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let socket = dir.join("broker.sock");
@@ -291,6 +292,28 @@ impl TlsBridge {
         .abort_handle();
         Ok(Self { dir, socket, task })
     }
+}
+
+/// `value` fit for a log line: at most 60 characters, control characters escaped (a payload
+/// from the broker is anybody's input).
+pub(crate) fn shown(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(60)
+        .flat_map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", u32::from(c))
+                    .chars()
+                    .collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if value.chars().count() > 60 {
+        out.push('…');
+    }
+    out
 }
 
 /// The topic AWS IoT Secure Tunneling notifies a thing on.
@@ -372,7 +395,13 @@ mod tests {
             .expect("valid")
             .expect("some");
         assert!(b.tls.is_some());
-        for bad in ["http://x:1", "mqtt://:1883", "mqtt://x:0", "mqtt://x:port", "x:1883"] {
+        for bad in [
+            "http://x:1",
+            "mqtt://:1883",
+            "mqtt://x:0",
+            "mqtt://x:port",
+            "x:1883",
+        ] {
             assert!(Broker::from_args(&args(bad)).is_err(), "{bad}");
         }
         let mut plain_with_ca = args("mqtt://x:1");
@@ -381,7 +410,11 @@ mod tests {
             Broker::from_args(&plain_with_ca),
             Err(MqttError::TlsFilesWithoutTls)
         ));
-        assert!(Broker::from_args(&MqttArgs::default()).expect("ok").is_none());
+        assert!(
+            Broker::from_args(&MqttArgs::default())
+                .expect("ok")
+                .is_none()
+        );
     }
 
     #[test]
@@ -413,6 +446,8 @@ mod tests {
         );
         assert!(!format!("{n:?}").contains("secret-token"));
         assert!(is_valid_thing_name("pump-7:a_b"));
-        assert!(!is_valid_thing_name("a/b") && !is_valid_thing_name("#") && !is_valid_thing_name(""));
+        assert!(
+            !is_valid_thing_name("a/b") && !is_valid_thing_name("#") && !is_valid_thing_name("")
+        );
     }
 }

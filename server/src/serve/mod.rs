@@ -430,7 +430,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(origins = ?server.state.origins.list(), "allowed browser origins");
     if let Some(notifier) = &server.state.notifier {
-        tracing::info!(broker = notifier.broker(), "tunnel notifications go to the MQTT broker");
+        tracing::info!(
+            broker = notifier.broker(),
+            "tunnel notifications go to the MQTT broker"
+        );
     }
     if let Some(upstream) = &server.state.upstream {
         tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
