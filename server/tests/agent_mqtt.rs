@@ -114,8 +114,17 @@ impl Broker {
         std::fs::write(&path, conf).expect("write mosquitto.conf");
         let mut cmd = Command::new("mosquitto");
         cmd.arg("-c").arg(&path);
-        let mut proc = Proc::spawn("mosquitto", cmd);
-        proc.wait_line("mosquitto running", |l| l.contains("running"));
+        let proc = Proc::spawn("mosquitto", cmd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto does not listen on {}:\n{}",
+                self.port,
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.proc = Some(proc);
     }
 
