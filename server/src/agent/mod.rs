@@ -207,9 +207,18 @@ pub(crate) fn ready_line(line: &str) {
 
 /// Runs the agent until interrupted or refused.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    run_with(args, None).await
+}
+
+/// [`run`]; with --thing, `subscribed` is told once the agent waits for notifications (the demo
+/// opens its tunnel only then).
+pub async fn run_with(
+    args: AgentArgs,
+    subscribed: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<()> {
     let plan = Plan::from_args(args)?;
     tokio::select! {
-        result = plan.run() => result,
+        result = plan.run(subscribed) => result,
         interrupted = tokio::signal::ctrl_c() => {
             interrupted.context("cannot wait for Ctrl-C")?;
             tracing::info!("interrupted; stopping");
@@ -328,9 +337,9 @@ impl Plan {
         })
     }
 
-    async fn run(self) -> anyhow::Result<()> {
+    async fn run(self, subscribed: Option<tokio::sync::oneshot::Sender<()>>) -> anyhow::Result<()> {
         if let Some(thing) = &self.thing {
-            return notified::run(&self, thing).await;
+            return notified::run(&self, thing, subscribed).await;
         }
         // Source listeners live across sessions, so local clients keep their port.
         let (accept_tx, mut accepted) = mpsc::channel::<Accepted>(16);

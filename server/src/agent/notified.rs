@@ -118,7 +118,11 @@ enum Ignored {
 }
 
 /// Runs until interrupted.
-pub(super) async fn run(plan: &Plan, thing: &Thing) -> anyhow::Result<()> {
+pub(super) async fn run(
+    plan: &Plan,
+    thing: &Thing,
+    mut subscribed: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<()> {
     let settings = Arc::new(Settings {
         format: plan.format,
         endpoint: plan.endpoint.clone(),
@@ -155,6 +159,9 @@ pub(super) async fn run(plan: &Plan, thing: &Thing) -> anyhow::Result<()> {
                         tracing::error!(%topic, "the broker refused the subscription (check the thing's policy)");
                     } else {
                         ready_line(&format!("waiting for tunnels of {} on {}", thing.name, thing.broker));
+                        if let Some(tell) = subscribed.take() {
+                            let _ = tell.send(());
+                        }
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
