@@ -368,18 +368,24 @@ fn the_agent_gets_its_tokens_by_notification() {
         l == "burrow agent: tunnel #2 ended"
     });
 
-    // Restart the broker: the agent reconnects and the next tunnel still reaches it.
+    // The broker goes down: opening a tunnel still succeeds (the notification waits in the
+    // service), and once the broker is back the agent, reconnected, gets it.
     broker.stop();
     device.wait_line("broker lost", |l| l.contains("MQTT broker lost"));
+    let (_, source_token) = open_for(&serve, "dev-1");
     broker.launch();
     device.wait_line_nth("resubscribed", 2, |l| {
         l.starts_with("burrow agent: waiting for tunnels of ")
     });
-    let (_, source_token) = open_for(&serve, "dev-1");
     device.wait_line("third notification", |l| {
         l.starts_with("burrow agent: tunnel #3 notified")
     });
     device.wait_line_nth("third connection", 3, is_connected);
+    assert!(
+        serve.proc.log().contains("MQTT broker unreachable"),
+        "the service did not warn about the broker:\n{}",
+        serve.proc.log()
+    );
     let (_source, port) = source(&serve, &source_token);
     assert_eq!(
         ssh_ok(port, &sshd.keys[0], "echo after-restart"),
