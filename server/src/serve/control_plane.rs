@@ -14,6 +14,10 @@
 //! with control characters escaped, so a huge or hostile value cannot flood a response or a log
 //! or reach an operator's terminal as escape sequences.
 //!
+//! With `--mqtt`, OpenTunnel with a `destinationConfig.thingName` and RotateTunnelAccessToken
+//! with DESTINATION or ALL hand the new destination token to the notifier
+//! (`super::notify`), which publishes it to the thing; the call never waits for the broker.
+//!
 //! Requests from a browser (with an `Origin`) are served only for allowlisted origins. In relay
 //! mode the control plane is off: the tunnels live in the upstream service.
 

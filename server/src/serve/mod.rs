@@ -10,6 +10,9 @@
 //! - `GET /tunnel/status` — why a handshake would be refused, for pages ([`status`]).
 //! - everything else — the built browser app ([`static_files`]).
 //!
+//! With `--mqtt URL`, new destination tokens are also published to the thing's
+//! `$aws/things/<thing>/tunnels/notify` topic ([`notify`]), as AWS does.
+//!
 //! The tunnels live in a [`tunnels::Registry`]; the protocol rules come from
 //! `burrow_proto::service`. On startup the server prints one line,
 //! `burrow serve: listening on http://127.0.0.1:PORT`, for scripts and test harnesses. Ctrl-C or
