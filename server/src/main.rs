@@ -3,6 +3,7 @@
 
 mod agent;
 mod demo;
+mod mqtt;
 mod serve;
 mod wsclient;
 
@@ -37,6 +38,13 @@ fn main() -> std::process::ExitCode {
                 // keep its debug chatter out of the operator's terminal too).
                 .add_directive(
                     "tungstenite::handshake::client=info"
+                        .parse()
+                        .expect("a constant, valid log directive"),
+                )
+                // The MQTT client's debug output names packets; keep it (and any payload, which
+                // may hold a tunnel token) out of the log too.
+                .add_directive(
+                    "rumqttc=warn"
                         .parse()
                         .expect("a constant, valid log directive"),
                 ),

@@ -149,7 +149,11 @@ fn ssh_with_password(
 
 #[test]
 fn the_demo_device_runs_commands_for_the_password() {
-    let demo = start_demo();
+    let mut demo = start_demo();
+    // The device's agent got its token by MQTT notification, not on its command line.
+    demo.proc.wait_line("the device's notification", |l| {
+        l == "burrow agent: tunnel #1 notified (services: SSH)"
+    });
     let (_source, port) = source_for(&demo);
 
     let out = run(

@@ -22,7 +22,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
         "checking what the demo needs (wasm target, clang, trunk, wasm-bindgen-cli, npm packages with binaryen)",
     );
     setup::ensure_wasm_target()?;
-    setup::ensure_apt(&[CLANG])?;
+    setup::ensure_apt(&[CLANG, setup::MOSQUITTO])?;
     setup::ensure_trunk()?;
     setup::ensure_wasm_bindgen(root)?;
     setup::ensure_npm_packages(root)?;

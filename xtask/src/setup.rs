@@ -42,6 +42,17 @@ pub const SSHPASS: AptPackage = AptPackage {
     package: "sshpass",
     provides: "sshpass",
 };
+/// Debian's mosquitto is the MQTT broker of the tunnel-notification tests and the demo, and
+/// mosquitto-clients' `mosquitto_pub` publishes the tests' hostile payloads.
+pub const MOSQUITTO: AptPackage = AptPackage {
+    package: "mosquitto",
+    provides: "/usr/sbin/mosquitto",
+};
+/// `mosquitto_pub`, checked on its own (the clients are a package of their own).
+pub const MOSQUITTO_CLIENTS: AptPackage = AptPackage {
+    package: "mosquitto-clients",
+    provides: "mosquitto_pub",
+};
 /// Node.js and npm run the Playwright suite and install xterm.js.
 pub const NODE: AptPackage = AptPackage {
     package: "nodejs npm",

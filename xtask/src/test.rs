@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::run::{Cmd, Stopwatch, XtaskError, format_duration, on_path, say};
-use crate::setup::{self, CHROMIUM, CLANG, OPENSSH_SERVER, SSHPASS, WASM_TARGET};
+use crate::setup::{
+    self, CHROMIUM, CLANG, MOSQUITTO, MOSQUITTO_CLIENTS, OPENSSH_SERVER, SSHPASS, WASM_TARGET,
+};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, Default)]
@@ -249,7 +251,7 @@ fn run_counted(command: &Cmd, parse: fn(&[String]) -> Counts) -> Result<Counts, 
 fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
     let root = &context.root;
     setup::ensure_wasm_target()?;
-    let mut apt = vec![CLANG, SSHPASS];
+    let mut apt = vec![CLANG, SSHPASS, MOSQUITTO, MOSQUITTO_CLIENTS];
     if !context.skips("e2e") {
         apt.push(CHROMIUM);
         apt.push(OPENSSH_SERVER);

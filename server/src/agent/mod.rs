@@ -26,6 +26,7 @@
 
 mod conn;
 mod mapping;
+mod notified;
 mod session;
 
 use std::time::Duration;
@@ -99,9 +100,10 @@ pub struct AgentArgs {
     #[arg(long, value_enum)]
     pub mode: Mode,
     /// The tunneling service's data plane: ws://HOST:PORT, wss://HOST[:PORT] (http:// and
-    /// https:// work too; a bare HOST[:PORT] means wss). `/tunnel` is added.
-    #[arg(short = 'e', long)]
-    pub endpoint: String,
+    /// https:// work too; a bare HOST[:PORT] means wss). `/tunnel` is added. With --thing it
+    /// defaults to AWS's data plane of the region each notification names.
+    #[arg(short = 'e', long, required_unless_present = "thing")]
+    pub endpoint: Option<String>,
     /// The tunnel access token for this mode (single use unless a client token is set).
     /// Prefer the AWSIOT_TUNNEL_ACCESS_TOKEN environment variable: a value given with -t is
     /// visible to every user of the machine in `ps`.
@@ -109,9 +111,20 @@ pub struct AgentArgs {
         short = 't',
         long,
         env = "AWSIOT_TUNNEL_ACCESS_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        required_unless_present = "thing"
     )]
-    pub token: Secret,
+    pub token: Option<Secret>,
+    /// Destination mode without a token: wait for this thing's tunnels, whose tokens arrive
+    /// by MQTT on `$aws/things/NAME/tunnels/notify` (needs --mqtt), and serve each of them.
+    #[arg(long, value_name = "NAME", conflicts_with = "token", requires = "url")]
+    pub thing: Option<String>,
+    /// With --thing: the MQTT client id (default: the thing name, as AWS IoT policies expect).
+    #[arg(long, value_name = "ID", requires = "thing")]
+    pub client_id: Option<String>,
+    /// With --thing: the broker the notifications come from.
+    #[command(flatten)]
+    pub mqtt: crate::mqtt::MqttArgs,
     /// The client token (32 to 128 of A-Z, a-z, 0-9 and '-') that lets the same access token
     /// reconnect; a random one is made for each run when it is not given.
     #[arg(short = 'i', long)]
@@ -176,6 +189,15 @@ pub enum ArgsError {
     /// V1 has no service ids, so it carries one service.
     #[error("the V1 format carries a single service; give one mapping")]
     V1SingleService,
+    /// Waiting for notifications is what a device does.
+    #[error("--thing needs --mode destination")]
+    ThingNeedsDestination,
+    /// The thing name or client id breaks AWS's rule.
+    #[error("{0} must be 1 to 128 of A-Z, a-z, 0-9, ':', '_' and '-'")]
+    InvalidThingName(&'static str),
+    /// The broker flags are wrong.
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
 }
 
 /// Prints one line for harnesses and users on stdout.
@@ -185,9 +207,18 @@ pub(crate) fn ready_line(line: &str) {
 
 /// Runs the agent until interrupted or refused.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    run_with(args, None).await
+}
+
+/// [`run`]; with --thing, `subscribed` is told once the agent waits for notifications (the demo
+/// opens its tunnel only then).
+pub async fn run_with(
+    args: AgentArgs,
+    subscribed: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<()> {
     let plan = Plan::from_args(args)?;
     tokio::select! {
-        result = plan.run() => result,
+        result = plan.run(subscribed) => result,
         interrupted = tokio::signal::ctrl_c() => {
             interrupted.context("cannot wait for Ctrl-C")?;
             tracing::info!("interrupted; stopping");
@@ -201,8 +232,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 struct Plan {
     role: Role,
     format: Format,
-    endpoint: String,
-    token: Secret,
+    /// `-e`; with --thing only an override.
+    endpoint: Option<String>,
+    /// `-t`; `None` with --thing.
+    token: Option<Secret>,
+    /// --thing: the thing, its client id and the broker.
+    thing: Option<notified::Thing>,
     client_token: Secret,
     sources: Vec<SourceMapping>,
     destinations: Vec<DestinationMapping>,
@@ -229,11 +264,34 @@ impl Plan {
                 if !args.sources.is_empty() {
                     return Err(ArgsError::WrongMappings("destination", "-s"));
                 }
-                mapping::check_services(
-                    args.destinations.iter().map(|m| m.service.as_deref()),
-                    "destination mode needs -d [SVC=][HOST:]PORT",
-                )?;
+                // With --thing, SSH has a default mapping (127.0.0.1:22, as AWS's device client).
+                if args.thing.is_none() || !args.destinations.is_empty() {
+                    mapping::check_services(
+                        args.destinations.iter().map(|m| m.service.as_deref()),
+                        "destination mode needs -d [SVC=][HOST:]PORT",
+                    )?;
+                }
                 Role::Destination
+            }
+        };
+        let thing = match &args.thing {
+            None => None,
+            Some(_) if role != Role::Destination => return Err(ArgsError::ThingNeedsDestination),
+            Some(name) => {
+                if !crate::mqtt::is_valid_thing_name(name) {
+                    return Err(ArgsError::InvalidThingName("--thing"));
+                }
+                let client_id = args.client_id.clone().unwrap_or_else(|| name.clone());
+                if !crate::mqtt::is_valid_thing_name(&client_id) {
+                    return Err(ArgsError::InvalidThingName("--client-id"));
+                }
+                let broker = crate::mqtt::Broker::from_args(&args.mqtt)?
+                    .ok_or(crate::mqtt::MqttError::Url(String::new()))?;
+                Some(notified::Thing {
+                    name: name.clone(),
+                    client_id,
+                    broker,
+                })
             }
         };
         let format = match args.format {
@@ -244,7 +302,7 @@ impl Plan {
         if format == Format::V1 && args.sources.len() + args.destinations.len() > 1 {
             return Err(ArgsError::V1SingleService);
         }
-        if args.token.0.trim().is_empty() {
+        if args.token.as_ref().is_some_and(|t| t.0.trim().is_empty()) {
             return Err(ArgsError::EmptyToken);
         }
         let client_token = match args.client_token {
@@ -266,6 +324,7 @@ impl Plan {
             format,
             endpoint: args.endpoint,
             token: args.token,
+            thing,
             client_token,
             sources: args.sources,
             destinations: args.destinations,
@@ -278,7 +337,10 @@ impl Plan {
         })
     }
 
-    async fn run(self) -> anyhow::Result<()> {
+    async fn run(self, subscribed: Option<tokio::sync::oneshot::Sender<()>>) -> anyhow::Result<()> {
+        if let Some(thing) = &self.thing {
+            return notified::run(&self, thing, subscribed).await;
+        }
         // Source listeners live across sessions, so local clients keep their port.
         let (accept_tx, mut accepted) = mpsc::channel::<Accepted>(16);
         let mut listeners = JoinSet::new();
@@ -292,52 +354,71 @@ impl Plan {
             listeners.spawn(accept_loop(index, listener, accept_tx.clone()));
         }
         drop(accept_tx);
+        let (Some(endpoint), Some(token)) = (&self.endpoint, &self.token) else {
+            anyhow::bail!("an access token and an endpoint are needed (or --thing)");
+        };
+        let setup = self.setup(&self.destinations);
+        let options = ConnectOptions {
+            endpoint,
+            role: self.role,
+            token: &token.0,
+            client_token: Some(&self.client_token.0),
+            insecure: self.insecure,
+            timeout: HANDSHAKE_TIMEOUT,
+        };
+        let mut stream_ids = StreamIdPlan::new(rand::random());
+        Err(serve_tunnel(&options, &setup, &mut accepted, &mut stream_ids).await)
+    }
 
-        let setup = Setup {
+    /// The session settings, with these destination mappings.
+    fn setup<'a>(&'a self, destinations: &'a [DestinationMapping]) -> Setup<'a> {
+        Setup {
             role: self.role,
             format: self.format,
-            destinations: &self.destinations,
+            destinations,
             sources: &self.sources,
             ping_interval: self.ping_interval,
             connect_timeout: LOCAL_CONNECT_TIMEOUT,
             max_connections_per_stream: self.max_connections_per_stream,
             max_connections: self.max_connections,
-        };
-        let mut stream_ids = StreamIdPlan::new(rand::random());
-        let options = ConnectOptions {
-            endpoint: &self.endpoint,
-            role: self.role,
-            token: &self.token.0,
-            client_token: Some(&self.client_token.0),
-            insecure: self.insecure,
-            timeout: HANDSHAKE_TIMEOUT,
-        };
-        let mut delay = BACKOFF_START;
-        loop {
-            match wsclient::connect(&options).await {
-                Ok(connected) => {
-                    tracing::info!(
-                        subprotocol = %connected.subprotocol,
-                        channel_id = connected.channel_id.as_deref().unwrap_or("-"),
-                        "connected to the tunneling service"
-                    );
-                    let started = tokio::time::Instant::now();
-                    let end = session::run(connected, &setup, &mut accepted, &mut stream_ids).await;
-                    if started.elapsed() >= STABLE_SESSION {
-                        delay = BACKOFF_START;
-                    }
-                    tracing::warn!(%end, "session ended; reconnecting");
-                }
-                Err(err) if err.is_retryable() => {
-                    tracing::warn!(%err, "cannot connect; retrying");
-                }
-                Err(err) => return Err(err.into()),
-            }
-            let wait = jittered(delay);
-            tracing::info!(?wait, "waiting before reconnecting");
-            refuse_while_waiting(wait, &mut accepted).await;
-            delay = (delay * 2).min(BACKOFF_CAP);
         }
+    }
+}
+
+/// One tunnel's reconnect loop: opens the WebSocket, runs a [`session`] until it ends, and
+/// reconnects with exponential back-off, until the service refuses the handshake for good (a
+/// 4xx: the token was revoked, the tunnel closed), which is returned.
+async fn serve_tunnel(
+    options: &ConnectOptions<'_>,
+    setup: &Setup<'_>,
+    accepted: &mut mpsc::Receiver<Accepted>,
+    stream_ids: &mut StreamIdPlan,
+) -> anyhow::Error {
+    let mut delay = BACKOFF_START;
+    loop {
+        match wsclient::connect(options).await {
+            Ok(connected) => {
+                tracing::info!(
+                    subprotocol = %connected.subprotocol,
+                    channel_id = connected.channel_id.as_deref().unwrap_or("-"),
+                    "connected to the tunneling service"
+                );
+                let started = tokio::time::Instant::now();
+                let end = session::run(connected, setup, accepted, stream_ids).await;
+                if started.elapsed() >= STABLE_SESSION {
+                    delay = BACKOFF_START;
+                }
+                tracing::warn!(%end, "session ended; reconnecting");
+            }
+            Err(err) if err.is_retryable() => {
+                tracing::warn!(%err, "cannot connect; retrying");
+            }
+            Err(err) => return err.into(),
+        }
+        let wait = jittered(delay);
+        tracing::info!(?wait, "waiting before reconnecting");
+        refuse_while_waiting(wait, accepted).await;
+        delay = (delay * 2).min(BACKOFF_CAP);
     }
 }
 
@@ -503,6 +584,80 @@ mod tests {
         );
         assert!(with(&["--mode", "destination", "-d", "22", "-i", "short"]).is_err());
         assert!(with(&["--mode", "destination", "-d", "22", "-i", &"a".repeat(40)]).is_ok());
+    }
+
+    #[test]
+    fn thing_mode_flags() {
+        let ok = plan(&[
+            "--mode",
+            "destination",
+            "--thing",
+            "pump-7",
+            "--mqtt",
+            "mqtt://127.0.0.1:1883",
+        ])
+        .expect("valid flags");
+        let thing = ok.thing.expect("thing mode");
+        assert_eq!(
+            (thing.name.as_str(), thing.client_id.as_str()),
+            ("pump-7", "pump-7")
+        );
+        assert!(ok.token.is_none() && ok.endpoint.is_none());
+        let with_id = plan(&[
+            "--mode",
+            "destination",
+            "--thing",
+            "pump-7",
+            "--client-id",
+            "pump-7-agent",
+            "--mqtt",
+            "mqtt://127.0.0.1:1883",
+            "-d",
+            "SSH=2222",
+        ])
+        .expect("valid flags");
+        assert_eq!(with_id.thing.expect("thing").client_id, "pump-7-agent");
+        // No broker, a source, a token as well, a bad name: refused.
+        assert!(plan(&["--mode", "destination", "--thing", "pump-7"]).is_err());
+        assert!(
+            plan(&[
+                "--mode",
+                "source",
+                "--thing",
+                "p",
+                "--mqtt",
+                "mqtt://h:1",
+                "-s",
+                "22"
+            ])
+            .is_err()
+        );
+        assert!(
+            plan(&[
+                "--mode",
+                "destination",
+                "--thing",
+                "p",
+                "--mqtt",
+                "mqtt://h:1",
+                "-t",
+                "x"
+            ])
+            .is_err()
+        );
+        assert!(
+            plan(&[
+                "--mode",
+                "destination",
+                "--thing",
+                "a/#",
+                "--mqtt",
+                "mqtt://h:1"
+            ])
+            .is_err()
+        );
+        // Without --thing, -e and -t are still needed.
+        assert!(plan(&["--mode", "destination", "-d", "22", "-t", "x"]).is_err());
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! `burrow demo`: the whole product on one machine, in one command.
 //!
-//! It starts the local tunneling service in-process (`burrow serve`, default 127.0.0.1:8080,
-//! serving the built app), opens a tunnel with service `SSH` through the service's own control
-//! plane, starts the demo device (an SSH server embedded in `burrow`, see [`device`]; or
-//! `--device HOST:PORT` for an existing sshd) and a destination agent in-process, then prints
+//! It starts an MQTT broker (Debian's mosquitto, see [`broker`]), the local tunneling service
+//! in-process (`burrow serve --mqtt`, default 127.0.0.1:8080, serving the built app), the demo
+//! device (an SSH server embedded in `burrow`, see [`device`]; or `--device HOST:PORT` for an
+//! existing sshd) and its agent in-process, which gets only its thing name ([`THING`]) and the
+//! broker, never a token. Once the agent has subscribed, the demo opens a tunnel for that
+//! thing with service `SSH` through the service's own control plane; the destination token
+//! reaches the agent by notification, as on AWS IoT Core. Then it prints
 //! the URL to open (the source token in the fragment, which never reaches a server), the user
 //! name and the password. Ctrl-C (or SIGTERM) stops all of it; the device's shells die with it.
 //!
 //! It deliberately adds no logic of its own to the parts: the service, the agent and the device
 //! run exactly as they do alone.
 
+mod broker;
 mod device;
 
 use std::net::SocketAddr;
@@ -25,6 +29,10 @@ use crate::{agent, serve};
 
 /// How long the demo waits for its own control plane to answer.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The demo device's thing name.
+pub(crate) const THING: &str = "burrow-demo-device";
+/// How long the demo waits for the device's agent to subscribe to its notifications.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long shutdown waits for the service to close its WebSockets.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -69,7 +77,6 @@ pub enum ControlError {
 struct OpenedTunnel {
     id: String,
     source_token: String,
-    destination_token: String,
 }
 
 /// Parses flags the way their own subcommands do, so every default stays theirs.
@@ -91,10 +98,17 @@ struct AgentCli {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let listen = args.listen.to_string();
     let static_dir = args.static_dir.display().to_string();
-    let serve_args =
-        ServeCli::try_parse_from(["--listen", listen.as_str(), "--static", static_dir.as_str()])
-            .context("service flags")?
-            .args;
+    let broker = broker::Broker::start().await?;
+    let serve_args = ServeCli::try_parse_from([
+        "--listen",
+        listen.as_str(),
+        "--static",
+        static_dir.as_str(),
+        "--mqtt",
+        broker.url.as_str(),
+    ])
+    .context("service flags")?
+    .args;
     let server = serve::Server::bind(serve_args).await?;
     let url = server.url().to_owned();
     let addr = url
@@ -106,9 +120,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut serving = tokio::spawn(server.serve(async {
         let _sender_gone = stopped.await;
     }));
-
-    let tunnel = open_tunnel(addr).await.context("opening the demo tunnel")?;
-    tracing::info!(tunnel = %tunnel.id, "demo tunnel opened");
 
     let (target, device, login) = match &args.device {
         Some(target) => (target.clone(), None, None),
@@ -126,19 +137,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let endpoint = format!("ws://{addr}");
     let mapping = format!("SSH={target}");
+    // The device's agent knows its thing and the broker, never a token.
     let agent_args = AgentCli::try_parse_from([
         "--mode",
         "destination",
+        "--thing",
+        THING,
+        "--mqtt",
+        broker.url.as_str(),
         "--endpoint",
         endpoint.as_str(),
-        "--token",
-        tunnel.destination_token.as_str(),
         "-d",
         mapping.as_str(),
     ])
     .context("agent flags")?
     .args;
-    let mut agent_task = tokio::spawn(agent::run(agent_args));
+    let (subscribed, on_subscribed) = tokio::sync::oneshot::channel();
+    let mut agent_task = tokio::spawn(agent::run_with(agent_args, Some(subscribed)));
+    tokio::time::timeout(SUBSCRIBE_TIMEOUT, on_subscribed)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the device's agent did not subscribe to {} within {SUBSCRIBE_TIMEOUT:?}",
+                broker.url
+            )
+        })?
+        .map_err(|_| anyhow::anyhow!("the device's agent stopped before it subscribed"))?;
+
+    let tunnel = open_tunnel(addr).await.context("opening the demo tunnel")?;
+    tracing::info!(tunnel = %tunnel.id, thing = THING, "demo tunnel opened; the device gets its token by MQTT");
 
     let user = login.as_ref().map(|(user, _, _)| user.as_str());
     let mut link = format!("{url}/#token={}", percent_encode(&tunnel.source_token));
@@ -147,6 +174,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         link.push_str(&percent_encode(user));
     }
     println!("burrow demo: service on {url}");
+    println!(
+        "burrow demo: MQTT broker on {} (device {THING} waits there for its token)",
+        broker.url
+    );
     println!("burrow demo: open {link}");
     match &login {
         Some((user, password, fingerprint)) => {
@@ -196,6 +227,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !serving_done {
         let _slow = tokio::time::timeout(STOP_TIMEOUT, serving).await;
     }
+    drop(broker);
     outcome
 }
 
@@ -222,7 +254,7 @@ async fn shutdown_signal() {
 
 /// Opens a tunnel with service `SSH` through the service's control plane (plain HTTP/1.1).
 async fn open_tunnel(addr: SocketAddr) -> Result<OpenedTunnel, ControlError> {
-    let body = r#"{"destinationConfig":{"services":["SSH"]}}"#;
+    let body = format!(r#"{{"destinationConfig":{{"thingName":"{THING}","services":["SSH"]}}}}"#);
     let request = format!(
         "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: IoTSecuredTunneling.OpenTunnel\r\n\
          Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
@@ -254,7 +286,6 @@ async fn open_tunnel(addr: SocketAddr) -> Result<OpenedTunnel, ControlError> {
     Ok(OpenedTunnel {
         id: field("tunnelId")?,
         source_token: field("sourceAccessToken")?,
-        destination_token: field("destinationAccessToken")?,
     })
 }
 

@@ -14,6 +14,10 @@
 //! with control characters escaped, so a huge or hostile value cannot flood a response or a log
 //! or reach an operator's terminal as escape sequences.
 //!
+//! With `--mqtt`, OpenTunnel with a `destinationConfig.thingName` and RotateTunnelAccessToken
+//! with DESTINATION or ALL hand the new destination token to the notifier
+//! (`super::notify`), which publishes it to the thing; the call never waits for the broker.
+//!
 //! Requests from a browser (with an `Origin`) are served only for allowlisted origins. In relay
 //! mode the control plane is off: the tunnels live in the upstream service.
 
@@ -448,19 +452,23 @@ fn open_tunnel(state: &AppState, input: OpenTunnelIn, region: String) -> Result<
         }
         .into());
     }
+    let notified = thing_name.clone().map(|thing| (thing, services.clone()));
     let opened = state.registry.open(OpenRequest {
         description: input.description,
         thing_name,
         services,
         lifetime_minutes: lifetime,
         tags,
-        region,
+        region: region.clone(),
     })?;
     tracing::info!(
         tunnel = opened.tunnel_id.get(..8).unwrap_or_default(),
         lifetime_minutes = lifetime,
         "tunnel opened"
     );
+    if let (Some(notifier), Some((thing, services))) = (&state.notifier, notified) {
+        notifier.notify(&thing, &opened.destination_token, &region, &services);
+    }
     Ok(json!({
         "tunnelId": opened.tunnel_id,
         "tunnelArn": opened.tunnel_arn,
@@ -513,6 +521,9 @@ fn rotate(state: &AppState, input: RotateIn) -> Result<Value, ApiError> {
         ?mode,
         "access tokens rotated"
     );
+    if let (Some(notifier), Some(token)) = (&state.notifier, &rotated.destination_token) {
+        notify_rotation(state, notifier, &id, token);
+    }
     let mut out = json!({ "tunnelArn": rotated.tunnel_arn });
     if let Some(token) = rotated.source_token {
         out["sourceAccessToken"] = Value::String(token);
@@ -521,6 +532,19 @@ fn rotate(state: &AppState, input: RotateIn) -> Result<Value, ApiError> {
         out["destinationAccessToken"] = Value::String(token);
     }
     Ok(out)
+}
+
+/// Tells the tunnel's thing (as the rotation set it, or as it was) about its new destination
+/// token. A tunnel without a thing has nobody to notify.
+fn notify_rotation(state: &AppState, notifier: &super::notify::Notifier, id: &str, token: &str) {
+    let Ok(view) = state.registry.describe(id) else {
+        return;
+    };
+    // The ARN is `arn:aws:iot:REGION:ACCOUNT:tunnel/ID`.
+    let region = view.tunnel_arn.split(':').nth(3).unwrap_or(&state.region);
+    if let Some(thing) = &view.thing_name {
+        notifier.notify(thing, token, region, &view.services);
+    }
 }
 
 #[derive(Deserialize)]

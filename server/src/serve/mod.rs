@@ -10,6 +10,9 @@
 //! - `GET /tunnel/status` — why a handshake would be refused, for pages ([`status`]).
 //! - everything else — the built browser app ([`static_files`]).
 //!
+//! With `--mqtt URL`, new destination tokens are also published to the thing's
+//! `$aws/things/<thing>/tunnels/notify` topic ([`notify`]), as AWS does.
+//!
 //! The tunnels live in a [`tunnels::Registry`]; the protocol rules come from
 //! `burrow_proto::service`. On startup the server prints one line,
 //! `burrow serve: listening on http://127.0.0.1:PORT`, for scripts and test harnesses. Ctrl-C or
@@ -22,6 +25,7 @@ mod cookie;
 mod data_plane;
 mod handshake;
 mod limits;
+mod notify;
 mod origins;
 mod ratelimit;
 mod relay;
@@ -140,6 +144,11 @@ pub struct ServeArgs {
     /// many, then one every 60/N seconds); further ones get 429.
     #[arg(long, value_name = "N", default_value_t = relay::HANDSHAKES_PER_MINUTE)]
     pub relay_handshakes_per_minute: u32,
+    /// Tunnel notifications: publish each new destination token to this broker on
+    /// `$aws/things/<thing>/tunnels/notify`, as AWS does (OpenTunnel with a thing name,
+    /// RotateTunnelAccessToken with DESTINATION or ALL).
+    #[command(flatten)]
+    pub mqtt: crate::mqtt::MqttArgs,
 }
 
 /// What every handler can reach.
@@ -164,6 +173,8 @@ pub(crate) struct Shared {
     pub sessions: Sessions,
     /// The pages' Content-Security-Policy.
     pub csp: HeaderValue,
+    /// The tunnel notification publisher (`--mqtt`).
+    pub notifier: Option<notify::Notifier>,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -275,6 +286,9 @@ impl Server {
                 )
             })
             .transpose()?;
+        let notifier = crate::mqtt::Broker::from_args(&args.mqtt)?
+            .map(|broker| notify::Notifier::start(&broker))
+            .transpose()?;
         let tcp = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -317,6 +331,7 @@ impl Server {
             shutdown: shutdown_rx,
             sessions: Sessions::default(),
             csp: static_files::csp(&extra, addr.ip().is_loopback()),
+            notifier,
         }));
         // Around the whole router, so every route (and any added later) has them.
         let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
@@ -419,6 +434,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     tracing::info!(origins = ?server.state.origins.list(), "allowed browser origins");
+    if let Some(notifier) = &server.state.notifier {
+        tracing::info!(
+            broker = notifier.broker(),
+            "tunnel notifications go to the MQTT broker"
+        );
+    }
     if let Some(upstream) = &server.state.upstream {
         tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
     }

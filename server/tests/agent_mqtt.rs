@@ -1,0 +1,504 @@
+//! Tunnel notifications end to end, with real components: Debian's `mosquitto` broker (started
+//! here on a loopback port, once plain and once with TLS that requires client certificates made
+//! by the test), a real `burrow serve --mqtt`, the real `aws` CLI opening and rotating tunnels,
+//! `burrow agent --thing` waiting for its tunnels, and real OpenSSH through the tunnel.
+//!
+//! They need root (sshd runs as root with its own configuration on a loopback port) and
+//! `mosquitto`/`mosquitto_pub` on `PATH` (`cargo xtask test` installs them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Proc, Serve, Sshd, TempDir, agent, free_port, run, ssh, wait_listening};
+use serde_json::Value;
+
+/// How long one ssh command through the tunnel may take.
+const SSH_WAIT: Duration = Duration::from_secs(60);
+/// How long an `aws` call may take.
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// TLS material for the broker and its clients, made here with rcgen.
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl Pki {
+    fn make(dir: &Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "burrow test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
+        let leaf = |names: Vec<String>, cn: &str| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(names).expect("params");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            let cert = params.signed_by(&key, &ca).expect("certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_pem, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()], "broker");
+        let (client_pem, client_key) = leaf(Vec::new(), "dev-tls");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write PEM");
+            path
+        };
+        Pki {
+            ca: write("ca.pem", &ca.pem()),
+            server_cert: write("server.pem", &server_pem),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client_pem),
+            client_key: write("client.key", &client_key),
+        }
+    }
+}
+
+/// A running `mosquitto` on a loopback port, with its own configuration and persistence.
+struct Broker {
+    proc: Option<Proc>,
+    port: u16,
+    dir: TempDir,
+    tls: Option<Pki>,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        Self::start_inner(false)
+    }
+
+    fn start_tls() -> Broker {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(tls: bool) -> Broker {
+        let dir = TempDir::new("mosquitto");
+        let tls = tls.then(|| Pki::make(dir.path()));
+        let mut broker = Broker {
+            proc: None,
+            port: free_port(),
+            dir,
+            tls,
+        };
+        broker.launch();
+        broker
+    }
+
+    fn launch(&mut self) {
+        let dir = self.dir.path();
+        let mut conf = format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
+            self.port,
+            dir.display()
+        );
+        if let Some(pki) = &self.tls {
+            conf.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+                pki.ca.display(),
+                pki.server_cert.display(),
+                pki.server_key.display()
+            ));
+        }
+        let path = dir.join("mosquitto.conf");
+        std::fs::write(&path, conf).expect("write mosquitto.conf");
+        let mut cmd = Command::new("mosquitto");
+        cmd.arg("-c").arg(&path);
+        let proc = Proc::spawn("mosquitto", cmd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto does not listen on {}:\n{}",
+                self.port,
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.proc = Some(proc);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            // SIGTERM: mosquitto saves its persistent sessions on the way out.
+            let _ = Command::new("kill").arg(proc.pid().to_string()).status();
+            proc.wait_exit(Duration::from_secs(10));
+        }
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS flags of a client (`--mqtt-ca`, `--mqtt-cert`, `--mqtt-key`).
+    fn client_flags(&self) -> Vec<String> {
+        let Some(pki) = &self.tls else {
+            return Vec::new();
+        };
+        [
+            ("--mqtt-ca", &pki.ca),
+            ("--mqtt-cert", &pki.client_cert),
+            ("--mqtt-key", &pki.client_key),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()])
+        .collect()
+    }
+
+    /// Publishes `payload` on `topic` with `mosquitto_pub`.
+    fn publish(&self, topic: &str, payload: &str) {
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-q", "1", "-t", topic, "-m", payload]);
+        let out = run("mosquitto_pub", cmd, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "mosquitto_pub failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(proc) = &mut self.proc {
+            proc.kill();
+        }
+    }
+}
+
+/// Runs `aws iotsecuretunneling ARGS…` against `serve` with dummy credentials; must succeed.
+fn aws(serve: &Serve, args: &[&str]) -> Value {
+    let out = aws_output(serve, args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed ({}):\n{}\n{stdout}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if stdout.trim().is_empty() {
+        return Value::Object(Default::default());
+    }
+    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("aws {args:?}: {err}: {stdout}"))
+}
+
+fn aws_output(serve: &Serve, args: &[&str]) -> Output {
+    let mut cmd = Command::new("aws");
+    cmd.arg("iotsecuretunneling")
+        .args(args)
+        .arg("--endpoint-url")
+        .arg(format!("http://{}", serve.addr))
+        .args(["--region", "eu-west-1", "--output", "json"]);
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_CA_BUNDLE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIDBURROWTEST000000")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "burrow-test-secret-key-not-a-real-one",
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env("AWS_MAX_ATTEMPTS", "1");
+    run("aws", cmd, CLI_TIMEOUT)
+}
+
+fn open_for(serve: &Serve, thing: &str) -> (String, String) {
+    let out = aws(
+        serve,
+        &[
+            "open-tunnel",
+            "--destination-config",
+            &format!("thingName={thing},services=SSH"),
+        ],
+    );
+    (
+        out["tunnelId"].as_str().expect("tunnelId").to_owned(),
+        out["sourceAccessToken"]
+            .as_str()
+            .expect("sourceAccessToken")
+            .to_owned(),
+    )
+}
+
+/// `burrow agent --thing THING --mqtt URL`, once subscribed.
+fn thing_agent(
+    broker: &Broker,
+    serve: &Serve,
+    thing: &str,
+    mapping: &str,
+    extra: &[String],
+) -> Proc {
+    let url = broker.url();
+    let endpoint = serve.endpoint();
+    let mut args: Vec<&str> = vec![
+        "--mode",
+        "destination",
+        "--thing",
+        thing,
+        "--mqtt",
+        &url,
+        "--endpoint",
+        &endpoint,
+        "-d",
+        mapping,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let mut proc = agent(&format!("agent of {thing}"), &args);
+    proc.wait_line("'waiting for tunnels'", |l| {
+        l.starts_with("burrow agent: waiting for tunnels of ")
+    });
+    proc
+}
+
+fn source(serve: &Serve, token: &str) -> (Proc, u16) {
+    let endpoint = serve.endpoint();
+    let mut proc = agent(
+        "source agent",
+        &[
+            "--mode",
+            "source",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            token,
+            "-s",
+            "SSH=0",
+        ],
+    );
+    let port = wait_listening(&mut proc);
+    common::wait_connected(&mut proc);
+    (proc, port)
+}
+
+fn ssh_ok(port: u16, key: &Path, remote: &str) -> String {
+    let out = run("ssh", ssh(port, key, remote), SSH_WAIT);
+    assert!(
+        out.status.success(),
+        "ssh {remote:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn is_connected(line: &str) -> bool {
+    line.starts_with("burrow agent: connected (")
+}
+
+#[test]
+fn the_agent_gets_its_tokens_by_notification() {
+    let sshd = Sshd::start();
+    let mut broker = Broker::start();
+    let serve = Serve::start_with(&["--mqtt", &broker.url()]);
+    let mapping = format!("SSH=127.0.0.1:{}", sshd.port);
+    let mut device = thing_agent(&broker, &serve, "dev-1", &mapping, &[]);
+
+    // Open: the agent connects by itself and ssh reaches sshd.
+    let (id, source_token) = open_for(&serve, "dev-1");
+    device.wait_line("notified", |l| {
+        l == "burrow agent: tunnel #1 notified (services: SSH)"
+    });
+    device.wait_line("connected", is_connected);
+    let (_source, port) = source(&serve, &source_token);
+    assert_eq!(ssh_ok(port, &sshd.keys[0], "echo first"), "first\n");
+
+    // Rotate the destination token: the agent reconnects with the new one, the old session
+    // ends, and ssh works again.
+    aws(
+        &serve,
+        &[
+            "rotate-tunnel-access-token",
+            "--tunnel-id",
+            &id,
+            "--client-mode",
+            "DESTINATION",
+            "--destination-config",
+            "thingName=dev-1,services=SSH",
+        ],
+    );
+    device.wait_line("second notification", |l| {
+        l.starts_with("burrow agent: tunnel #2 notified")
+    });
+    device.wait_line_nth("second connection", 2, is_connected);
+    device.wait_line("the old session's end", |l| {
+        l == "burrow agent: tunnel #1 ended"
+    });
+    assert_eq!(ssh_ok(port, &sshd.keys[0], "echo rotated"), "rotated\n");
+
+    // A malformed payload and a source-mode payload on the thing's topic: ignored.
+    broker.publish("$aws/things/dev-1/tunnels/notify", "{not json");
+    broker.publish(
+        "$aws/things/dev-1/tunnels/notify",
+        r#"{"clientAccessToken":"x","clientMode":"source","region":"eu-west-1","services":["SSH"]}"#,
+    );
+    device.wait_line_nth("ignored payloads", 2, |l| {
+        l.contains("notification ignored")
+    });
+    assert_eq!(
+        ssh_ok(port, &sshd.keys[0], "echo still-serving"),
+        "still-serving\n"
+    );
+
+    // Close: the session ends and the agent keeps waiting.
+    aws(&serve, &["close-tunnel", "--tunnel-id", &id]);
+    device.wait_line("the closed tunnel's end", |l| {
+        l == "burrow agent: tunnel #2 ended"
+    });
+
+    // The broker goes down: opening a tunnel still succeeds (the notification waits in the
+    // service), and once the broker is back the agent, reconnected, gets it.
+    broker.stop();
+    device.wait_line("broker lost", |l| l.contains("MQTT broker lost"));
+    let (_, source_token) = open_for(&serve, "dev-1");
+    broker.launch();
+    device.wait_line_nth("resubscribed", 2, |l| {
+        l.starts_with("burrow agent: waiting for tunnels of ")
+    });
+    device.wait_line("third notification", |l| {
+        l.starts_with("burrow agent: tunnel #3 notified")
+    });
+    device.wait_line_nth("third connection", 3, is_connected);
+    assert!(
+        serve.proc.log().contains("MQTT broker unreachable"),
+        "the service did not warn about the broker:\n{}",
+        serve.proc.log()
+    );
+    let (_source, port) = source(&serve, &source_token);
+    assert_eq!(
+        ssh_ok(port, &sshd.keys[0], "echo after-restart"),
+        "after-restart\n"
+    );
+    let log = device.log();
+    assert!(!log.contains(&source_token), "a token in the agent's log");
+    assert!(
+        !serve.proc.log().contains(&source_token),
+        "a token in the service's log"
+    );
+}
+
+#[test]
+fn notifications_published_while_the_agent_is_away_are_delivered() {
+    let broker = Broker::start();
+    let serve = Serve::start_with(&["--mqtt", &broker.url()]);
+    // Subscribe once (persistent session), then go away.
+    let mut first = thing_agent(&broker, &serve, "dev-away", "SSH=127.0.0.1:9", &[]);
+    first.kill();
+    let (id, _) = open_for(&serve, "dev-away");
+    let mut back = thing_agent(&broker, &serve, "dev-away", "SSH=127.0.0.1:9", &[]);
+    back.wait_line("the notification sent meanwhile", |l| {
+        l.starts_with("burrow agent: tunnel #1 notified")
+    });
+    back.wait_line("connected", is_connected);
+    let described = aws(&serve, &["describe-tunnel", "--tunnel-id", &id]);
+    assert_eq!(
+        described["tunnel"]["destinationConnectionState"]["status"], "CONNECTED",
+        "{described}"
+    );
+}
+
+#[test]
+fn two_things_get_only_their_own_tunnels() {
+    let broker = Broker::start();
+    let serve = Serve::start_with(&["--mqtt", &broker.url()]);
+    let mut a = thing_agent(&broker, &serve, "thing-a", "SSH=127.0.0.1:9", &[]);
+    let mut b = thing_agent(&broker, &serve, "thing-b", "SSH=127.0.0.1:9", &[]);
+    let (id_a, _) = open_for(&serve, "thing-a");
+    a.wait_line("a's tunnel", |l| {
+        l.starts_with("burrow agent: tunnel #1 notified")
+    });
+    a.wait_line("a connected", is_connected);
+    let (id_b, _) = open_for(&serve, "thing-b");
+    b.wait_line("b's tunnel", |l| {
+        l.starts_with("burrow agent: tunnel #1 notified")
+    });
+    b.wait_line("b connected", is_connected);
+    // Each got exactly one: its own.
+    assert!(
+        !a.log().contains("tunnel #2"),
+        "a got b's tunnel:\n{}",
+        a.log()
+    );
+    assert!(
+        !b.log().contains("tunnel #2"),
+        "b got a's tunnel:\n{}",
+        b.log()
+    );
+    for id in [id_a, id_b] {
+        let d = aws(&serve, &["describe-tunnel", "--tunnel-id", &id]);
+        assert_eq!(
+            d["tunnel"]["destinationConnectionState"]["status"],
+            "CONNECTED"
+        );
+    }
+}
+
+#[test]
+fn mqtts_with_client_certificates() {
+    let sshd = Sshd::start();
+    let broker = Broker::start_tls();
+    let flags = broker.client_flags();
+    let mut serve_args: Vec<String> = vec!["--mqtt".into(), broker.url()];
+    serve_args.extend(flags.iter().cloned());
+    let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
+    let serve = Serve::start_with(&serve_args);
+    let mapping = format!("SSH=127.0.0.1:{}", sshd.port);
+    let mut device = thing_agent(&broker, &serve, "dev-tls", &mapping, &flags);
+
+    // A client without a certificate is refused by the broker, and the agent says so.
+    let pki = broker.tls.as_ref().expect("TLS broker");
+    let url = broker.url();
+    let endpoint = serve.endpoint();
+    let ca = pki.ca.display().to_string();
+    let mut anonymous = agent(
+        "agent without a certificate",
+        &[
+            "--mode",
+            "destination",
+            "--thing",
+            "dev-anon",
+            "--mqtt",
+            &url,
+            "--mqtt-ca",
+            &ca,
+            "--endpoint",
+            &endpoint,
+        ],
+    );
+    anonymous.wait_line("the refusal", |l| l.contains("MQTT broker lost"));
+    assert!(!anonymous.log().contains("waiting for tunnels of"));
+    anonymous.kill();
+
+    let (_, source_token) = open_for(&serve, "dev-tls");
+    device.wait_line("notified", |l| {
+        l.starts_with("burrow agent: tunnel #1 notified")
+    });
+    device.wait_line("connected", is_connected);
+    let (_source, port) = source(&serve, &source_token);
+    assert_eq!(
+        ssh_ok(port, &sshd.keys[0], "echo over-mqtts"),
+        "over-mqtts\n"
+    );
+}
