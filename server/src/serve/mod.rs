@@ -25,6 +25,7 @@ mod limits;
 mod origins;
 mod ratelimit;
 mod relay;
+mod sigv4;
 mod static_files;
 mod status;
 mod tls;
@@ -139,6 +140,10 @@ pub struct ServeArgs {
     /// many, then one every 60/N seconds); further ones get 429.
     #[arg(long, value_name = "N", default_value_t = relay::HANDSHAKES_PER_MINUTE)]
     pub relay_handshakes_per_minute: u32,
+    /// Require control-plane requests to be SigV4-signed with the access key in this process's
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, refusing others as AWS does (HTTP 403).
+    #[arg(long, conflicts_with = "upstream")]
+    pub verify_sigv4: bool,
 }
 
 /// What every handler can reach.
@@ -163,6 +168,8 @@ pub(crate) struct Shared {
     pub sessions: Sessions,
     /// The pages' Content-Security-Policy.
     pub csp: HeaderValue,
+    /// With `--verify-sigv4`: the key control-plane requests must be signed with.
+    pub sigv4: Option<sigv4::Verifier>,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -240,6 +247,10 @@ impl Server {
         if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
             anyhow::bail!("--time-scale must be a positive number");
         }
+        let sigv4 = args
+            .verify_sigv4
+            .then(sigv4::Verifier::from_env)
+            .transpose()?;
         let rate_limit = args
             .rate_limit_per_tunnel
             .as_deref()
@@ -315,6 +326,7 @@ impl Server {
             shutdown: shutdown_rx,
             sessions: Sessions::default(),
             csp: static_files::csp(&extra, addr.ip().is_loopback()),
+            sigv4,
         }));
         // Around the whole router, so every route (and any added later) has them.
         let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
@@ -411,7 +423,7 @@ fn exposure_warning(listen: SocketAddr, relay: bool) -> Option<String> {
 
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let warning = exposure_warning(args.listen, args.upstream.is_some());
+    let warning = exposure_warning(args.listen, args.upstream.is_some() || args.verify_sigv4);
     let server = Server::bind(args).await?;
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
