@@ -218,10 +218,7 @@ fn unsigned_and_stale_requests_are_refused_as_aws_refuses_them() {
 
     let (status, kind, body) = list_tunnels(&serve, None);
     assert_eq!(status, 403, "{body}");
-    assert_eq!(
-        kind.as_deref(),
-        Some("MissingAuthenticationTokenException")
-    );
+    assert_eq!(kind.as_deref(), Some("MissingAuthenticationTokenException"));
     assert_eq!(body["__type"], "MissingAuthenticationTokenException");
     assert_eq!(body["message"], "Missing Authentication Token");
 

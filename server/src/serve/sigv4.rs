@@ -146,7 +146,9 @@ impl Verifier {
             .get("x-amz-date")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
-                Refusal::incomplete("Authorization header requires existence of a 'X-Amz-Date' header.")
+                Refusal::incomplete(
+                    "Authorization header requires existence of a 'X-Amz-Date' header.",
+                )
             })?;
         let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
             Refusal::incomplete(
@@ -251,7 +253,10 @@ impl<'a> Authorization<'a> {
                  keyid/date/region/service/aws4_request",
             ));
         };
-        if [access_key_id, region, service].iter().any(|s| s.is_empty()) {
+        if [access_key_id, region, service]
+            .iter()
+            .any(|s| s.is_empty())
+        {
             return Err(Refusal::incomplete(
                 "Credential must have exactly 5 slash-delimited elements, e.g. \
                  keyid/date/region/service/aws4_request",
@@ -261,7 +266,10 @@ impl<'a> Authorization<'a> {
             access_key_id,
             region,
             service,
-            signed_headers: signed_headers.split(';').filter(|h| !h.is_empty()).collect(),
+            signed_headers: signed_headers
+                .split(';')
+                .filter(|h| !h.is_empty())
+                .collect(),
             signature,
         })
     }
@@ -383,7 +391,13 @@ mod tests {
     }
 
     fn verify(headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<(), Refusal> {
-        Verifier::new(KEY_ID, SECRET).verify(&Method::POST, &Uri::from_static("/"), headers, body, now)
+        Verifier::new(KEY_ID, SECRET).verify(
+            &Method::POST,
+            &Uri::from_static("/"),
+            headers,
+            body,
+            now,
+        )
     }
 
     fn kind(result: Result<(), Refusal>) -> &'static str {
@@ -396,8 +410,14 @@ mod tests {
         let headers = signed(KEY_ID, SECRET, now, BODY);
         assert_eq!(verify(&headers, BODY, now), Ok(()));
         // Within the allowed skew, either way.
-        assert_eq!(verify(&headers, BODY, now + Duration::from_secs(240)), Ok(()));
-        assert_eq!(verify(&headers, BODY, now - Duration::from_secs(240)), Ok(()));
+        assert_eq!(
+            verify(&headers, BODY, now + Duration::from_secs(240)),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&headers, BODY, now - Duration::from_secs(240)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -405,14 +425,20 @@ mod tests {
         let now = SystemTime::now();
         let headers = signed(KEY_ID, SECRET, now, BODY);
         let other = br#"{"destinationConfig":{"services":["VNC"]}}"#;
-        assert_eq!(kind(verify(&headers, other, now)), "InvalidSignatureException");
+        assert_eq!(
+            kind(verify(&headers, other, now)),
+            "InvalidSignatureException"
+        );
 
         let mut changed = headers.clone();
         changed.insert(
             "x-amz-target",
             HeaderValue::from_static("IoTSecuredTunneling.CloseTunnel"),
         );
-        assert_eq!(kind(verify(&changed, BODY, now)), "InvalidSignatureException");
+        assert_eq!(
+            kind(verify(&changed, BODY, now)),
+            "InvalidSignatureException"
+        );
 
         let wrong = signed(KEY_ID, "another-secret", now, BODY);
         let refusal = verify(&wrong, BODY, now).expect_err("refused");
@@ -421,11 +447,24 @@ mod tests {
 
         // The signature itself, one digit changed.
         let mut forged = headers.clone();
-        let auth = forged[header::AUTHORIZATION].to_str().expect("ascii").to_owned();
+        let auth = forged[header::AUTHORIZATION]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         let last = auth.chars().last().expect("a signature");
-        let flipped = format!("{}{}", &auth[..auth.len() - 1], if last == '0' { '1' } else { '0' });
-        forged.insert(header::AUTHORIZATION, HeaderValue::from_str(&flipped).expect("value"));
-        assert_eq!(kind(verify(&forged, BODY, now)), "InvalidSignatureException");
+        let flipped = format!(
+            "{}{}",
+            &auth[..auth.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        );
+        forged.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&flipped).expect("value"),
+        );
+        assert_eq!(
+            kind(verify(&forged, BODY, now)),
+            "InvalidSignatureException"
+        );
     }
 
     #[test]
@@ -442,7 +481,12 @@ mod tests {
         let early = signed(KEY_ID, SECRET, now + Duration::from_secs(301), BODY);
         let refusal = verify(&early, BODY, now).expect_err("refused");
         assert_eq!(refusal.kind, "InvalidSignatureException");
-        assert!(refusal.message.starts_with("Signature not yet current: 20130524T000501Z"), "{refusal}");
+        assert!(
+            refusal
+                .message
+                .starts_with("Signature not yet current: 20130524T000501Z"),
+            "{refusal}"
+        );
     }
 
     #[test]
@@ -451,7 +495,10 @@ mod tests {
         let headers = signed("AKIDSOMEONEELSE00000", SECRET, now, BODY);
         let refusal = verify(&headers, BODY, now).expect_err("refused");
         assert_eq!(refusal.kind, "UnrecognizedClientException");
-        assert_eq!(refusal.message, "The security token included in the request is invalid.");
+        assert_eq!(
+            refusal.message,
+            "The security token included in the request is invalid."
+        );
     }
 
     #[test]
@@ -466,23 +513,44 @@ mod tests {
 
         let mut no_date = headers.clone();
         no_date.remove("x-amz-date");
-        assert_eq!(kind(verify(&no_date, BODY, now)), "IncompleteSignatureException");
+        assert_eq!(
+            kind(verify(&no_date, BODY, now)),
+            "IncompleteSignatureException"
+        );
 
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
-        assert_eq!(kind(verify(&headers, BODY, now)), "IncompleteSignatureException");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(
+            kind(verify(&headers, BODY, now)),
+            "IncompleteSignatureException"
+        );
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKIDBURROWUNIT000000/x, SignedHeaders=host, Signature=00"),
         );
-        assert_eq!(kind(verify(&headers, BODY, now)), "IncompleteSignatureException");
+        assert_eq!(
+            kind(verify(&headers, BODY, now)),
+            "IncompleteSignatureException"
+        );
     }
 
     #[test]
     fn amz_dates_round_trip() {
         let t = parse_amz_date("20130524T000000Z").expect("a date");
-        assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600));
+        assert_eq!(
+            t,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600)
+        );
         assert_eq!(amz_date(t), "20130524T000000Z");
-        for bad in ["", "20130524T000000", "2013-05-24T00:00:00Z", "20131324T000000Z", "2013052AT000000Z"] {
+        for bad in [
+            "",
+            "20130524T000000",
+            "2013-05-24T00:00:00Z",
+            "20131324T000000Z",
+            "2013052AT000000Z",
+        ] {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
         }
     }
