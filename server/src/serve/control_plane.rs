@@ -3,8 +3,9 @@
 //!
 //! The operation comes from `X-Amz-Target: IoTSecuredTunneling.<Op>`. Supported: OpenTunnel,
 //! RotateTunnelAccessToken, CloseTunnel, DescribeTunnel, ListTunnels, TagResource,
-//! UntagResource and ListTagsForResource. Any SigV4 signature is accepted (and none); the
-//! region of the signature's credential scope goes into new tunnels' ARNs. Inputs are checked
+//! UntagResource and ListTagsForResource. Any SigV4 signature is accepted (and none), unless
+//! `--verify-sigv4` ([`super::sigv4`]) requires the server's key; the region of the
+//! signature's credential scope goes into new tunnels' ARNs. Inputs are checked
 //! against the API model's constraints; errors are AWS-shaped: HTTP 400 with
 //! `x-amzn-ErrorType` and `{"__type": …, "message": …}` (`ValidationException`,
 //! `ResourceNotFoundException`, `LimitExceededException`, `SerializationException`,
@@ -25,7 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -166,9 +167,18 @@ fn capitalize(text: &str) -> String {
 /// `POST /`.
 pub(crate) async fn handle(
     State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(verifier) = &state.sigv4
+        && let Err(refusal) = verifier.verify(&method, &uri, &headers, &body, SystemTime::now())
+    {
+        let err = ApiError::new(StatusCode::FORBIDDEN, refusal.kind, refusal.message);
+        tracing::info!(error = %err, "control plane request refused");
+        return err.into_response();
+    }
     match dispatch(&state, &headers, &body) {
         Ok(value) => {
             let mut response = (StatusCode::OK, value.to_string()).into_response();

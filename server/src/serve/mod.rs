@@ -29,6 +29,7 @@ mod notify;
 mod origins;
 mod ratelimit;
 mod relay;
+mod sigv4;
 mod static_files;
 mod status;
 mod timing;
@@ -149,6 +150,10 @@ pub struct ServeArgs {
     /// RotateTunnelAccessToken with DESTINATION or ALL).
     #[command(flatten)]
     pub mqtt: crate::mqtt::MqttArgs,
+    /// Require control-plane requests to be SigV4-signed with the access key in this process's
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, refusing others as AWS does (HTTP 403).
+    #[arg(long, conflicts_with = "upstream")]
+    pub verify_sigv4: bool,
 }
 
 /// What every handler can reach.
@@ -175,6 +180,8 @@ pub(crate) struct Shared {
     pub csp: HeaderValue,
     /// The tunnel notification publisher (`--mqtt`).
     pub notifier: Option<notify::Notifier>,
+    /// With `--verify-sigv4`: the key control-plane requests must be signed with.
+    pub sigv4: Option<sigv4::Verifier>,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -253,6 +260,10 @@ impl Server {
         if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
             anyhow::bail!("--time-scale must be a positive number");
         }
+        let sigv4 = args
+            .verify_sigv4
+            .then(sigv4::Verifier::from_env)
+            .transpose()?;
         let rate_limit = args
             .rate_limit_per_tunnel
             .as_deref()
@@ -332,6 +343,7 @@ impl Server {
             sessions: Sessions::default(),
             csp: static_files::csp(&extra, addr.ip().is_loopback()),
             notifier,
+            sigv4,
         }));
         // Around the whole router, so every route (and any added later) has them.
         let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
@@ -428,7 +440,7 @@ fn exposure_warning(listen: SocketAddr, relay: bool) -> Option<String> {
 
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let warning = exposure_warning(args.listen, args.upstream.is_some());
+    let warning = exposure_warning(args.listen, args.upstream.is_some() || args.verify_sigv4);
     let server = Server::bind(args).await?;
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
