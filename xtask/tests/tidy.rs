@@ -26,7 +26,6 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("proto/src/service.rs", 990),
     ("proto/tests/pair.rs", 1152),
     ("server/src/agent/session.rs", 733),
-    ("server/src/serve/control_plane.rs", 781),
     ("server/tests/common/mod.rs", 966),
     ("server/tests/serve_data_plane.rs", 790),
     ("server/tests/serve_http.rs", 773),

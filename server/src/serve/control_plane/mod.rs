@@ -11,7 +11,7 @@
 //! `ResourceNotFoundException`, `LimitExceededException`, `SerializationException`,
 //! `UnknownOperationException`). Timestamps are epoch seconds, as the JSON protocol wants.
 //! A tunnel holds at most 50 tags, AWS's limit per resource (`LimitExceededException` past it).
-//! Offending input is echoed in errors (and their log lines) cut to [`ECHO_CHARS`] characters,
+//! Offending input is echoed in errors (and their log lines) cut to [`error::ECHO_CHARS`] characters,
 //! with control characters escaped, so a huge or hostile value cannot flood a response or a log
 //! or reach an operator's terminal as escape sequences.
 //!
@@ -42,127 +42,9 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 /// The target prefix of every operation.
 const TARGET_PREFIX: &str = "IoTSecuredTunneling.";
 
-/// How many characters of an offending value an error message repeats.
-pub(crate) const ECHO_CHARS: usize = 40;
-/// The longest error message, whatever goes into it.
-const MAX_MESSAGE_CHARS: usize = 400;
+mod error;
 
-/// `value` fit to be repeated in an error message: at most [`ECHO_CHARS`] characters (then
-/// `…` and the full length), control characters escaped as `\u{1b}`.
-pub(crate) fn echo(value: &str) -> String {
-    cut(value, ECHO_CHARS)
-}
-
-fn cut(value: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    for c in value.chars() {
-        if count == max {
-            out.push_str(&format!("…({} characters)", value.chars().count()));
-            return out;
-        }
-        if c.is_control() {
-            let escaped = format!("\\u{{{:x}}}", u32::from(c));
-            // An escape counts as what it shows.
-            count = (count + escaped.len()).min(max);
-            out.push_str(&escaped);
-        } else {
-            out.push(c);
-            count += 1;
-        }
-    }
-    out
-}
-
-/// An error in AWS's JSON protocol shape.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    /// The message is cut and escaped like any echoed value, only later (a safety net: values
-    /// are cut to [`ECHO_CHARS`] where they go in).
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: cut(&message.into(), MAX_MESSAGE_CHARS),
-        }
-    }
-
-    fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
-    }
-
-    /// One failed constraint, worded as AWS words it.
-    fn constraint(value: impl std::fmt::Display, path: &str, constraint: &str) -> Self {
-        let value = echo(&value.to_string());
-        Self::validation(format!(
-            "1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"
-        ))
-    }
-
-    fn into_response(self) -> Response {
-        let body = json!({ "__type": self.kind, "message": self.message }).to_string();
-        let mut response = (self.status, body).into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
-        h.insert("x-amzn-errortype", HeaderValue::from_static(self.kind));
-        if let Ok(id) = HeaderValue::from_str(&new_uuid()) {
-            h.insert("x-amzn-requestid", id);
-        }
-        response
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(err: RegistryError) -> Self {
-        match &err {
-            RegistryError::NotFound(id) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "ResourceNotFoundException",
-                format!("Tunnel {} not found", echo(id)),
-            ),
-            RegistryError::Closed(id) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "ResourceNotFoundException",
-                format!("Tunnel {} is closed", echo(id)),
-            ),
-            RegistryError::TooManyTags { .. } => Self::new(
-                StatusCode::BAD_REQUEST,
-                "LimitExceededException",
-                capitalize(&err.to_string()),
-            ),
-            RegistryError::TooManyTunnels(_)
-            | RegistryError::Services(burrow_proto::service::ServiceListError::TooMany(_)) => {
-                Self::new(
-                    StatusCode::BAD_REQUEST,
-                    "LimitExceededException",
-                    capitalize(&err.to_string()),
-                )
-            }
-            RegistryError::Services(
-                burrow_proto::service::ServiceListError::InvalidId(id)
-                | burrow_proto::service::ServiceListError::Duplicate(id),
-            ) if id.chars().count() > ECHO_CHARS || id.chars().any(char::is_control) => {
-                Self::validation(format!("Invalid or duplicate service id {}", echo(id)))
-            }
-            RegistryError::Services(_) => Self::validation(capitalize(&err.to_string())),
-        }
-    }
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
+use error::{ApiError, cut, echo};
 
 /// `POST /`.
 pub(crate) async fn handle(
@@ -797,7 +679,7 @@ mod tests {
         assert_eq!(echo("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
         let long = "é".repeat(5000);
         let shown = echo(&long);
-        assert!(shown.starts_with(&"é".repeat(ECHO_CHARS)));
+        assert!(shown.starts_with(&"é".repeat(error::ECHO_CHARS)));
         assert!(shown.ends_with("…(5000 characters)"), "{shown}");
         let err = ApiError::constraint(format!("\u{1b}]0;pwned\u{7}{long}"), "description", "x");
         assert!(
@@ -807,7 +689,7 @@ mod tests {
         );
         assert!(err.message.chars().count() < 200, "{}", err.message);
         let huge = ApiError::validation("\u{1b}".repeat(100_000));
-        assert!(huge.message.chars().count() < MAX_MESSAGE_CHARS + 40);
+        assert!(huge.message.chars().count() < error::MAX_MESSAGE_CHARS + 40);
         assert!(!huge.message.chars().any(char::is_control));
         let not_found = ApiError::from(RegistryError::NotFound("x".repeat(1000)));
         assert!(not_found.message.len() < 120, "{}", not_found.message);
