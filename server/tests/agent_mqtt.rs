@@ -195,33 +195,13 @@ fn aws(serve: &Serve, args: &[&str]) -> Value {
 }
 
 fn aws_output(serve: &Serve, args: &[&str]) -> Output {
-    let mut cmd = Command::new("aws");
-    cmd.arg("iotsecuretunneling")
-        .args(args)
-        .arg("--endpoint-url")
-        .arg(format!("http://{}", serve.addr))
-        .args(["--region", "eu-west-1", "--output", "json"]);
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_CA_BUNDLE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIDBURROWTEST000000")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "burrow-test-secret-key-not-a-real-one",
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("AWS_MAX_ATTEMPTS", "1");
+    let cmd = common::aws_cli(
+        serve.addr,
+        "eu-west-1",
+        common::AWS_TEST_KEY,
+        Path::new("/dev/null"),
+        args,
+    );
     run("aws", cmd, CLI_TIMEOUT)
 }
 

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::{Serve, TempDir, Tunnel, destination_agent};
@@ -37,41 +37,17 @@ impl<'a> Aws<'a> {
 
     /// Runs `aws iotsecuretunneling ARGS…` and returns its output, whatever the exit status.
     fn output(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new("aws");
-        cmd.arg("iotsecuretunneling")
-            .args(args)
-            .arg("--endpoint-url")
-            .arg(format!("http://{}", self.serve.addr))
-            .args(["--region", self.region, "--output", "json"]);
-        for var in [
-            "AWS_PROFILE",
-            "AWS_DEFAULT_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "AWS_SECURITY_TOKEN",
-            "AWS_DEFAULT_REGION",
-            "AWS_REGION",
-            "AWS_ENDPOINT_URL",
-            "AWS_CA_BUNDLE",
-            "AWS_ROLE_ARN",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-        ] {
-            cmd.env_remove(var);
-        }
         let config = self
             .config
             .as_deref()
             .unwrap_or(std::path::Path::new("/dev/null"));
-        cmd.env("AWS_ACCESS_KEY_ID", "AKIDBURROWTEST000000")
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                "burrow-test-secret-key-not-a-real-one",
-            )
-            .env("AWS_CONFIG_FILE", config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("AWS_RETRY_MODE", "standard");
+        let cmd = common::aws_cli(
+            self.serve.addr,
+            self.region,
+            common::AWS_TEST_KEY,
+            config,
+            args,
+        );
         common::run("aws", cmd, CLI_TIMEOUT)
     }
 

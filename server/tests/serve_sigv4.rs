@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
@@ -50,34 +51,13 @@ fn start() -> Serve {
 
 /// Runs `aws iotsecuretunneling ARGS…` with this key against `serve`.
 fn aws(serve: &Serve, key_id: &str, secret: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new("aws");
-    cmd.arg("iotsecuretunneling")
-        .args(args)
-        .arg("--endpoint-url")
-        .arg(format!("http://{}", serve.addr))
-        .args(["--region", "us-east-1", "--output", "json"]);
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_CA_BUNDLE",
-        "AWS_ROLE_ARN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", key_id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_RETRY_MODE", "standard");
+    let cmd = common::aws_cli(
+        serve.addr,
+        "us-east-1",
+        (key_id, secret),
+        Path::new("/dev/null"),
+        args,
+    );
     common::run("aws", cmd, CLI_TIMEOUT)
 }
 
