@@ -4,6 +4,8 @@
 // bandwidth is not limited.
 import * as net from 'node:net';
 
+import { listenLoopback, parseTarget } from './forward';
+
 /** A delaying forwarder from a loopback port to `HOST:PORT`. */
 export class Delay {
   private readonly sockets = new Set<net.Socket>();
@@ -20,21 +22,9 @@ export class Delay {
 
   /** Starts forwarding to `target` (`HOST:PORT`), holding every chunk for `oneWayMs`. */
   static async start(target: string, oneWayMs: number): Promise<Delay> {
-    const [host, portText] = target.split(':');
-    const targetPort = Number(portText);
-    if (!host || !Number.isInteger(targetPort)) throw new Error(`not HOST:PORT: ${target}`);
+    const { host, port: targetPort } = parseTarget(target);
     const server = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        if (address === null || typeof address === 'string') {
-          reject(new Error('the forwarder has no TCP address'));
-          return;
-        }
-        resolve(address.port);
-      });
-    });
+    const port = await listenLoopback(server);
     const delay = new Delay(server, port);
     server.on('connection', (client) => delay.forward(client, host, targetPort, oneWayMs));
     return delay;

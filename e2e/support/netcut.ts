@@ -3,6 +3,8 @@
 // browser sees the TCP connection reset, as on a network loss) while both ends keep running.
 import * as net from 'node:net';
 
+import { listenLoopback, parseTarget } from './forward';
+
 /** A forwarder from a loopback port to `target` (`HOST:PORT`). */
 export class NetCut {
   private readonly sockets = new Set<net.Socket>();
@@ -22,17 +24,7 @@ export class NetCut {
   static async start(target: string): Promise<NetCut> {
     const parsed = parseTarget(target);
     const server = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        if (address === null || typeof address === 'string') {
-          reject(new Error('the forwarder has no TCP address'));
-          return;
-        }
-        resolve(address.port);
-      });
-    });
+    const port = await listenLoopback(server);
     const cut = new NetCut(server, port, parsed);
     server.on('connection', (client) => cut.forward(client));
     return cut;
@@ -65,12 +57,4 @@ export class NetCut {
     this.cut();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
-}
-
-function parseTarget(target: string): { host: string; port: number } {
-  const hostPort = target.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
-  const colon = hostPort.lastIndexOf(':');
-  const port = Number(hostPort.slice(colon + 1));
-  if (colon < 0 || !Number.isInteger(port)) throw new Error(`not HOST:PORT: ${target}`);
-  return { host: hostPort.slice(0, colon), port };
 }
