@@ -195,10 +195,10 @@ fn aws(serve: &Serve, args: &[&str]) -> Value {
 }
 
 fn aws_output(serve: &Serve, args: &[&str]) -> Output {
-    let cmd = common::aws_cli(
+    let cmd = common::aws::cli(
         serve.addr,
         "eu-west-1",
-        common::AWS_TEST_KEY,
+        common::aws::TEST_KEY,
         Path::new("/dev/null"),
         args,
     );

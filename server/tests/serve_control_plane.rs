@@ -41,10 +41,10 @@ impl<'a> Aws<'a> {
             .config
             .as_deref()
             .unwrap_or(std::path::Path::new("/dev/null"));
-        let cmd = common::aws_cli(
+        let cmd = common::aws::cli(
             self.serve.addr,
             self.region,
-            common::AWS_TEST_KEY,
+            common::aws::TEST_KEY,
             config,
             args,
         );

@@ -51,7 +51,7 @@ fn start() -> Serve {
 
 /// Runs `aws iotsecuretunneling ARGS…` with this key against `serve`.
 fn aws(serve: &Serve, key_id: &str, secret: &str, args: &[&str]) -> Output {
-    let cmd = common::aws_cli(
+    let cmd = common::aws::cli(
         serve.addr,
         "us-east-1",
         (key_id, secret),

@@ -7,21 +7,21 @@
 //! - [`source_agent`] / [`destination_agent`]: real `burrow agent`s, returned once connected.
 //! - [`Sshd`]: a real OpenSSH `sshd` (as root) on a free loopback port with its own host key and
 //!   configuration, a test user with a password and ed25519, ECDSA and RSA keys.
-//! - [`ssh`], [`scp`] and [`run`]: the native clients, non-interactive, every wait bounded.
+//! - [`ssh`], [`scp`], [`run`], [`aws`]: non-interactive native clients and the `aws` CLI.
 //!
 //! Every wait has a deadline; missing one fails the test with the process logs attached.
 
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, atomic::AtomicU32, atomic::Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -194,54 +194,6 @@ fn drain(stream: Box<dyn Read + Send>, lines: Arc<Lines>) -> JoinHandle<()> {
         lines.changed.notify_all();
     })
 }
-
-/// `aws iotsecuretunneling ARGS… --endpoint-url http://ADDR --region REGION --output json`, signed
-/// with this key and cut off from the machine's own AWS setup: no profiles, session tokens,
-/// roles, instance metadata, pager or retries. `config` is the CLI's config file (`/dev/null`
-/// for none). Run it with [`run`].
-pub fn aws_cli(
-    addr: SocketAddr,
-    region: &str,
-    (key_id, secret): (&str, &str),
-    config: &Path,
-    args: &[&str],
-) -> Command {
-    let mut cmd = Command::new("aws");
-    cmd.arg("iotsecuretunneling")
-        .args(args)
-        .arg("--endpoint-url")
-        .arg(format!("http://{addr}"))
-        .args(["--region", region, "--output", "json"]);
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_CA_BUNDLE",
-        "AWS_ROLE_ARN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", key_id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_CONFIG_FILE", config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_RETRY_MODE", "standard");
-    cmd
-}
-
-/// The key the tests' `aws` calls sign with when the service checks no signature.
-pub const AWS_TEST_KEY: (&str, &str) = (
-    "AKIDBURROWTEST000000",
-    "burrow-test-secret-key-not-a-real-one",
-);
 
 /// Runs a command to completion with a deadline; fails the test when it is missed.
 pub fn run(what: &str, mut cmd: Command, timeout: Duration) -> Output {
