@@ -956,6 +956,17 @@ async fn a_server_without_sftp_says_so_and_the_shell_keeps_working() {
     assert!(String::from_utf8_lossy(&terminal.output.borrow()).contains("still-here"));
 }
 
+/// A progress callback that cuts `sshd`'s connections ([`cut_connections`]) once, when a transfer
+/// has moved `bytes`.
+fn cut_once_past(sshd: &Sshd, bytes: u64) -> impl Fn(u64) + '_ {
+    let cut = Cell::new(false);
+    move |done| {
+        if done >= bytes && !cut.replace(true) {
+            cut_connections(sshd);
+        }
+    }
+}
+
 /// Drops every SSH connection `sshd` serves by killing its per-connection processes (the
 /// listener's descendants: the privileged monitor and the user's session process, which holds
 /// the socket too), as a device that reboots or a network that goes away would.
@@ -988,21 +999,10 @@ async fn a_connection_lost_mid_transfer_leaves_partial_names_only() {
         data: noise(size, 5),
         furthest: 0,
     };
-    let cut = Cell::new(false);
+    let cut = cut_once_past(&sshd, 1024 * 1024);
     let mut never = futures_util::future::pending::<()>().fuse();
     let failure = sftp
-        .upload(
-            &mut source,
-            &dir,
-            "lost.bin",
-            false,
-            &|done| {
-                if done >= 1024 * 1024 && !cut.replace(true) {
-                    cut_connections(&sshd);
-                }
-            },
-            &mut never,
-        )
+        .upload(&mut source, &dir, "lost.bin", false, &cut, &mut never)
         .await
         .expect_err("the connection went away");
     assert_eq!(failure.error, FilesError::ConnectionLost, "{failure:?}");
@@ -1028,18 +1028,9 @@ async fn a_connection_lost_mid_transfer_leaves_partial_names_only() {
     std::fs::write(&remote, noise(size, 6)).expect("remote file");
     run_ok("chown", &[USER, remote.to_str().expect("utf-8")], None);
     let mut sink = MemorySink::default();
-    let cut = Cell::new(false);
+    let cut = cut_once_past(&sshd, 1024 * 1024);
     let failure = sftp
-        .download(
-            remote.to_str().expect("utf-8"),
-            &mut sink,
-            &|done| {
-                if done >= 1024 * 1024 && !cut.replace(true) {
-                    cut_connections(&sshd);
-                }
-            },
-            &mut never,
-        )
+        .download(remote.to_str().expect("utf-8"), &mut sink, &cut, &mut never)
         .await
         .expect_err("the connection went away");
     assert_eq!(failure.error, FilesError::ConnectionLost, "{failure:?}");
