@@ -133,10 +133,15 @@ interface Path {
   port?: number;
 }
 
-async function openPath(rig: Rig, native: boolean, service: BurrowService = rig.burrow): Promise<Path> {
+async function openPath(
+  rig: Rig,
+  native: boolean,
+  service: BurrowService = rig.burrow,
+  device: string = rig.sshd.address,
+): Promise<Path> {
   const tunnel = await openTunnel(service);
   const procs = [
-    await startAgent({ endpoint: service.url, token: tunnel.destination, destinations: [`SSH=${rig.sshd.address}`] }),
+    await startAgent({ endpoint: service.url, token: tunnel.destination, destinations: [`SSH=${device}`] }),
   ];
   let port: number | undefined;
   if (native) {
@@ -156,23 +161,7 @@ async function openPath(rig: Rig, native: boolean, service: BurrowService = rig.
 /** Like `openPath`, with a forwarder holding every byte `oneWayMs` each way between the destination agent and sshd. */
 async function openDelayedPath(rig: Rig, native: boolean, oneWayMs: number): Promise<{ path: Path; delay: Delay }> {
   const delay = await Delay.start(rig.sshd.address, oneWayMs);
-  const tunnel = await openTunnel(rig.burrow);
-  const procs = [
-    await startAgent({ endpoint: rig.burrow.url, token: tunnel.destination, destinations: [`SSH=${delay.address}`] }),
-  ];
-  let port: number | undefined;
-  if (native) {
-    const agent = start(BURROW_BIN, ['agent', '--mode', 'source', '-e', rig.burrow.url, '-t', tunnel.source, '-s', 'SSH=0'], {
-      name: 'burrow agent (source)',
-      secrets: [tunnel.source],
-      env: { RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-    });
-    procs.push(agent);
-    const listening = await agent.waitForLine(/listening on \S*:(\d+) for SSH/, 20_000);
-    await agent.waitForLine(/burrow agent: connected/, 20_000);
-    port = Number(listening[1]);
-  }
-  return { path: { tunnelId: tunnel.tunnelId, sourceToken: tunnel.source, procs, port }, delay };
+  return { path: await openPath(rig, native, rig.burrow, delay.address), delay };
 }
 
 async function closePath(rig: Rig, p: Path, service: BurrowService = rig.burrow): Promise<void> {
