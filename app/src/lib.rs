@@ -6,6 +6,7 @@
 //! - [`driver`]: the only module that touches `web_sys::WebSocket`, plus the cookie-helper call.
 //! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
 //! - [`files`]: the browser's end of file transfers (reading picked files, saving downloads).
+//! - [`tunnel_api`]: the service's tunnel API as the page calls it (typed, sans-IO; Device mode).
 //! - [`components`]: the Leptos UI; holds no session logic.
 
 pub mod components;
@@ -14,3 +15,4 @@ pub mod files;
 pub mod session;
 pub mod ssh;
 pub mod term;
+pub mod tunnel_api;

@@ -24,6 +24,16 @@ export interface LoginForm {
   cookieHelper?: string;
 }
 
+/** Device mode's form. */
+export interface DeviceForm {
+  thing: string;
+  username: string;
+  password: string;
+  /** The services field (default `SSH`). */
+  services?: string;
+  format?: 'auto' | 'V2' | 'V1';
+}
+
 /** The login form for `user`'s password and `token`, plus any other fields. */
 export function passwordLogin(
   token: string,
@@ -109,14 +119,25 @@ export class BurrowApp {
     return this.byId('kbd-submit');
   }
 
-  /** Opens the app (optionally with a URL fragment such as `token=…`) and waits for the form. */
+  /**
+   * Opens the app (optionally with a URL fragment such as `token=…`) and waits for the form and
+   * for the page to have learnt whether the service offers the tunnel API (Device mode).
+   */
   async open(fragment?: string): Promise<void> {
     await this.page.goto(`${this.baseUrl}/${fragment ? `#${fragment}` : ''}`);
     await expect(this.connectButton).toBeVisible();
+    await expect(this.byId('connect-form')).toHaveAttribute('data-probed', 'true');
   }
 
-  /** Fills the connect form. */
+  /** The way in the form shows (`device` or `token`). */
+  get mode(): Locator {
+    return this.byId('connect-form');
+  }
+
+  /** Fills the connect form in Token mode. */
   async fill(form: LoginForm): Promise<void> {
+    await this.byId('mode-token').click();
+    await expect(this.mode).toHaveAttribute('data-mode', 'token');
     if (form.endpoint !== undefined) await this.endpoint.fill(form.endpoint);
     if (form.cookieHelper !== undefined) await this.cookieHelper.fill(form.cookieHelper);
     await this.token.fill(form.token);
@@ -141,6 +162,17 @@ export class BurrowApp {
     }
     if (form.format !== undefined) await this.selectFormat(form.format);
     if (form.service !== undefined) await this.service.fill(form.service);
+  }
+
+  /** Fills the connect form in Device mode: the thing name, the login, no token anywhere. */
+  async fillDevice(form: DeviceForm): Promise<void> {
+    await this.byId('mode-device').click();
+    await expect(this.mode).toHaveAttribute('data-mode', 'device');
+    await this.byId('thing').fill(form.thing);
+    if (form.services !== undefined) await this.byId('services').fill(form.services);
+    await this.username.fill(form.username);
+    await this.password.fill(form.password);
+    if (form.format !== undefined) await this.selectFormat(form.format);
   }
 
   /** Chooses the destination's message format; the option is found by its value or label. */

@@ -11,11 +11,11 @@ export function parseTarget(target: string): { host: string; port: number } {
   return { host: hostPort.slice(0, colon), port };
 }
 
-/** Listens on a free port of 127.0.0.1 and returns it. */
-export function listenLoopback(server: net.Server): Promise<number> {
+/** Listens on `port` (default: a free port) of 127.0.0.1 and returns it. */
+export function listenLoopback(server: net.Server, port = 0): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       if (address === null || typeof address === 'string') {
         reject(new Error('the forwarder has no TCP address'));

@@ -20,11 +20,14 @@ export class NetCut {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Starts forwarding from a free loopback port to `target` (`HOST:PORT` or `http://HOST:PORT`). */
-  static async start(target: string): Promise<NetCut> {
+  /**
+   * Starts forwarding from a loopback port (`listenPort`, default a free one) to `target`
+   * (`HOST:PORT` or `http://HOST:PORT`).
+   */
+  static async start(target: string, listenPort = 0): Promise<NetCut> {
     const parsed = parseTarget(target);
     const server = net.createServer();
-    const port = await listenLoopback(server);
+    const port = await listenLoopback(server, listenPort);
     const cut = new NetCut(server, port, parsed);
     server.on('connection', (client) => cut.forward(client));
     return cut;

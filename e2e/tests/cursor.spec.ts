@@ -19,6 +19,9 @@ test('the idle terminal runs no animation, with or without blinking, and the cho
   const animations = async () => await app.page.evaluate(() => document.getAnimations().length);
   // (The status dot pulses only while connecting.)
   await expect.poll(animations).toBe(0);
+  // Connected, the form and settings are folded away; the status line shows them again.
+  await expect(app.page.getByTestId('cursor-blink')).toBeHidden();
+  await app.byId('unfold').click();
   await expect(app.page.getByTestId('cursor-blink')).not.toBeChecked();
 
   await app.page.getByTestId('cursor-blink').check();

@@ -1,8 +1,13 @@
 //! `burrow demo` end to end: its embedded SSH device, reached with the native `ssh` client
-//! (password through `sshpass`) via a source agent and the demo's own service and agent.
+//! (password through `sshpass`) via a source agent and the demo's own service and agent. The
+//! demo prints a Device-mode link (`#thing=…&user=…`) and opens no tunnel itself: the tests open
+//! one for the printed thing with the real `aws` CLI, as the page's Connect does through the
+//! tunnel API, and the device gets its token by notification.
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -43,7 +48,41 @@ fn start_demo_with(extra: &[&str]) -> Demo {
             .map(percent_decode)
             .unwrap_or_else(|| panic!("no {key} in {link}"))
     };
-    let source_token = param("token");
+    let thing = param("thing");
+    assert!(
+        !fragment.contains("token"),
+        "the demo link carries no token: {link}"
+    );
+    let addr: SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the service's address");
+    let opened = run(
+        "aws iotsecuretunneling open-tunnel",
+        common::aws::cli(
+            addr,
+            "us-east-1",
+            common::aws::TEST_KEY,
+            Path::new("/dev/null"),
+            &[
+                "open-tunnel",
+                "--destination-config",
+                &format!("thingName={thing},services=SSH"),
+            ],
+        ),
+        Duration::from_secs(60),
+    );
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let answer: serde_json::Value =
+        serde_json::from_slice(&opened.stdout).expect("the CLI's JSON answer");
+    let source_token = answer["sourceAccessToken"]
+        .as_str()
+        .expect("a source token")
+        .to_owned();
     let (user, password) = if extra.contains(&"--device") {
         // An existing server's accounts are its own: the demo prints none.
         proc.wait_line("'burrow demo: device'", |l| {

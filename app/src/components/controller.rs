@@ -5,6 +5,10 @@
 //! It decides nothing about the connection itself; that is the session machinery's job.
 //! Each started session gets its own host tagged with a generation number: reports from an
 //! older session (e.g. one replaced by Reconnect) are ignored, so they cannot disturb the new one.
+//! Device mode's steps before and around a session (open, wait, rotate, close, join) are in
+//! `quick`.
+
+mod quick;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -12,6 +16,8 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use leptos::prelude::*;
 use zeroize::Zeroizing;
+
+pub use quick::DeviceTunnel;
 
 use super::request::{FormValues, build_request};
 use super::status::Status;
@@ -49,6 +55,21 @@ pub struct UiState {
     pub link_changes: RwSignal<u64>,
     /// The terminal's settings (typeahead, cursor blinking), as remembered by the browser.
     pub settings: RwSignal<Settings>,
+    /// The tunnel Device mode opened or joined (Send new access tokens and Close act on it).
+    pub device: RwSignal<Option<DeviceTunnel>>,
+    /// The device the current attempt is for, as the status line names it.
+    pub device_name: RwSignal<Option<String>>,
+    /// `user@device` of the current session, for the compact bar.
+    pub login: RwSignal<Option<String>>,
+    /// A note that is not an error (e.g. the tunnel was closed).
+    pub notice: RwSignal<Option<String>>,
+    /// The format of the current Device-mode session (`None` in Token mode).
+    pub device_format: RwSignal<Option<crate::session::Format>>,
+    /// The status line's word on the format (Device mode retried in V1).
+    pub format_note: RwSignal<Option<String>>,
+    /// Bumped when Device mode retries in another format: the page then sends new access
+    /// tokens with the form's login.
+    pub retry_requests: RwSignal<u64>,
 }
 
 impl UiState {
@@ -64,6 +85,13 @@ impl UiState {
             started_once: RwSignal::new(false),
             link_changes: RwSignal::new(0),
             settings: RwSignal::new(Settings::load()),
+            device: RwSignal::new(None),
+            device_name: RwSignal::new(None),
+            login: RwSignal::new(None),
+            notice: RwSignal::new(None),
+            device_format: RwSignal::new(None),
+            format_note: RwSignal::new(None),
+            retry_requests: RwSignal::new(0),
         }
     }
 }
@@ -149,9 +177,19 @@ impl Controller {
         }
     }
 
-    /// Starts a session from the form. `keep_scrollback` keeps the terminal's contents
-    /// (Reconnect); otherwise the terminal is cleared first.
+    /// Starts a Token-mode session from the form. `keep_scrollback` keeps the terminal's
+    /// contents (Reconnect); otherwise the terminal is cleared first.
     pub fn connect(self: &Rc<Self>, values: FormValues, page_origin: &str, keep_scrollback: bool) {
+        self.state.device.set(None);
+        self.state.device_name.set(None);
+        self.state.format_note.set(None);
+        self.start(values, page_origin, keep_scrollback);
+        self.state.device_format.set(None);
+    }
+
+    /// Starts a session for the form's values (Token mode's, or Device mode's once it has its
+    /// token).
+    fn start(self: &Rc<Self>, values: FormValues, page_origin: &str, keep_scrollback: bool) {
         let Some(term) = self.term() else {
             self.state
                 .error
@@ -180,6 +218,15 @@ impl Controller {
         }
         let state = self.state;
         state.error.set(None);
+        state.notice.set(None);
+        let device = request
+            .device
+            .clone()
+            .or_else(|| state.device_name.get_untracked());
+        state.login.set(Some(match device {
+            Some(device) => format!("{}@{device}", request.username),
+            None => request.username.clone(),
+        }));
         state.services.set(Vec::new());
         state.stats.set(Stats::default());
         state.status.set(Status::Starting);
@@ -193,8 +240,13 @@ impl Controller {
         term.focus();
     }
 
-    /// Asks the running session to end.
+    /// Asks the running session to end (or stops Device mode's preparations; the tunnel stays
+    /// open).
     pub fn disconnect(&self) {
+        if self.state.status.get_untracked().is_preparing() {
+            self.generation.set(self.generation.get() + 1);
+            self.state.status.set(Status::Ended);
+        }
         let session = self.session.borrow_mut().take();
         if let Some(session) = session {
             session.disconnect();
@@ -266,10 +318,11 @@ impl SessionHost for UiHost {
         } else {
             Status::Phase(phase)
         });
-        if phase == Phase::Connected
-            && let Some(term) = controller.term()
-        {
-            term.focus();
+        if phase == Phase::Connected {
+            controller.device_connected();
+            if let Some(term) = controller.term() {
+                term.focus();
+            }
         }
     }
 
@@ -325,6 +378,7 @@ impl SessionHost for UiHost {
         let Some(controller) = self.current() else {
             return;
         };
+        let retry = controller.device_fallback(&outcome);
         drop(controller.session.borrow_mut().take());
         controller.set_link(None);
         controller.cancel_questions();
@@ -337,8 +391,12 @@ impl SessionHost for UiHost {
         if let Some(term) = controller.term() {
             term.write_text(&note);
         }
-        state
-            .error
-            .set(outcome.err().map(|error| error.user_message()));
+        if retry {
+            state.retry_requests.update(|n| *n += 1);
+        } else {
+            state
+                .error
+                .set(outcome.err().map(|error| error.user_message()));
+        }
     }
 }

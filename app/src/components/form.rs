@@ -1,5 +1,9 @@
-//! The connect form: tunnel endpoint, cookie helper, token, service, login, message format.
+//! The connect form, with its two ways in: **Device** (thing name and services; the tunnel API
+//! opens the tunnel) and **Token** (tunnel endpoint, cookie helper, token, service, device
+//! name), then the message format and the login.
 //!
+//! Both modes' fields stay in the page (the hidden ones are only not shown), so switching loses
+//! nothing typed.
 //! Secrets (token, password, key, passphrase) are never copied into signals: they stay in their
 //! `<input>`s and are read into [`Zeroizing`] strings only when Connect or Reconnect is pressed.
 
@@ -9,7 +13,7 @@ use wasm_bindgen::JsCast;
 use zeroize::Zeroizing;
 
 use super::endpoint::{REGIONS, aws_data_plane_url, default_cookie_helper, region_of_input};
-use super::request::{FormValues, MAX_KEY_LEN};
+use super::request::{FormValues, MAX_KEY_LEN, Mode};
 use super::status::Status;
 
 /// The form's inputs; `Copy` handles, so the status bar's Reconnect can read the form too.
@@ -17,6 +21,15 @@ use super::status::Status;
 pub struct FormRefs {
     /// The endpoint field's text (not secret; drives the region list and the AWS note).
     pub endpoint: RwSignal<String>,
+    /// The way in.
+    pub mode: RwSignal<Mode>,
+    /// Whether the operator chose the way in (the service's offer then changes nothing).
+    pub mode_chosen: RwSignal<bool>,
+    /// Whether the page has learnt whether the service offers the tunnel API.
+    pub probed: RwSignal<bool>,
+    thing: NodeRef<html::Input>,
+    services: NodeRef<html::Input>,
+    device_name: NodeRef<html::Input>,
     cookie_helper: NodeRef<html::Input>,
     token: NodeRef<html::Input>,
     service: NodeRef<html::Input>,
@@ -32,6 +45,12 @@ impl FormRefs {
     pub fn new() -> Self {
         Self {
             endpoint: RwSignal::new(String::new()),
+            mode: RwSignal::new(Mode::Token),
+            mode_chosen: RwSignal::new(false),
+            probed: RwSignal::new(false),
+            thing: NodeRef::new(),
+            services: NodeRef::new(),
+            device_name: NodeRef::new(),
             cookie_helper: NodeRef::new(),
             token: NodeRef::new(),
             service: NodeRef::new(),
@@ -55,6 +74,9 @@ impl FormRefs {
             cookie_helper: input(self.cookie_helper),
             token: Zeroizing::new(input(self.token)),
             service: input(self.service),
+            device_name: input(self.device_name),
+            thing: input(self.thing),
+            services: input(self.services),
             format: self
                 .format
                 .get_untracked()
@@ -75,6 +97,15 @@ impl FormRefs {
     /// Whether the token field is in the page; tracked, so an effect reruns once it is.
     pub fn token_ready(&self) -> bool {
         self.token.get().is_some()
+    }
+
+    /// Fills the Token mode's device name, unless the operator typed one.
+    pub fn offer_device_name(&self, name: &str) {
+        if let Some(el) = self.device_name.get_untracked()
+            && el.value().trim().is_empty()
+        {
+            el.set_value(name);
+        }
     }
 
     /// Puts a token into the token field (from the URL fragment).
@@ -134,6 +165,8 @@ pub fn ConnectForm(
     page_origin: String,
     /// A user name from the URL fragment.
     initial_user: Option<String>,
+    /// A thing name from the URL fragment (Device mode).
+    initial_thing: Option<String>,
     /// Service ids the tunnel offers.
     services: RwSignal<Vec<String>>,
     /// The connection's step (Connect is disabled while a session runs).
@@ -147,10 +180,15 @@ pub fn ConnectForm(
     let aws_region = Memo::new(move |_| region_of_input(&endpoint.get()));
     let cookie_default = default_cookie_helper(&page_origin);
     let busy = move || status.get().is_active();
+    let mode = refs.mode;
+    let shown = move |wanted: Mode| move || if mode.get() == wanted { "" } else { "none" };
     view! {
         <form
             class="connect-form"
             autocomplete="off"
+            data-testid="connect-form"
+            data-mode=move || match mode.get() { Mode::Device => "device", Mode::Token => "token" }
+            data-probed=move || refs.probed.get().to_string()
             on:submit=move |ev| {
                 ev.prevent_default();
                 on_connect.run(());
@@ -158,6 +196,59 @@ pub fn ConnectForm(
         >
             <fieldset>
                 <legend>"Tunnel"</legend>
+                <div class="mode-switch" role="group" aria-label="Way in">
+                    <button
+                        type="button"
+                        class="small"
+                        data-testid="mode-device"
+                        aria-pressed=move || (mode.get() == Mode::Device).to_string()
+                        on:click=move |_| {
+                            refs.mode_chosen.set(true);
+                            mode.set(Mode::Device);
+                        }
+                    >
+                        "Device"
+                    </button>
+                    <button
+                        type="button"
+                        class="small"
+                        data-testid="mode-token"
+                        aria-pressed=move || (mode.get() == Mode::Token).to_string()
+                        on:click=move |_| {
+                            refs.mode_chosen.set(true);
+                            mode.set(Mode::Token);
+                        }
+                    >
+                        "Token"
+                    </button>
+                </div>
+                <div class="mode-fields" data-testid="device-fields" style:display=shown(Mode::Device)>
+                    <label for="thing">"Thing name"</label>
+                    <input
+                        id="thing"
+                        type="text"
+                        spellcheck="false"
+                        autocapitalize="off"
+                        data-testid="thing"
+                        placeholder="e.g. pump-7"
+                        value=initial_thing.unwrap_or_default()
+                        node_ref=refs.thing
+                    />
+                    <label for="services">"Services"</label>
+                    <input
+                        id="services"
+                        type="text"
+                        spellcheck="false"
+                        data-testid="services"
+                        value="SSH"
+                        node_ref=refs.services
+                    />
+                    <p class="hint">
+                        "The service opens a tunnel for the device and sends the device its token; \
+                         this page gets its own and never shows it."
+                    </p>
+                </div>
+                <div class="mode-fields" data-testid="token-fields" style:display=shown(Mode::Token)>
                 <label for="endpoint">"Tunnel endpoint"</label>
                 <div class="row">
                     <input
@@ -227,6 +318,17 @@ pub fn ConnectForm(
                 <datalist id="service-ids">
                     <For each=move || services.get() key=|id| id.clone() children=|id| view! { <option value=id></option> } />
                 </datalist>
+                <label for="device-name">"Device name " <span class="hint">"(its thing; keys its host key)"</span></label>
+                <input
+                    id="device-name"
+                    type="text"
+                    spellcheck="false"
+                    autocapitalize="off"
+                    data-testid="device-name"
+                    placeholder="e.g. pump-7 (else: this tunnel only)"
+                    node_ref=refs.device_name
+                />
+                </div>
                 <label for="format">"What runs on the device " <span class="hint">"(message format)"</span></label>
                 <select id="format" data-testid="format" node_ref=refs.format>
                     <option value="V3" selected=true>"localproxy 3.x or burrow agent → V3"</option>

@@ -1,4 +1,5 @@
-//! Parameters handed to the page in its URL fragment: `#token=…` (and `&user=…` for the demo).
+//! Parameters handed to the page in its URL fragment: `#token=…` (Token mode) or `#thing=…`
+//! (Device mode), with `&user=…`.
 //!
 //! The fragment never reaches a server, which is why a token may travel there and never in the
 //! query string. [`parse`] is plain Rust; [`take_from_location`] reads the page's fragment and
@@ -14,12 +15,14 @@ pub struct FragmentParams {
     pub token: Option<Zeroizing<String>>,
     /// The SSH user name (`user=`).
     pub user: Option<String>,
+    /// The device's thing name (`thing=`): open the page in Device mode for it.
+    pub thing: Option<String>,
 }
 
 impl FragmentParams {
     /// Whether the fragment carried anything the page uses.
     pub fn is_empty(&self) -> bool {
-        self.token.is_none() && self.user.is_none()
+        self.token.is_none() && self.user.is_none() && self.thing.is_none()
     }
 }
 
@@ -56,7 +59,7 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Reads `token` and `user` from a fragment (with or without its leading `#`). Unknown keys are
+/// Reads `token`, `thing` and `user` from a fragment (with or without its leading `#`). Unknown keys are
 /// ignored; empty values count as absent; the first occurrence of a key wins.
 pub fn parse(fragment: &str) -> FragmentParams {
     let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
@@ -70,6 +73,7 @@ pub fn parse(fragment: &str) -> FragmentParams {
         match key {
             "token" if params.token.is_none() => params.token = Some(Zeroizing::new(value)),
             "user" if params.user.is_none() => params.user = Some(value),
+            "thing" if params.thing.is_none() => params.thing = Some(value),
             _ => {}
         }
     }
@@ -124,6 +128,16 @@ mod tests {
     fn token_and_user_in_any_order() {
         check("#token=t0k&user=pi", Some("t0k"), Some("pi"));
         check("#user=pi&token=t0k", Some("t0k"), Some("pi"));
+    }
+
+    #[test]
+    fn a_device_link_names_thing_and_user() {
+        let params = parse("#thing=pump-7&user=pi");
+        assert_eq!(params.thing.as_deref(), Some("pump-7"));
+        assert_eq!(params.user.as_deref(), Some("pi"));
+        assert_eq!(params.token, None);
+        assert!(!params.is_empty());
+        assert_eq!(parse("#thing=").thing, None);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub fn HostKeyDialog(
                         " key this browser has not seen before. Compare its fingerprint with the one the device shows ("
                         <code>"ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"</code> ")."
                     </p>
+                    <p class="hint" data-testid="hostkey-scope">
+                        {move || question.with(|q| q.as_ref().map(|q| scope_note(&q.target)))}
+                    </p>
                     <p class="fingerprint" data-testid="hostkey-fingerprint">
                         {move || question.with(|q| q.as_ref().map(|q| q.fingerprint.clone()))}
                     </p>
@@ -50,6 +53,17 @@ pub fn HostKeyDialog(
                 </div>
             </div>
         </Show>
+    }
+}
+
+/// Where an accepted key will be remembered, in words.
+pub fn scope_note(target: &str) -> String {
+    if crate::ssh::known_hosts::is_device_target(target) {
+        format!("Trusted, it is remembered for the device {target} on every tunnel to it.")
+    } else {
+        "No device name is known: the key can be remembered for this tunnel only (give the \
+         Device name in the form to remember it for the device)."
+            .to_owned()
     }
 }
 
@@ -137,5 +151,16 @@ pub fn KbdDialog(
                 </form>
             </div>
         </Show>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope_note;
+
+    #[test]
+    fn the_scope_says_device_or_this_tunnel_only() {
+        assert!(scope_note("pump-7").contains("for the device pump-7"));
+        assert!(scope_note("ws://h:1/tunnel:t-1/SSH").contains("this tunnel only"));
     }
 }

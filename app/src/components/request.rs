@@ -1,5 +1,6 @@
-//! From the form's fields to a [`ConnectRequest`]: trimming, defaults and the checks that can be
-//! made before connecting, each failing with words that say what to fix.
+//! From the form's fields to a [`ConnectRequest`] (Token mode) or a [`DevicePlan`] (Device
+//! mode): trimming, defaults and the checks that can be made before connecting, each failing
+//! with words that say what to fix.
 //!
 //! Plain Rust (tested natively). Secrets arrive and leave in [`Zeroizing`] strings.
 
@@ -7,6 +8,26 @@ use zeroize::Zeroizing;
 
 use super::endpoint::{parse_cookie_helper, parse_endpoint};
 use crate::session::{ConnectRequest, Credential, Format, SessionError, TunnelEndpoint};
+use crate::tunnel_api::{check_thing_name, parse_services};
+
+/// The form's two ways in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// By the device's thing name, through the service's tunnel API.
+    Device,
+    /// With a source token made elsewhere.
+    #[default]
+    Token,
+}
+
+/// What Device mode opens: checked before any call, so a typo costs no tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePlan {
+    /// The thing name.
+    pub thing: String,
+    /// The services to open.
+    pub services: Vec<String>,
+}
 
 /// Longest private key file the form accepts (real keys are a few KiB).
 pub const MAX_KEY_LEN: usize = 64 * 1024;
@@ -22,6 +43,12 @@ pub struct FormValues {
     pub token: Zeroizing<String>,
     /// Service id; empty for "the tunnel's only service".
     pub service: String,
+    /// Token mode's device name (the thing its host key is remembered under); may be empty.
+    pub device_name: String,
+    /// Device mode's thing name.
+    pub thing: String,
+    /// Device mode's services (`SSH` when empty).
+    pub services: String,
     /// `V1`, `V2` or `V3`.
     pub format: String,
     /// SSH user name.
@@ -46,6 +73,51 @@ pub fn parse_format(value: &str) -> Option<Format> {
 
 fn invalid(what: impl Into<String>) -> SessionError {
     SessionError::Input(what.into())
+}
+
+/// The user name as the session wants it.
+pub fn check_username(username: &str) -> Result<&str, SessionError> {
+    let username = username.trim();
+    if username.is_empty() {
+        return Err(invalid("enter the SSH user name"));
+    }
+    if username
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid("the user name must not contain spaces"));
+    }
+    Ok(username)
+}
+
+/// Device mode's checks: thing name, services and user name, before the tunnel is opened.
+pub fn check_device(values: &FormValues) -> Result<DevicePlan, SessionError> {
+    let thing = values.thing.trim();
+    check_thing_name(thing).map_err(invalid)?;
+    let services = parse_services(&values.services).map_err(invalid)?;
+    check_username(&values.username)?;
+    parse_format(values.format.trim())
+        .ok_or_else(|| invalid(format!("unknown message format “{}”", values.format)))?;
+    Ok(DevicePlan {
+        thing: thing.to_owned(),
+        services,
+    })
+}
+
+/// Device mode's form, turned into Token mode's with the token the tunnel API gave: the page's
+/// own service (through its cookie helper), the device's name, its first service.
+pub fn device_values(
+    mut values: FormValues,
+    plan: &DevicePlan,
+    token: Zeroizing<String>,
+    cookie_helper: String,
+) -> FormValues {
+    values.endpoint = String::new();
+    values.cookie_helper = cookie_helper;
+    values.token = token;
+    values.device_name = plan.thing.clone();
+    values.service = plan.services.first().cloned().unwrap_or_default();
+    values
 }
 
 /// Builds the request for a terminal of `cols` × `rows`; `page_origin` is the default endpoint.
@@ -78,15 +150,11 @@ pub fn build_request(
     }
     let format = parse_format(values.format.trim())
         .ok_or_else(|| invalid(format!("unknown message format “{}”", values.format)))?;
-    let username = values.username.trim();
-    if username.is_empty() {
-        return Err(invalid("enter the SSH user name"));
-    }
-    if username
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid("the user name must not contain spaces"));
+    let username = check_username(&values.username)?;
+    let device = values.device_name.trim();
+    if !device.is_empty() {
+        check_thing_name(device)
+            .map_err(|why| invalid(why.replace("thing name", "device name")))?;
     }
     let credential = if !values.private_key.trim().is_empty() {
         if values.private_key.len() > MAX_KEY_LEN {
@@ -109,6 +177,7 @@ pub fn build_request(
         cookie_helper,
         token,
         service_id: (!service.is_empty()).then(|| service.to_owned()),
+        device: (!device.is_empty()).then(|| device.to_owned()),
         format,
         username: username.to_owned(),
         credential,
@@ -240,6 +309,10 @@ mod tests {
                 |f| f.private_key = Zeroizing::new("k".repeat(MAX_KEY_LEN + 1)),
                 "too large",
             ),
+            (
+                |f| f.device_name = "pump 7".into(),
+                "the device name may hold only",
+            ),
         ];
         for (mistake, expected) in cases {
             let mut form = values();
@@ -250,6 +323,64 @@ mod tests {
                 message.contains(expected),
                 "{message:?} should mention {expected:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_device_name_names_the_host_key_s_device() {
+        let mut form = values();
+        form.device_name = " pump-7 ".into();
+        let request = build_request(form, ORIGIN, 80, 24).expect("valid form");
+        assert_eq!(request.device.as_deref(), Some("pump-7"));
+        assert_eq!(
+            build_request(values(), ORIGIN, 80, 24)
+                .expect("valid form")
+                .device,
+            None
+        );
+    }
+
+    #[test]
+    fn device_mode_checks_then_becomes_a_token_request() {
+        let mut form = values();
+        form.token = Zeroizing::new(String::new());
+        form.endpoint = "eu-west-1".into();
+        form.thing = " pump-7 ".into();
+        let plan = check_device(&form).expect("a device plan");
+        assert_eq!(
+            plan,
+            DevicePlan {
+                thing: "pump-7".into(),
+                services: vec!["SSH".into()]
+            }
+        );
+        let form = device_values(
+            form,
+            &plan,
+            Zeroizing::new("tok".into()),
+            format!("{ORIGIN}/cookie"),
+        );
+        let request = build_request(form, ORIGIN, 80, 24).expect("valid request");
+        assert_eq!(request.endpoint, TunnelEndpoint::SameSite(ORIGIN.into()));
+        assert_eq!(request.token.as_str(), "tok");
+        assert_eq!(request.device.as_deref(), Some("pump-7"));
+        assert_eq!(request.service_id.as_deref(), Some("SSH"));
+
+        let cases: [(fn(&mut FormValues), &str); 4] = [
+            (|f| f.thing = String::new(), "enter the device's thing name"),
+            (
+                |f| f.thing = "pump/7".into(),
+                "the thing name may hold only",
+            ),
+            (|f| f.services = "S SH/".into(), "service id"),
+            (|f| f.username = String::new(), "enter the SSH user name"),
+        ];
+        for (mistake, words) in cases {
+            let mut form = values();
+            form.thing = "pump-7".into();
+            mistake(&mut form);
+            let message = check_device(&form).expect_err("refused").user_message();
+            assert!(message.contains(words), "{message:?} should say {words:?}");
         }
     }
 

@@ -11,6 +11,10 @@ pub enum Status {
     Idle,
     /// The operator pressed Connect; the session has not reported a phase yet.
     Starting,
+    /// Device mode: asking the tunnel API for a tunnel (or new tokens) for the device.
+    OpeningTunnel,
+    /// Device mode: waiting for the device to join its tunnel.
+    WaitingForDevice,
     /// The session reported this phase.
     Phase(Phase),
     /// The operator pressed Disconnect; the session has not ended yet.
@@ -25,6 +29,8 @@ impl Status {
         match self {
             Status::Idle => "Not connected",
             Status::Starting => "Connecting…",
+            Status::OpeningTunnel => "Opening a tunnel…",
+            Status::WaitingForDevice => "Waiting for the device to connect…",
             Status::Phase(Phase::Cookie) => "Cookie…",
             Status::Phase(Phase::Tunnel) => "Opening tunnel…",
             Status::Phase(Phase::SshHandshake) => "SSH handshake…",
@@ -34,6 +40,21 @@ impl Status {
             Status::Disconnecting => "Disconnecting…",
             Status::Phase(Phase::Closed) | Status::Ended => "Disconnected",
         }
+    }
+
+    /// The words shown in the status line when the device's name is known: Device mode's
+    /// steps name it ("opening a tunnel for pump-7").
+    pub fn label_for(self, device: Option<&str>) -> String {
+        match (self, device) {
+            (Status::OpeningTunnel, Some(thing)) => format!("Opening a tunnel for {thing}…"),
+            (Status::WaitingForDevice, Some(thing)) => format!("Waiting for {thing} to connect…"),
+            _ => self.label().to_owned(),
+        }
+    }
+
+    /// Whether Device mode is preparing the tunnel (no session runs yet).
+    pub fn is_preparing(self) -> bool {
+        matches!(self, Status::OpeningTunnel | Status::WaitingForDevice)
     }
 
     /// Whether a session is under way (connecting, connected or closing).
@@ -49,6 +70,8 @@ impl Status {
         matches!(
             self,
             Status::Starting
+                | Status::OpeningTunnel
+                | Status::WaitingForDevice
                 | Status::Phase(
                     Phase::Cookie
                         | Phase::Tunnel
@@ -117,6 +140,11 @@ mod tests {
         let expected = [
             (Status::Idle, "Not connected"),
             (Status::Starting, "Connecting…"),
+            (Status::OpeningTunnel, "Opening a tunnel…"),
+            (
+                Status::WaitingForDevice,
+                "Waiting for the device to connect…",
+            ),
             (Status::Phase(Phase::Cookie), "Cookie…"),
             (Status::Phase(Phase::Tunnel), "Opening tunnel…"),
             (Status::Phase(Phase::SshHandshake), "SSH handshake…"),
@@ -130,6 +158,28 @@ mod tests {
         for (status, label) in expected {
             assert_eq!(status.label(), label, "{status:?}");
         }
+    }
+
+    #[test]
+    fn device_steps_name_the_device() {
+        let pump = Some("pump-7");
+        assert_eq!(
+            Status::OpeningTunnel.label_for(pump),
+            "Opening a tunnel for pump-7…"
+        );
+        assert_eq!(
+            Status::WaitingForDevice.label_for(pump),
+            "Waiting for pump-7 to connect…"
+        );
+        assert_eq!(
+            Status::Phase(Phase::Auth).label_for(pump),
+            "Authenticating…"
+        );
+        assert_eq!(Status::OpeningTunnel.label_for(None), "Opening a tunnel…");
+        assert!(
+            Status::WaitingForDevice.is_preparing() && Status::WaitingForDevice.is_connecting()
+        );
+        assert!(Status::OpeningTunnel.is_active() && !Status::Starting.is_preparing());
     }
 
     #[test]

@@ -1,10 +1,29 @@
-//! The status line above the terminal (step, round trip, bytes, Disconnect / Reconnect) and the
-//! error panel.
+//! The status line above the terminal (step, round trip, bytes, Disconnect / Reconnect, and in
+//! Device mode Send new access tokens / Close tunnel) and the error panel. Once connected it is
+//! the page's compact bar: the form folds away and this line names `user@device`.
 
 use leptos::prelude::*;
 
+use super::controller::DeviceTunnel;
 use super::status::{Status, details};
 use crate::session::Stats;
+
+/// What the status line shows of Device mode, and its two actions.
+#[derive(Clone, Copy)]
+pub struct DeviceActions {
+    /// The tunnel Device mode works on.
+    pub tunnel: RwSignal<Option<DeviceTunnel>>,
+    /// The device the current attempt is for.
+    pub device_name: RwSignal<Option<String>>,
+    /// A word on the message format (Device mode retried in V1).
+    pub format_note: RwSignal<Option<String>>,
+    /// `user@device` of the session.
+    pub login: RwSignal<Option<String>>,
+    /// Send new access tokens pressed.
+    pub on_resend: Callback<()>,
+    /// Close tunnel pressed.
+    pub on_close: Callback<()>,
+}
 
 /// The status line.
 #[component]
@@ -19,8 +38,19 @@ pub fn StatusBar(
     on_disconnect: Callback<()>,
     /// Reconnect pressed.
     on_reconnect: Callback<()>,
+    /// Device mode's part.
+    device: DeviceActions,
+    /// Whether the operator unfolded the form while connected.
+    unfolded: RwSignal<bool>,
 ) -> impl IntoView {
-    let can_reconnect = move || started_once.get() && !status.get().is_active();
+    let idle = move || !status.get().is_active();
+    let in_device_tunnel = move || device.tunnel.with(Option::is_some);
+    let can_reconnect = move || started_once.get() && idle() && !in_device_tunnel();
+    let label = move || {
+        device
+            .device_name
+            .with(|name| status.get().label_for(name.as_deref()))
+    };
     view! {
         <div class="status-bar">
             <div
@@ -36,12 +66,39 @@ pub fn StatusBar(
                 }
             >
                 <span class=move || format!("dot {}", status.get().tone())></span>
-                <span class="label">{move || status.get().label()}</span>
+                <span class="label" data-testid="status-label">{label}</span>
+                <Show when=move || device.format_note.with(Option::is_some)>
+                    <span class="figures" data-testid="format-note">{move || device.format_note.get()}</span>
+                </Show>
+                <Show when=move || status.get().is_connected() && device.login.with(Option::is_some)>
+                    <span class="login" data-testid="session-login">{move || device.login.get()}</span>
+                </Show>
                 <Show when=move || status.get() != Status::Idle>
                     <span class="figures">{move || details(&stats.get())}</span>
                 </Show>
             </div>
             <div class="status-actions">
+                <Show when=move || status.get().is_connected()>
+                    <button
+                        type="button"
+                        class="small"
+                        data-testid="unfold"
+                        aria-pressed=move || unfolded.get().to_string()
+                        on:click=move |_| unfolded.update(|u| *u = !*u)
+                    >
+                        {move || if unfolded.get() { "Hide form" } else { "Form & settings" }}
+                    </button>
+                </Show>
+                <Show when=move || in_device_tunnel() && idle() && started_once.get()>
+                    <button type="button" class="primary small" data-testid="resend-tokens" on:click=move |_| device.on_resend.run(())>
+                        "Send new access tokens"
+                    </button>
+                </Show>
+                <Show when=in_device_tunnel>
+                    <button type="button" class="small" data-testid="close-tunnel" on:click=move |_| device.on_close.run(())>
+                        "Close tunnel"
+                    </button>
+                </Show>
                 <Show when=can_reconnect>
                     <button type="button" class="primary small" data-testid="reconnect" on:click=move |_| on_reconnect.run(())>
                         "Reconnect"
@@ -58,6 +115,21 @@ pub fn StatusBar(
                 </button>
             </div>
         </div>
+    }
+}
+
+/// A note that is no error (e.g. the tunnel was closed).
+#[component]
+pub fn NoticePanel(
+    /// The text to show (none: the panel is absent).
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <Show when=move || notice.with(Option::is_some)>
+            <div class="notice" role="status">
+                <span data-testid="notice">{move || notice.get()}</span>
+            </div>
+        </Show>
     }
 }
 

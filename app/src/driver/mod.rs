@@ -9,6 +9,7 @@
 //! - [`answers`]: parsing what the cookie helper and the probe answer into errors.
 //! - `socket`, `cookie`, `browser` (wasm32 only): the owned WebSocket, the `gloo-net` calls,
 //!   and the pump task that ties the socket, the core and the stream together.
+//! - `api` (wasm32 only): the tunnel API's HTTP calls (Device mode), typed by `crate::tunnel_api`.
 //!
 //! It has no protocol logic of its own (framing and stream rules live in `burrow-proto`) and
 //! knows nothing about SSH.
@@ -18,6 +19,8 @@ pub mod stream;
 pub mod tunnel;
 pub mod url;
 
+#[cfg(target_arch = "wasm32")]
+pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
 #[cfg(target_arch = "wasm32")]

@@ -54,6 +54,10 @@ pub struct ConnectRequest {
     pub token: Zeroizing<String>,
     /// The service id to start, when the tunnel has several.
     pub service_id: Option<String>,
+    /// The device's name (its thing), under which its host key is remembered; `None` when the
+    /// page knows no name (then the tunnel's thing, if the service reports it, else this
+    /// tunnel only).
+    pub device: Option<String>,
     /// The message format the destination speaks.
     pub format: Format,
     /// The SSH user name.

@@ -1,14 +1,17 @@
-//! Where a device's host key is remembered: endpoint + tunnel destination + service, as one
-//! token that can stand as a host name in an OpenSSH `known_hosts` line.
+//! Where a device's host key is remembered, as one token that can stand as a host name in an
+//! OpenSSH `known_hosts` line.
 //!
-//! The destination is the most stable name the app can learn without secrets: the tunnel's
-//! thing name or tunnel id when the cookie helper reports them, else a short hash of the
-//! token (tokens are single use, so the operator is then asked again after each rotation —
-//! safe, merely less convenient). The token itself is never part of a target.
+//! A device is named by its thing name (Device mode's thing, the Token mode's Device name
+//! field, or the tunnel's thing as the cookie helper reports it): the target is then the device
+//! name plus its service (`ssh::known_hosts::device_target`), the same for every tunnel to it.
+//! Without a device name the target is endpoint + tunnel id (or a short hash of the token) +
+//! service: good for that one tunnel only, so the operator is asked again next time — safe,
+//! merely less convenient. The token itself is never part of a target.
 
 use sha2::{Digest, Sha256};
 
 use crate::driver::answers::CookieAnswer;
+use crate::ssh::known_hosts::device_target;
 
 /// The tunnel's far end, as far as the app can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +25,12 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// The best name the cookie helper's answer allows, else the token's hash.
-    pub fn from_cookie(answer: &CookieAnswer, token: &str) -> Self {
-        if let Some(thing) = &answer.thing_name {
+    /// The operator's device name when given, else the best name the cookie helper's answer
+    /// allows, else the token's hash.
+    pub fn from_cookie(device: Option<&str>, answer: &CookieAnswer, token: &str) -> Self {
+        if let Some(device) = device {
+            Destination::Thing(device.to_owned())
+        } else if let Some(thing) = &answer.thing_name {
             Destination::Thing(thing.clone())
         } else if let Some(tunnel) = &answer.tunnel_id {
             Destination::Tunnel(tunnel.clone())
@@ -64,12 +70,16 @@ fn plain(text: &str) -> String {
 }
 
 /// The known-hosts target for a service of a destination behind an endpoint
-/// (`endpoint_label` from `driver::url::endpoint_label`; `service_id` "" when none).
+/// (`endpoint_label` from `driver::url::endpoint_label`; `service_id` "" when none). A thing is
+/// a device: its target does not depend on the endpoint.
 pub fn known_hosts_target(
     endpoint_label: &str,
     destination: &Destination,
     service_id: &str,
 ) -> String {
+    if let Destination::Thing(name) = destination {
+        return device_target(&plain(name), service_id);
+    }
     let service = if service_id.is_empty() {
         "-"
     } else {
@@ -98,15 +108,28 @@ mod tests {
         assert_eq!(target, "ws://127.0.0.1:8080/tunnel:t-1/SSH");
         assert!(is_valid_target(&target));
         let target = known_hosts_target(
-            "wss://data.tunneling.iot.eu-west-1.amazonaws.com",
-            &Destination::Thing("pump 7,a".into()),
+            "ws://127.0.0.1:8080",
+            &Destination::Token("0123456789abcdef".into()),
             "",
         );
-        assert_eq!(
-            target,
-            "wss://data.tunneling.iot.eu-west-1.amazonaws.com/thing:pump%207%2Ca/-"
-        );
+        assert_eq!(target, "ws://127.0.0.1:8080/token:0123456789abcdef/-");
         assert!(is_valid_target(&target));
+    }
+
+    #[test]
+    fn a_device_s_target_is_its_name_on_every_endpoint() {
+        for endpoint in [
+            "ws://127.0.0.1:8080",
+            "wss://data.tunneling.iot.eu-west-1.amazonaws.com",
+        ] {
+            let pump = Destination::Thing("pump-7".into());
+            assert_eq!(known_hosts_target(endpoint, &pump, "SSH"), "pump-7");
+            assert_eq!(known_hosts_target(endpoint, &pump, ""), "pump-7");
+            assert_eq!(known_hosts_target(endpoint, &pump, "VNC"), "pump-7/VNC");
+        }
+        let odd = known_hosts_target("ws://h", &Destination::Thing("pump 7,a".into()), "SSH");
+        assert_eq!(odd, "pump%207%2Ca");
+        assert!(is_valid_target(&odd));
     }
 
     #[test]
@@ -135,8 +158,12 @@ mod tests {
             reconnectable: false,
         };
         assert_eq!(
-            Destination::from_cookie(&both, "x"),
+            Destination::from_cookie(None, &both, "x"),
             Destination::Thing("pump".into())
+        );
+        assert_eq!(
+            Destination::from_cookie(Some("typed"), &both, "x"),
+            Destination::Thing("typed".into())
         );
         let tunnel = CookieAnswer {
             tunnel_id: Some("t".into()),
@@ -144,11 +171,11 @@ mod tests {
             reconnectable: false,
         };
         assert_eq!(
-            Destination::from_cookie(&tunnel, "x"),
+            Destination::from_cookie(None, &tunnel, "x"),
             Destination::Tunnel("t".into())
         );
         assert_eq!(
-            Destination::from_cookie(&CookieAnswer::default(), "x"),
+            Destination::from_cookie(None, &CookieAnswer::default(), "x"),
             Destination::from_token("x")
         );
     }

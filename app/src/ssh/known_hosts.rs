@@ -1,7 +1,13 @@
-//! Host keys the operator accepted, kept per tunnel target, in OpenSSH `known_hosts` format.
+//! Host keys the operator accepted, kept per device, in OpenSSH `known_hosts` format.
 //!
-//! A *target* is one token naming endpoint + tunnel destination + service (see
-//! `session::target`); it stands where OpenSSH writes a host name. The store is a
+//! A *target* is one token that stands where OpenSSH writes a host name (see
+//! `session::target`). For a device it is the device's name ([`device_target`]: the thing name,
+//! plus `/SERVICE` for a service other than SSH), as OpenSSH's `HostKeyAlias` would be: the
+//! same device keeps its key across tunnels, tokens and endpoints (relay or direct to AWS), so a
+//! changed key is refused. A tunnel without a known device falls back to an endpoint + tunnel
+//! (or token hash) + service target, good for that tunnel only. Entries written by older
+//! versions (`endpoint/thing:NAME/SERVICE`) are read as the device's ([`migrated_target`]) and
+//! written back that way. The store is a
 //! `known_hosts` text in the browser's `localStorage` (an in-memory text on native builds, for
 //! tests); [`export`] and [`import`] move it in and out of the page. Parsing, formatting,
 //! fingerprints and the verdict on a presented key are plain functions, tested natively.
@@ -79,6 +85,34 @@ pub fn is_valid_target(target: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && !matches!(c, ',' | '*' | '?' | '!'))
 }
 
+/// The target of a device's service: `pump-7` for SSH (or the tunnel's only, unnamed
+/// service), `pump-7/VNC` for another service.
+pub fn device_target(device: &str, service_id: &str) -> String {
+    match service_id {
+        "" | "SSH" => device.to_owned(),
+        service => format!("{device}/{service}"),
+    }
+}
+
+/// Whether `target` names a device (rather than one tunnel through one endpoint).
+pub fn is_device_target(target: &str) -> bool {
+    !target.contains("://")
+}
+
+/// The device target an entry of an older version stands for: `ENDPOINT/thing:NAME/SERVICE`
+/// (`-` for no service) becomes [`device_target`]`(NAME, SERVICE)`. Other targets stay.
+pub fn migrated_target(target: &str) -> Option<String> {
+    if !target.contains("://") {
+        return None;
+    }
+    let (rest, service) = target.rsplit_once('/')?;
+    let (_, thing) = rest.rsplit_once("/thing:")?;
+    let service = if service == "-" { "" } else { service };
+    let migrated = device_target(thing, service);
+    (is_valid_target(&migrated) && !thing.is_empty() && !thing.contains(['/', '%']))
+        .then_some(migrated)
+}
+
 fn without_comment(key: &PublicKey) -> PublicKey {
     PublicKey::new(key.key_data().clone(), "")
 }
@@ -111,7 +145,8 @@ impl KnownHosts {
                 if !is_valid_target(name) {
                     return Err(bad(&format!("unsupported host name {name:?}")));
                 }
-                hosts.remember(name, &key);
+                let target = migrated_target(name).unwrap_or_else(|| name.to_owned());
+                hosts.remember(&target, &key);
             }
         }
         Ok(hosts)
@@ -307,7 +342,7 @@ mod tests {
     fn export_import_round_trip() {
         let mut hosts = KnownHosts::default();
         hosts.remember("ws://h:1/tunnel:a/SSH", &key(ED25519));
-        hosts.remember("wss://x/thing:pump-7/-", &key(ED25519_OTHER));
+        hosts.remember("pump-7", &key(ED25519_OTHER));
         let text = hosts.to_text();
         assert_eq!(text.lines().count(), 2);
         assert!(
@@ -361,6 +396,50 @@ mod tests {
         assert!(after.contains("imported-target ssh-ed25519 "));
         assert!(import("broken line\n").is_err());
         assert_eq!(export(), after);
+    }
+
+    #[test]
+    fn device_targets_are_the_device_name() {
+        assert_eq!(device_target("pump-7", "SSH"), "pump-7");
+        assert_eq!(device_target("pump-7", ""), "pump-7");
+        assert_eq!(device_target("pump-7", "VNC"), "pump-7/VNC");
+        assert!(is_device_target("pump-7/VNC"));
+        assert!(!is_device_target("ws://h:1/tunnel:t/SSH"));
+    }
+
+    #[test]
+    fn entries_of_older_versions_become_the_device_s() {
+        let cases = [
+            ("ws://127.0.0.1:8080/thing:pump-7/SSH", Some("pump-7")),
+            (
+                "wss://data.tunneling.iot.eu-west-1.amazonaws.com/thing:pump-7/-",
+                Some("pump-7"),
+            ),
+            ("ws://h:1/thing:pump-7/VNC", Some("pump-7/VNC")),
+            ("ws://h:1/tunnel:t-1/SSH", None),
+            ("ws://h:1/token:0123456789abcdef/SSH", None),
+            ("ws://h:1/thing:pump%207/SSH", None),
+            ("pump-7", None),
+        ];
+        for (old, new) in cases {
+            assert_eq!(migrated_target(old).as_deref(), new, "{old}");
+        }
+        // Read from an old store: the device's entry, and the same verdicts under its name.
+        let text = format!(
+            "ws://127.0.0.1:8080/thing:pump-7/SSH {ED25519}\nws://h:1/tunnel:t-1/SSH {ED25519_OTHER}\n"
+        );
+        let hosts = KnownHosts::parse(&text).expect("an old store parses");
+        assert_eq!(hosts.verdict("pump-7", &key(ED25519)), Verdict::Known);
+        assert!(matches!(
+            hosts.verdict("pump-7", &key(ED25519_OTHER)),
+            Verdict::Mismatch { .. }
+        ));
+        assert_eq!(
+            hosts.verdict("ws://h:1/tunnel:t-1/SSH", &key(ED25519_OTHER)),
+            Verdict::Known
+        );
+        let exported = hosts.to_text();
+        assert!(exported.starts_with("pump-7 ssh-ed25519 "), "{exported}");
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! in-process (`burrow serve --mqtt`, default 127.0.0.1:8080, serving the built app), the demo
 //! device (an SSH server embedded in `burrow`, see [`device`]; or `--device HOST:PORT` for an
 //! existing sshd) and its agent in-process, which gets only its thing name ([`THING`]) and the
-//! broker, never a token. Once the agent has subscribed, the demo opens a tunnel for that
-//! thing with service `SSH` through the service's own control plane; the destination token
-//! reaches the agent by notification, as on AWS IoT Core. Then it prints
-//! the URL to open (the source token in the fragment, which never reaches a server), the user
-//! name and the password. Ctrl-C (or SIGTERM) stops all of it; the device's shells die with it.
+//! broker, never a token. Once the agent has subscribed, it prints the URL to open — the page
+//! in Device mode for that thing (`#thing=…&user=…`, read by the page and removed from its
+//! address bar) — the user name and the password. Connect in the page opens the tunnel through
+//! the service's tunnel API; the destination token reaches the agent by notification, as on
+//! AWS IoT Core, and the page's own token never shows. Ctrl-C (or SIGTERM) stops all of it; the
+//! device's shells die with it.
 //!
 //! It deliberately adds no logic of its own to the parts: the service, the agent and the device
 //! run exactly as they do alone.
@@ -22,13 +23,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
 use crate::{agent, serve};
 
-/// How long the demo waits for its own control plane to answer.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The demo device's thing name.
 pub(crate) const THING: &str = "burrow-demo-device";
 /// How long the demo waits for the device's agent to subscribe to its notifications.
@@ -52,33 +49,6 @@ pub struct DemoArgs {
 }
 
 /// What went wrong talking to the demo's own control plane.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// The connection failed.
-    #[error("cannot reach the local service: {0}")]
-    Io(#[from] std::io::Error),
-    /// No answer in time.
-    #[error("the local service did not answer within {0:?}")]
-    Timeout(Duration),
-    /// An answer that is not HTTP with a JSON body.
-    #[error("unexpected answer from the local service: {0}")]
-    Malformed(String),
-    /// An HTTP error.
-    #[error("OpenTunnel failed with HTTP {status}: {body}")]
-    Status {
-        /// The status.
-        status: u16,
-        /// The body.
-        body: String,
-    },
-}
-
-/// The tokens of the demo's tunnel.
-struct OpenedTunnel {
-    id: String,
-    source_token: String,
-}
-
 /// Parses flags the way their own subcommands do, so every default stays theirs.
 #[derive(clap::Parser)]
 #[command(no_binary_name = true)]
@@ -164,11 +134,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })?
         .map_err(|_| anyhow::anyhow!("the device's agent stopped before it subscribed"))?;
 
-    let tunnel = open_tunnel(addr).await.context("opening the demo tunnel")?;
-    tracing::info!(tunnel = %tunnel.id, thing = THING, "demo tunnel opened; the device gets its token by MQTT");
-
     let user = login.as_ref().map(|(user, _, _)| user.as_str());
-    let mut link = format!("{url}/#token={}", percent_encode(&tunnel.source_token));
+    let mut link = format!("{url}/#thing={}", percent_encode(THING));
     if let Some(user) = user {
         link.push_str("&user=");
         link.push_str(&percent_encode(user));
@@ -252,87 +219,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Opens a tunnel with service `SSH` through the service's control plane (plain HTTP/1.1).
-async fn open_tunnel(addr: SocketAddr) -> Result<OpenedTunnel, ControlError> {
-    let body = format!(r#"{{"destinationConfig":{{"thingName":"{THING}","services":["SSH"]}}}}"#);
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: IoTSecuredTunneling.OpenTunnel\r\n\
-         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(CONTROL_TIMEOUT, exchange)
-        .await
-        .map_err(|_| ControlError::Timeout(CONTROL_TIMEOUT))??;
-    let (status, body) = parse_response(&raw)?;
-    if status != 200 {
-        return Err(ControlError::Status { status, body });
-    }
-    let json: serde_json::Value =
-        serde_json::from_str(&body).map_err(|err| ControlError::Malformed(err.to_string()))?;
-    let field = |name: &str| {
-        json.get(name)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| ControlError::Malformed(format!("no {name} in the OpenTunnel answer")))
-    };
-    Ok(OpenedTunnel {
-        id: field("tunnelId")?,
-        source_token: field("sourceAccessToken")?,
-    })
-}
-
-/// Splits an HTTP/1.1 response into its status and body (a chunked body is decoded).
-fn parse_response(raw: &[u8]) -> Result<(u16, String), ControlError> {
-    let malformed = |what: &str| ControlError::Malformed(what.to_owned());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| malformed("no end of headers"))?;
-    let head = String::from_utf8_lossy(raw.get(..split).unwrap_or_default());
-    let body = raw.get(split + 4..).unwrap_or_default();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| malformed("no status line"))?;
-    let chunked = lines.any(|line| {
-        line.to_ascii_lowercase()
-            .replace(' ', "")
-            .starts_with("transfer-encoding:chunked")
-    });
-    let body = if chunked {
-        dechunk(body).ok_or_else(|| malformed("bad chunked body"))?
-    } else {
-        body.to_vec()
-    };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// Decodes a chunked HTTP body.
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = String::from_utf8_lossy(data.get(..eol)?).into_owned();
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        let start = eol + 2;
-        out.extend_from_slice(data.get(start..start + size)?);
-        data = data.get(start + size + 2..)?;
-    }
-}
-
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -349,20 +235,6 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn responses_parse() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        let (status, body) = parse_response(raw).expect("a response");
-        assert_eq!((status, body.as_str()), (200, "{}"));
-        let raw = b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let (status, body) = parse_response(raw).expect("a chunked response");
-        assert_eq!((status, body.as_str()), (400, "abcde"));
-        assert!(parse_response(b"garbage").is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
-        );
-    }
 
     #[test]
     fn fragments_are_encoded() {

@@ -128,6 +128,7 @@ async fn phases(
         cookie_helper,
         token,
         service_id,
+        device,
         format,
         username,
         credential,
@@ -163,13 +164,17 @@ async fn phases(
             )
             .await??;
             (
-                Destination::from_cookie(&answer, &token),
+                Destination::from_cookie(device.as_deref(), &answer, &token),
                 Some(base.clone()),
                 false,
                 answer.reconnectable,
             )
         }
-        TunnelEndpoint::AwsRegion(_) => (Destination::from_token(&token), None, true, false),
+        TunnelEndpoint::AwsRegion(_) => {
+            let destination =
+                device.map_or_else(|| Destination::from_token(&token), Destination::Thing);
+            (destination, None, true, false)
+        }
     };
     drop(token);
 

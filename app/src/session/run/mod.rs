@@ -602,6 +602,7 @@ mod tests {
             cookie_helper: "http://127.0.0.1:1/cookie".into(),
             token: Zeroizing::new("t".into()),
             service_id: None,
+            device: None,
             format: super::super::Format::V3,
             username: "u".into(),
             credential: super::super::Credential::Password(Zeroizing::new("p".into())),
