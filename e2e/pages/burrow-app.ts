@@ -22,6 +22,8 @@ export interface LoginForm {
   endpoint?: string;
   /** A cookie helper URL other than `<origin>/cookie`. */
   cookieHelper?: string;
+  /** The device's name (its thing), under which its host key is remembered. */
+  deviceName?: string;
 }
 
 /** Device mode's form. */
@@ -162,6 +164,7 @@ export class BurrowApp {
     }
     if (form.format !== undefined) await this.selectFormat(form.format);
     if (form.service !== undefined) await this.service.fill(form.service);
+    if (form.deviceName !== undefined) await this.byId('device-name').fill(form.deviceName);
   }
 
   /** Fills the connect form in Device mode: the thing name, the login, no token anywhere. */

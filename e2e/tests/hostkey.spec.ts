@@ -3,9 +3,10 @@
 // changed key behind the same tunnel is refused with both fingerprints, and rejecting the key
 // ends the connection before any login.
 //
-// The app remembers a key per endpoint + tunnel destination + service, where the destination
-// is the tunnel's thing name when it has one, else its tunnel id (as the cookie helper reports
-// them); a browser context's localStorage holds what was accepted.
+// The app remembers a key per device (its thing name, as OpenSSH's HostKeyAlias: the Token
+// mode's Device name field, else the tunnel's thing as the cookie helper reports it); without a
+// device name, per endpoint + tunnel id + service, for that tunnel only. A browser context's
+// localStorage holds what was accepted, in known_hosts format with the device as the host.
 import { test, expect } from '../fixtures';
 import { passwordLogin, type BurrowApp } from '../pages/burrow-app';
 import type { BurrowService, Tunnel } from '../support/burrow';
@@ -51,6 +52,7 @@ test('first use asks with the SHA256 fingerprint; accepting connects', async ({ 
   // The question names the key type and where the key will be remembered (this tunnel).
   await expect(dialog).toContainText('ssh-ed25519');
   await expect(dialog).toContainText(`tunnel:${tunnel.tunnelId}`);
+  await expect(app.byId('hostkey-scope')).toContainText('this tunnel only');
   // Nothing logs in while the question is open.
   await expect(app.status).not.toHaveAttribute('data-state', 'connected');
 
@@ -70,7 +72,8 @@ test('a second connection to the same device does not ask again', async ({ app, 
   await app.open();
   await app.fill(passwordLogin(first.sourceAccessToken, testUser));
   await app.connect();
-  await expect(app.byId('hostkey-dialog')).toContainText(`thing:${thing}`);
+  await expect(app.byId('hostkey-dialog')).toContainText(thing);
+  await expect(app.byId('hostkey-scope')).toContainText(`for the device ${thing}`);
   await app.acceptHostKey(sshd.hostKeyFingerprints[0]);
   await app.terminal.waitForPrompt(testUser.name);
   await disconnect(app);
@@ -152,4 +155,61 @@ test('rejecting the host key connects nothing and says so', async ({ app, burrow
   await expect(app.hostKeyFingerprint).toHaveText(sshd.hostKeyFingerprints[0]);
   await app.hostKeyAccept.click();
   await app.terminal.waitForPrompt(testUser.name);
+});
+
+test('a Device name in Token mode pins the key to the device across tunnels without a thing', async ({
+  app,
+  device,
+  sshd,
+  testUser,
+}) => {
+  const name = `e2e-named-${Date.now()}`;
+  const first = await device();
+  await app.open();
+  await app.fill(passwordLogin(first.sourceAccessToken, testUser, { deviceName: name }));
+  await app.connect();
+  await expect(app.byId('hostkey-scope')).toContainText(`for the device ${name}`);
+  await app.acceptHostKey(sshd.hostKeyFingerprints[0]);
+  await app.terminal.waitForPrompt(testUser.name);
+  await disconnect(app);
+
+  // Another tunnel (no thing, a new id) under the same device name: no question.
+  const second = await device();
+  await app.open();
+  await app.fill(passwordLogin(second.sourceAccessToken, testUser, { deviceName: name }));
+  await connectWithoutQuestion(app, testUser);
+});
+
+test('keys remembered by an older version for a thing still count, and export names the device', async ({
+  app,
+  burrow,
+  agent,
+  sshd,
+  testUser,
+}) => {
+  const thing = `e2e-legacy-${Date.now()}`;
+  const first = await openThingTunnel(burrow, thing);
+  await agent({ endpoint: burrow.url, token: first.destinationAccessToken, destinations: [`SSH=${sshd.address}`] });
+  await app.open();
+  await app.login(passwordLogin(first.sourceAccessToken, testUser), sshd.hostKeyFingerprints[0]);
+  await disconnect(app);
+  await app.page.locator('details.known-hosts > summary').click();
+  await app.byId('known-hosts-export').click();
+  const exported = await app.byId('known-hosts-text').inputValue();
+  const line = exported.split('\n').find((l) => l.startsWith(`${thing} `));
+  expect(line, exported).toBeTruthy();
+
+  // The store as an older version wrote it: endpoint/thing:NAME/SERVICE.
+  const key = (line as string).slice(thing.length + 1);
+  const old = `ws://${burrow.hostPort}/thing:${thing}/SSH ${key}\n`;
+  await app.page.evaluate((text) => localStorage.setItem('burrow.known_hosts', text), old);
+  const second = await openThingTunnel(burrow, thing);
+  await agent({ endpoint: burrow.url, token: second.destinationAccessToken, destinations: [`SSH=${sshd.address}`] });
+  await app.open();
+  await app.fill(passwordLogin(second.sourceAccessToken, testUser));
+  await connectWithoutQuestion(app, testUser);
+  await disconnect(app);
+  await app.page.locator('details.known-hosts > summary').click();
+  await app.byId('known-hosts-export').click();
+  await expect(app.byId('known-hosts-text')).toHaveValue(new RegExp(`^${thing} ssh-ed25519 `, 'm'));
 });
