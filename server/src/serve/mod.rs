@@ -311,9 +311,13 @@ impl Server {
         let notifier = crate::mqtt::Broker::from_args(&args.mqtt)?
             .map(|broker| notify::Notifier::start(&broker))
             .transpose()?;
-        let tunnel_api =
-            tunnel_api::TunnelApi::from_args(&args.tunnel, args.upstream.is_some(), &args.region)
-                .await?;
+        let tunnel_api = tunnel_api::TunnelApi::from_args(
+            &args.tunnel,
+            args.upstream.is_some(),
+            args.verify_sigv4,
+            &args.region,
+        )
+        .await?;
         let tcp = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

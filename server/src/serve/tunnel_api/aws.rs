@@ -13,14 +13,20 @@ use aws_sdk_iotsecuretunneling::Client;
 use aws_sdk_iotsecuretunneling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iotsecuretunneling::types::{
     ClientMode, ConnectionState, ConnectionStatus, DestinationConfig, TimeoutConfig, TunnelStatus,
+    TunnelSummary,
 };
+use futures_util::StreamExt as _;
 
 use super::core::{BackendError, Opened, Rotation, Tunnel};
 
 /// How long one call may take, retries included.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 /// The most tunnels a list describes (one DescribeTunnel each, for the connection states).
-const LIST_LIMIT: i32 = 50;
+const LIST_LIMIT: usize = 50;
+/// The most tunnel summaries a list reads (ListTunnels pages of 100).
+const SUMMARY_LIMIT: usize = 500;
+/// DescribeTunnel calls in flight at once during a list.
+const DESCRIBES_AT_ONCE: usize = 4;
 
 /// The client of AWS's control plane.
 #[derive(Debug, Clone)]
@@ -91,21 +97,48 @@ impl Aws {
         })
     }
 
+    /// ListTunnels (up to [`SUMMARY_LIMIT`] summaries, open and newest first), then one
+    /// DescribeTunnel each for the first [`LIST_LIMIT`], a few at a time (AWS throttles).
     pub(super) async fn list(&self, thing: Option<&str>) -> Result<Vec<Tunnel>, BackendError> {
-        let out = self
-            .client
-            .list_tunnels()
-            .set_thing_name(thing.map(str::to_owned))
-            .max_results(LIST_LIMIT)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let described = futures_util::future::join_all(
-            out.tunnel_summaries()
-                .iter()
-                .filter_map(|s| s.tunnel_id())
-                .map(|id| self.describe(id)),
+        let mut summaries = Vec::new();
+        let mut next_token = None;
+        loop {
+            let out = self
+                .client
+                .list_tunnels()
+                .set_thing_name(thing.map(str::to_owned))
+                .max_results(100)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            summaries.extend(out.tunnel_summaries().iter().cloned());
+            next_token = out.next_token().map(str::to_owned);
+            if next_token.is_none() || summaries.len() >= SUMMARY_LIMIT {
+                break;
+            }
+        }
+        let key = |s: &TunnelSummary| {
+            (
+                s.status() == Some(&TunnelStatus::Open),
+                s.created_at().map_or(0.0, |d| d.as_secs_f64()),
+            )
+        };
+        summaries.sort_by(|a, b| {
+            let (a, b) = (key(a), key(b));
+            b.0.cmp(&a.0).then(b.1.total_cmp(&a.1))
+        });
+        let ids: Vec<String> = summaries
+            .iter()
+            .filter_map(|s| s.tunnel_id().map(str::to_owned))
+            .take(LIST_LIMIT)
+            .collect();
+        let described: Vec<Result<Tunnel, BackendError>> = futures_util::stream::iter(
+            ids.into_iter()
+                .map(|id| async move { self.describe(&id).await }),
         )
+        .buffered(DESCRIBES_AT_ONCE)
+        .collect()
         .await;
         let mut tunnels = Vec::with_capacity(described.len());
         for tunnel in described {

@@ -438,7 +438,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "ApiOff",
-            "The tunnel API is off on this server (relay mode without --tunnel-api): paste an access token instead",
+            "The tunnel API is off on this server (it needs --tunnel-api in relay mode or with --verify-sigv4): paste an access token instead",
         )
     }
 

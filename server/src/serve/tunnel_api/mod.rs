@@ -5,6 +5,7 @@
 //! - Emulator mode: always on, on the local registry; opening and rotating go through the
 //!   control plane's operations, so the thing gets its destination token by notification
 //!   (`--mqtt`) and the page only ever sees the source token ([`emulator`]).
+//!   With `--verify-sigv4` it is off unless `--tunnel-api`, since it checks no signature.
 //! - Relay mode (`--upstream`): off unless `--tunnel-api`; then AWS's control plane, signed
 //!   with the server's own credentials ([`aws`]). Every path answers 404 `ApiOff` while off.
 //!
@@ -77,6 +78,7 @@ impl TunnelApi {
     pub(crate) async fn from_args(
         args: &TunnelApiArgs,
         relay: bool,
+        verify_sigv4: bool,
         region: &str,
     ) -> anyhow::Result<Option<Self>> {
         let operator_header = args
@@ -95,6 +97,8 @@ impl TunnelApi {
             anyhow::bail!("--control-plane-endpoint {url:?} must be an http:// or https:// URL");
         }
         let backend = match (relay, args.tunnel_api) {
+            // The API checks no signature: on by itself it would bypass --verify-sigv4.
+            (false, false) if verify_sigv4 => return Ok(None),
             (false, _) => Backend::Emulator,
             (true, false) => return Ok(None),
             (true, true) => {
