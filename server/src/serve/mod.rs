@@ -7,6 +7,9 @@
 //! - `POST /` with `X-Amz-Target: IoTSecuredTunneling.<Op>` — the control plane
 //!   ([`control_plane`]), what `aws iotsecuretunneling --endpoint-url` talks to.
 //! - `POST /cookie` (and its `OPTIONS` preflight) — the cookie helper ([`cookie`]).
+//! - `POST /api/tunnels/{open,list,describe,rotate,close}` — the page's tunnel API
+//!   ([`tunnel_api`], contract in `docs/tunnel-api.md`): on the emulator's registry, or in relay
+//!   mode with `--tunnel-api` on AWS's control plane, SigV4-signed with the server's credentials.
 //! - `GET /tunnel/status` — why a handshake would be refused, for pages ([`status`]).
 //! - everything else — the built browser app ([`static_files`]).
 //!
@@ -34,6 +37,7 @@ mod static_files;
 mod status;
 mod timing;
 mod tls;
+mod tunnel_api;
 mod tunnels;
 
 use std::io::Write as _;
@@ -154,6 +158,10 @@ pub struct ServeArgs {
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, refusing others as AWS does (HTTP 403).
     #[arg(long, conflicts_with = "upstream")]
     pub verify_sigv4: bool,
+    /// The page's tunnel API (`/api/tunnels/…`); boxed, so that `burrow`'s commands stay
+    /// close in size.
+    #[command(flatten)]
+    pub tunnel: Box<tunnel_api::TunnelApiArgs>,
 }
 
 /// What every handler can reach.
@@ -182,6 +190,8 @@ pub(crate) struct Shared {
     pub notifier: Option<notify::Notifier>,
     /// With `--verify-sigv4`: the key control-plane requests must be signed with.
     pub sigv4: Option<sigv4::Verifier>,
+    /// The page's tunnel API, unless it is off (relay mode without `--tunnel-api`).
+    pub tunnel_api: Option<tunnel_api::TunnelApi>,
 }
 
 /// Counts live WebSocket sessions so shutdown can wait for their close handshakes.
@@ -232,6 +242,7 @@ pub(crate) fn router(state: AppState) -> Router {
             post(control_plane::handle).fallback(static_files::handle),
         )
         .route("/cookie", post(cookie::handle).options(cookie::preflight))
+        .route(tunnel_api::ROUTE, any(tunnel_api::handle))
         .route("/tunnel", any(data_plane::handle))
         .route("/tunnel/status", get(status::handle))
         .route(timing::PATH, get(timing::handle))
@@ -300,6 +311,13 @@ impl Server {
         let notifier = crate::mqtt::Broker::from_args(&args.mqtt)?
             .map(|broker| notify::Notifier::start(&broker))
             .transpose()?;
+        let tunnel_api = tunnel_api::TunnelApi::from_args(
+            &args.tunnel,
+            args.upstream.is_some(),
+            args.verify_sigv4,
+            &args.region,
+        )
+        .await?;
         let tcp = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -344,6 +362,7 @@ impl Server {
             csp: static_files::csp(&extra, addr.ip().is_loopback()),
             notifier,
             sigv4,
+            tunnel_api,
         }));
         // Around the whole router, so every route (and any added later) has them.
         let mut app = limits::with_body_deadline(router(state.clone()), limits.body_timeout);
@@ -441,6 +460,7 @@ fn exposure_warning(listen: SocketAddr, relay: bool) -> Option<String> {
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let warning = exposure_warning(args.listen, args.upstream.is_some() || args.verify_sigv4);
+    let listen = args.listen;
     let server = Server::bind(args).await?;
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
@@ -454,6 +474,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(upstream) = &server.state.upstream {
         tracing::info!(upstream = %upstream, "relay mode: /tunnel goes to the upstream service");
+    }
+    if let Some(api) = &server.state.tunnel_api
+        && api.is_relay()
+    {
+        tracing::info!("the tunnel API (/api/tunnels/…) calls AWS's control plane");
+        if !api.has_operator_header() && !listen.ip().is_loopback() {
+            tracing::warn!(
+                "--tunnel-api without --operator-header on {listen}: anyone who can reach this \
+                 port can open tunnels with this server's AWS credentials. Put an \
+                 authenticating proxy in front and name its identity header."
+            );
+        }
     }
     {
         let mut out = std::io::stdout().lock();

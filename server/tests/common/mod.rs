@@ -2,12 +2,11 @@
 //!
 //! - [`Proc`]: a child process whose stdout and stderr are drained into a line log that tests can
 //!   wait on (readiness lines instead of sleeps); killed when dropped.
-//! - [`Serve`]: the real `burrow serve` on a free port, with the control-plane calls the tests
-//!   need (OpenTunnel, CloseTunnel) over plain HTTP.
+//! - [`Serve`]: the real `burrow serve` on a free port, with control-plane calls over plain HTTP.
 //! - [`source_agent`] / [`destination_agent`]: real `burrow agent`s, returned once connected.
 //! - [`Sshd`]: a real OpenSSH `sshd` (as root) on a free loopback port with its own host key and
 //!   configuration, a test user with a password and ed25519, ECDSA and RSA keys.
-//! - [`ssh`], [`scp`], [`run`], [`aws`]: non-interactive native clients and the `aws` CLI.
+//! - [`ssh`], [`scp`], [`run`], [`aws`], [`mosquitto`]: native clients, the `aws` CLI, the broker.
 //!
 //! Every wait has a deadline; missing one fails the test with the process logs attached.
 
@@ -15,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod mosquitto;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};

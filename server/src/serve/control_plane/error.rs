@@ -61,6 +61,16 @@ impl ApiError {
         }
     }
 
+    /// The AWS error type, e.g. `ResourceNotFoundException`.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// What went wrong, already cut and escaped.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(super) fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
     }

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::tunnels::{
     ClientMode, ConnectionView, LIFETIME_MINUTES, MAX_TAGS_PER_RESOURCE, OpenRequest,
-    RegistryError, Status, Tag, TunnelView, new_uuid,
+    RegistryError, Status, TunnelView, new_uuid,
 };
 
 /// The JSON 1.1 content type.
@@ -43,8 +43,12 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const TARGET_PREFIX: &str = "IoTSecuredTunneling.";
 
 mod error;
+mod tagging;
 
-use error::{ApiError, cut, echo};
+pub(crate) use error::ApiError;
+use error::cut;
+pub(crate) use error::echo;
+use tagging::{TagIn, list_tags, tag, tags, tags_json, untag};
 
 /// `POST /`.
 pub(crate) async fn handle(
@@ -106,12 +110,24 @@ fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
             format!("Unknown operation target \"{}\"", echo(target)),
         ));
     };
+    let region = signing_region(headers).unwrap_or_else(|| state.region.clone());
+    call(state, op, body, region)
+}
+
+/// One operation (`OpenTunnel`, …) on the emulator, with its JSON body, as if it came signed
+/// for `region`: what `POST /` does after its checks, and what the page's tunnel API
+/// (`super::tunnel_api`) runs in emulator mode, notifications included.
+pub(crate) fn call(
+    state: &AppState,
+    op: &str,
+    body: &[u8],
+    region: String,
+) -> Result<Value, ApiError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    let region = signing_region(headers).unwrap_or_else(|| state.region.clone());
     match op {
         "OpenTunnel" => open_tunnel(state, parse(body)?, region),
         "RotateTunnelAccessToken" => rotate(state, parse(body)?),
@@ -172,12 +188,6 @@ struct DestinationConfigIn {
 #[serde(rename_all = "camelCase")]
 struct TimeoutConfigIn {
     max_lifetime_timeout_minutes: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct TagIn {
-    key: String,
-    value: String,
 }
 
 #[derive(Deserialize)]
@@ -253,45 +263,6 @@ fn destination(config: DestinationConfigIn) -> Result<(Option<String>, Vec<Strin
         }
     }
     Ok((config.thing_name, services))
-}
-
-fn tags(tags: Option<Vec<TagIn>>, path: &str) -> Result<Vec<Tag>, ApiError> {
-    let Some(tags) = tags else {
-        return Ok(Vec::new());
-    };
-    if tags.is_empty() || tags.len() > 200 {
-        return Err(ApiError::constraint(
-            tags.len(),
-            path,
-            "Member must have length between 1 and 200",
-        ));
-    }
-    let tag_chars = |s: &str| {
-        s.chars()
-            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
-    };
-    let mut out = Vec::with_capacity(tags.len());
-    for tag in tags {
-        if tag.key.is_empty() || tag.key.chars().count() > 128 || !tag_chars(&tag.key) {
-            return Err(ApiError::constraint(
-                &tag.key,
-                &format!("{path}.member.key"),
-                "Member must satisfy the tag key pattern and have length between 1 and 128",
-            ));
-        }
-        if tag.value.chars().count() > 256 || !tag_chars(&tag.value) {
-            return Err(ApiError::constraint(
-                &tag.value,
-                &format!("{path}.member.value"),
-                "Member must satisfy the tag value pattern and have length less than or equal to 256",
-            ));
-        }
-        out.push(Tag {
-            key: tag.key,
-            value: tag.value,
-        });
-    }
-    Ok(out)
 }
 
 fn open_tunnel(state: &AppState, input: OpenTunnelIn, region: String) -> Result<Value, ApiError> {
@@ -478,14 +449,6 @@ fn connection(view: ConnectionView) -> Value {
     })
 }
 
-fn tags_json(tags: &[Tag]) -> Value {
-    Value::Array(
-        tags.iter()
-            .map(|t| json!({ "key": t.key, "value": t.value }))
-            .collect(),
-    )
-}
-
 fn tunnel_json(view: &TunnelView) -> Value {
     let mut out = json!({
         "tunnelId": view.tunnel_id,
@@ -574,62 +537,6 @@ fn list(state: &AppState, input: ListIn) -> Result<Value, ApiError> {
         out["nextToken"] = json!(format!("page-{end}"));
     }
     Ok(out)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TagResourceIn {
-    resource_arn: Option<String>,
-    tags: Option<Vec<TagIn>>,
-    tag_keys: Option<Vec<String>>,
-}
-
-fn arn(input: Option<String>) -> Result<String, ApiError> {
-    match input {
-        Some(arn) if (1..=1011).contains(&arn.len()) => Ok(arn),
-        Some(arn) => Err(ApiError::constraint(
-            arn,
-            "resourceArn",
-            "Member must have length between 1 and 1011",
-        )),
-        None => Err(ApiError::constraint(
-            "null",
-            "resourceArn",
-            "Member must not be null",
-        )),
-    }
-}
-
-fn tag(state: &AppState, input: TagResourceIn) -> Result<Value, ApiError> {
-    let arn = arn(input.resource_arn)?;
-    if input.tags.is_none() {
-        return Err(ApiError::constraint(
-            "null",
-            "tags",
-            "Member must not be null",
-        ));
-    }
-    state.registry.tag(&arn, tags(input.tags, "tags")?)?;
-    Ok(json!({}))
-}
-
-fn untag(state: &AppState, input: TagResourceIn) -> Result<Value, ApiError> {
-    let arn = arn(input.resource_arn)?;
-    let Some(keys) = input.tag_keys else {
-        return Err(ApiError::constraint(
-            "null",
-            "tagKeys",
-            "Member must not be null",
-        ));
-    };
-    state.registry.untag(&arn, &keys)?;
-    Ok(json!({}))
-}
-
-fn list_tags(state: &AppState, input: TagResourceIn) -> Result<Value, ApiError> {
-    let arn = arn(input.resource_arn)?;
-    let tags = state.registry.tags(&arn)?;
-    Ok(json!({ "tags": tags_json(&tags) }))
 }
 
 #[cfg(test)]
