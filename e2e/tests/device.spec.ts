@@ -109,7 +109,7 @@ test('Device mode: a thing name and a password reach a shell, and no token is ty
   await app.terminal.expectText(/^device-42$/m);
   // The page's own logs and storage hold no token.
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + location.href);
-  expect(stored).not.toMatch(/AQ[A-Za-z0-9_-]{20,}/);
+  expect(stored).not.toMatch(/AQGA[A-Za-z0-9_-]{100,}/);
 });
 
 test('the host key is asked on the first tunnel only; a changed key on the thing is refused', async ({
@@ -144,7 +144,7 @@ test('the host key is asked on the first tunnel only; a changed key on the thing
   await app.open();
   await app.fillDevice({ thing, username: testUser.name, password: testUser.password });
   await app.connect();
-  const message = await app.expectError(/host key/i);
+  const message = await app.expectError(/REMOTE HOST IDENTIFICATION HAS CHANGED/);
   expect(message).toContain(impostor.hostKeyFingerprints[0]);
   expect(message).toContain(sshd.hostKeyFingerprints[0]);
   await expect(app.byId('hostkey-dialog')).toHaveCount(0);
@@ -217,6 +217,8 @@ test('a thing with no agent running ends with the error that names its topic', a
   await app.fillDevice({ thing, username: testUser.name, password: testUser.password });
   await app.connect();
   await expect(app.byId('status-label')).toHaveText(`Waiting for ${thing} to connect…`);
+  // The wait has a 30 s deadline; then the error, and no spinner.
+  await expect(app.error).toBeVisible({ timeout: 45_000 });
   const message = await app.expectError(new RegExp(`\\$aws/things/${thing}/tunnels/notify`));
   expect(message).toContain('Check the thing name');
   expect(message).toContain('agent is running');
@@ -278,6 +280,8 @@ test('relay mode with the tunnel API: refused without the operator header, the f
       '--tunnel-api',
       '--control-plane-endpoint',
       world.service.url,
+      '--region',
+      'us-east-1',
       '--operator-header',
       'X-Operator',
     ],

@@ -14,6 +14,10 @@ use super::{ApiError, Tunnel, TunnelStatus};
 pub const DEVICE_DEADLINE: Duration = Duration::from_secs(30);
 /// The pause between two describes.
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
+/// After new tokens for both ends, how long a connected destination is not believed yet: the
+/// device's old connection may still be up until its new session (started by the notification)
+/// takes the tunnel over, and a stream opened on the old one would be cut by that takeover.
+pub const SETTLE_AFTER_ROTATION: Duration = Duration::from_secs(2);
 
 /// Why Device mode could not reach the device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +76,7 @@ pub enum Next {
 pub struct DeviceWait {
     thing: String,
     deadline: Duration,
+    settle: Duration,
 }
 
 impl DeviceWait {
@@ -85,6 +90,16 @@ impl DeviceWait {
         Self {
             thing: thing.to_owned(),
             deadline,
+            settle: Duration::ZERO,
+        }
+    }
+
+    /// A wait after both ends got new tokens: a connected destination counts only once
+    /// [`SETTLE_AFTER_ROTATION`] has passed.
+    pub fn after_rotation(thing: &str) -> Self {
+        Self {
+            settle: SETTLE_AFTER_ROTATION,
+            ..Self::new(thing)
         }
     }
 
@@ -101,7 +116,8 @@ impl DeviceWait {
                     thing: self.thing.clone(),
                 })
             }
-            Ok(tunnel) if tunnel.destination_connected => Next::Connected,
+            Ok(tunnel) if tunnel.destination_connected && elapsed >= self.settle => Next::Connected,
+            Ok(tunnel) if tunnel.destination_connected => Next::PollAfter(self.settle - elapsed),
             // A describe failing once (a network blip) is not fatal before the deadline;
             // answers that cannot change on retry are.
             Err(
@@ -151,6 +167,22 @@ mod tests {
         );
         assert_eq!(
             wait.on_describe(Ok(tunnel(TunnelStatus::Open, true)), secs(3)),
+            Next::Connected
+        );
+    }
+
+    #[test]
+    fn after_new_tokens_the_old_connection_is_not_believed_at_once() {
+        let wait = DeviceWait::after_rotation("pump-7");
+        assert_eq!(
+            wait.on_describe(
+                Ok(tunnel(TunnelStatus::Open, true)),
+                Duration::from_millis(300)
+            ),
+            Next::PollAfter(Duration::from_millis(1700))
+        );
+        assert_eq!(
+            wait.on_describe(Ok(tunnel(TunnelStatus::Open, true)), SETTLE_AFTER_ROTATION),
             Next::Connected
         );
     }

@@ -226,6 +226,7 @@ impl Controller {
         keep_scrollback: bool,
     ) {
         let generation = self.begin_device_flow(&plan);
+        let rotating_all = matches!(tokens, Tokens::Rotate(crate::tunnel_api::ClientMode::All));
         let controller = Rc::clone(self);
         let origin = page_origin.to_owned();
         leptos::task::spawn_local(async move {
@@ -237,7 +238,11 @@ impl Controller {
                     }
                     controller.state.device.set(Some(tunnel.clone()));
                     controller.state.status.set(Status::WaitingForDevice);
-                    let wait = crate::tunnel_api::wait::DeviceWait::new(&plan.thing);
+                    let wait = if rotating_all {
+                        crate::tunnel_api::wait::DeviceWait::after_rotation(&plan.thing)
+                    } else {
+                        crate::tunnel_api::wait::DeviceWait::new(&plan.thing)
+                    };
                     let joined = flow::wait_for_device(&origin, &tunnel.tunnel_id, &wait, || {
                         controller.still(generation)
                     })
