@@ -366,7 +366,9 @@ mod tests {
         assert_eq!(request.device.as_deref(), Some("pump-7"));
         assert_eq!(request.service_id.as_deref(), Some("SSH"));
 
-        let cases: [(fn(&mut FormValues), &str); 4] = [
+        /// A mistake in Device mode's form, and the words that must name it.
+        type Mistake = (fn(&mut FormValues), &'static str);
+        let cases: [Mistake; 4] = [
             (|f| f.thing = String::new(), "enter the device's thing name"),
             (
                 |f| f.thing = "pump/7".into(),

@@ -164,7 +164,7 @@ fn thing_names_and_services() {
     assert!(check_thing_name("pump-7").is_ok());
     assert!(check_thing_name("a:b_c-9").is_ok());
     assert_eq!(
-        check_thing_name("").unwrap_err(),
+        check_thing_name("").expect_err("an empty name"),
         "enter the device's thing name"
     );
     assert!(check_thing_name("pump 7").is_err());
