@@ -38,7 +38,8 @@ pub(crate) const ROUTE: &str = "/api/tunnels/{op}";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TunnelApiArgs {
     /// Relay mode: offer the page's tunnel API (/api/tunnels/…) on AWS's control plane, signed
-    /// with this server's AWS credentials (standard chain). Always on in emulator mode.
+    /// with this server's AWS credentials (standard chain). Always on in emulator mode, unless
+    /// --verify-sigv4 (the API checks no signature).
     #[arg(long)]
     pub tunnel_api: bool,
     /// The request header in which an authenticating proxy in front (a load balancer's OIDC,
