@@ -52,9 +52,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::codec::{
-    DataHeader, FrameDecoder, LENGTH_PREFIX_LEN, MAX_PAYLOAD_LEN, MAX_WS_MESSAGE_LEN,
-    encode_data_frame, encode_frame,
+    DataHeader, FrameDecoder, LENGTH_PREFIX_LEN, MAX_PAYLOAD_LEN, encode_data_frame, encode_frame,
 };
+use crate::frames::Packer;
 use crate::message::{Message, MessageType};
 
 /// Most service ids a tunnel can have.
@@ -325,54 +325,6 @@ struct Stream {
     write_connection_id: bool,
 }
 
-/// The bytes waiting to be sent, already cut into WebSocket messages.
-#[derive(Debug, Default)]
-struct TxQueue {
-    /// Finished messages, oldest first.
-    ready: VecDeque<Vec<u8>>,
-    /// Bytes in `ready`.
-    ready_bytes: usize,
-    /// The message being filled; never over [`MAX_WS_MESSAGE_LEN`].
-    current: Vec<u8>,
-}
-
-impl TxQueue {
-    /// Makes room for a frame of `frame_len` bytes in the current message and returns it.
-    ///
-    /// `hint` is how many bytes the caller expects to append soon (so a large send allocates
-    /// each message once); it never makes a message longer than the limit.
-    fn room(&mut self, frame_len: usize, hint: usize) -> &mut Vec<u8> {
-        if self.current.len() + frame_len > MAX_WS_MESSAGE_LEN {
-            let full = std::mem::take(&mut self.current);
-            self.ready_bytes += full.len();
-            self.ready.push_back(full);
-        }
-        if self.current.capacity() - self.current.len() < frame_len {
-            let want = hint
-                .max(frame_len)
-                .min(MAX_WS_MESSAGE_LEN - self.current.len());
-            self.current.reserve(want);
-        }
-        &mut self.current
-    }
-
-    fn pop(&mut self) -> Option<Vec<u8>> {
-        if let Some(msg) = self.ready.pop_front() {
-            self.ready_bytes -= msg.len();
-            return Some(msg);
-        }
-        if self.current.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.current))
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.ready_bytes + self.current.len()
-    }
-}
-
 /// The sans-IO endpoint. See the module documentation for the driving loop.
 ///
 /// Every method runs to completion without blocking; after each call the driver drains
@@ -394,7 +346,7 @@ pub struct Endpoint {
     /// The id the next stream this source opens gets.
     next_stream_id: i32,
     events: VecDeque<Event>,
-    tx: TxQueue,
+    tx: Packer,
     /// When the next keep-alive ping is due.
     next_ping: Option<Duration>,
     ping_due: bool,
@@ -419,7 +371,7 @@ impl Endpoint {
             streams: BTreeMap::new(),
             next_stream_id,
             events: VecDeque::new(),
-            tx: TxQueue::default(),
+            tx: Packer::default(),
             next_ping,
             ping_due: false,
         }

@@ -7,6 +7,10 @@
 //! - [`endpoint`]: a sans-IO tunnel endpoint (source or destination role; V1, V2 and V3 message
 //!   formats) that turns bytes, commands and the current time into bytes to send, events and the
 //!   next deadline.
+//! - [`frames`]: whole frames within WebSocket messages: splitting a buffer into them, and
+//!   packing frames into messages of at most the protocol's size.
+//! - [`handshake`]: the `/tunnel` handshake's vocabulary (subprotocols and their formats, modes,
+//!   header and cookie names, the tunnel path, refusal reasons), spelled once for every peer.
 //! - [`service`]: the tunneling service's own rules (what it refuses from a source or a
 //!   destination), used by the local service in `burrow-server`.
 //!
@@ -15,6 +19,8 @@
 
 pub mod codec;
 pub mod endpoint;
+pub mod frames;
+pub mod handshake;
 pub mod message;
 pub mod service;
 

@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec::{FrameError, LENGTH_PREFIX_LEN, MAX_WS_MESSAGE_LEN, decode_body, encode_frame};
 use crate::endpoint::{MAX_SERVICE_ID_LEN, MAX_SERVICES, Role};
+use crate::frames::{self, frame_len};
 use crate::message::{Message, MessageType};
 
 /// WebSocket close code for a normal close ("Tunnel is closed").
@@ -345,7 +346,9 @@ impl PeerChecker {
                     return Ok(());
                 }
             }
-            let total = frame_len(&self.partial);
+            let Some(total) = frame_len(&self.partial) else {
+                return Ok(());
+            };
             let n = (total - self.partial.len()).min(input.len());
             self.partial.extend_from_slice(&input[..n]);
             input = &input[n..];
@@ -356,17 +359,12 @@ impl PeerChecker {
             self.check_frame(&frame, rules)?;
             relay.extend_from_slice(&frame);
         }
-        while input.len() >= LENGTH_PREFIX_LEN {
-            let total = frame_len(input);
-            if input.len() < total {
-                break;
-            }
-            let (frame, rest) = input.split_at(total);
+        let mut whole = frames::split(input);
+        for frame in whole.by_ref() {
             self.check_frame(frame, rules)?;
             relay.extend_from_slice(frame);
-            input = rest;
         }
-        self.partial.extend_from_slice(input);
+        self.partial.extend_from_slice(whole.rest());
         Ok(())
     }
 
@@ -433,12 +431,6 @@ impl PeerChecker {
         self.stream_uses_service_ids.push((stream_id, has_id));
         has_id
     }
-}
-
-/// The whole length (prefix included) of the frame whose prefix starts `buf`
-/// (`buf` holds at least the prefix).
-fn frame_len(buf: &[u8]) -> usize {
-    LENGTH_PREFIX_LEN + usize::from(u16::from_be_bytes([buf[0], buf[1]]))
 }
 
 #[cfg(test)]
@@ -853,12 +845,12 @@ mod tests {
                     let verdict = checker.feed(chunk, &mut rules);
                     assert_eq!(verdict.close, None, "split {a}/{b}");
                     // Only whole frames come out.
-                    let mut rest: &[u8] = &verdict.relay;
-                    while !rest.is_empty() {
-                        let len = frame_len(rest);
-                        assert!(rest.len() >= len, "split {a}/{b}: partial frame relayed");
-                        rest = &rest[len..];
-                    }
+                    let mut whole = frames::split(&verdict.relay);
+                    whole.by_ref().for_each(drop);
+                    assert!(
+                        whole.rest().is_empty(),
+                        "split {a}/{b}: partial frame relayed"
+                    );
                     relayed.extend_from_slice(&verdict.relay);
                 }
                 assert_eq!(relayed, wire, "split {a}/{b}");

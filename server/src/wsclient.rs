@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use burrow_proto::Role;
 use burrow_proto::codec::MAX_WS_MESSAGE_LEN;
+use burrow_proto::handshake::{
+    ACCESS_TOKEN_HEADER, CHANNEL_ID_HEADER, CLIENT_TOKEN_HEADER, STATUS_REASON_HEADER,
+    SUBPROTOCOLS, refusal_reason, tunnel_path,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -23,16 +27,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-/// The subprotocols offered, most capable first.
-pub const SUBPROTOCOLS: [&str; 3] = [
-    "aws.iot.securetunneling-3.0",
-    "aws.iot.securetunneling-2.0",
-    "aws.iot.securetunneling-1.0",
-];
-
-/// Longest failure reason kept from a handshake response, in characters.
-const MAX_REASON_LEN: usize = 512;
 
 /// A connected data-plane WebSocket.
 pub type TunnelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -149,17 +143,7 @@ pub fn tunnel_url(endpoint: &str, role: Role) -> Result<String, ConnectError> {
     if path.contains(['?', '#']) {
         return Err(invalid("the endpoint must not carry a query or a fragment"));
     }
-    let path = path.trim_end_matches('/');
-    let path = if path.ends_with("/tunnel") {
-        path.to_owned()
-    } else {
-        format!("{path}/tunnel")
-    };
-    let mode = match role {
-        Role::Source => "source",
-        Role::Destination => "destination",
-    };
-    let url = format!("{scheme}://{authority}{path}?local-proxy-mode={mode}");
+    let url = format!("{scheme}://{authority}{}", tunnel_path(path, role));
     url.parse::<Uri>()
         .map_err(|err| invalid(&err.to_string()))?;
     Ok(url)
@@ -179,12 +163,12 @@ pub async fn connect(options: &ConnectOptions<'_>) -> Result<Connected, ConnectE
     let mut token = HeaderValue::from_str(options.token)
         .map_err(|_| ConnectError::InvalidToken("access token"))?;
     token.set_sensitive(true);
-    headers.insert("access-token", token);
+    headers.insert(ACCESS_TOKEN_HEADER, token);
     if let Some(client_token) = options.client_token {
         let mut value = HeaderValue::from_str(client_token)
             .map_err(|_| ConnectError::InvalidToken("client token"))?;
         value.set_sensitive(true);
-        headers.insert("client-token", value);
+        headers.insert(CLIENT_TOKEN_HEADER, value);
     }
     headers.insert(
         "sec-websocket-protocol",
@@ -218,7 +202,7 @@ pub async fn connect(options: &ConnectOptions<'_>) -> Result<Connected, ConnectE
     Ok(Connected {
         socket,
         subprotocol,
-        channel_id: header("channel-id"),
+        channel_id: header(CHANNEL_ID_HEADER),
     })
 }
 
@@ -228,20 +212,14 @@ fn classify(err: tokio_tungstenite::tungstenite::Error) -> ConnectError {
     match err {
         Error::Http(response) => {
             let status = response.status();
-            let from_header = response
-                .headers()
-                .get("x-status-reason")
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
-            let from_body = response
-                .body()
-                .as_deref()
-                .map(|body| String::from_utf8_lossy(body).trim().to_owned())
-                .filter(|body| !body.is_empty());
-            let reason = from_header
-                .or(from_body)
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
-            let reason = printable(&reason);
+            let reason = refusal_reason(
+                response
+                    .headers()
+                    .get(STATUS_REASON_HEADER)
+                    .and_then(|value| value.to_str().ok()),
+                response.body().as_deref(),
+                status.canonical_reason().unwrap_or("no reason"),
+            );
             if status.is_client_error() {
                 ConnectError::Refused {
                     status: status.as_u16(),
@@ -276,15 +254,6 @@ fn certificate_failure(err: &tokio_tungstenite::tungstenite::Error) -> Option<St
         rustls::Error::InvalidCertificate(why) => Some(format!("{why:?}")),
         _ => None,
     }
-}
-
-/// A reason safe to print on one line: control characters removed, length bounded.
-fn printable(reason: &str) -> String {
-    reason
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_REASON_LEN)
-        .collect()
 }
 
 /// The TLS client configuration: Mozilla's roots, or no verification when `insecure`.
@@ -412,11 +381,5 @@ mod tests {
         };
         assert!(failed.is_retryable());
         assert!(ConnectError::Transport("refused".to_owned()).is_retryable());
-    }
-
-    #[test]
-    fn reasons_are_printable() {
-        assert_eq!(printable("a\r\nb"), "a  b");
-        assert_eq!(printable(&"x".repeat(2000)).len(), MAX_REASON_LEN);
     }
 }

@@ -4,13 +4,16 @@
 //! Pure string work, tested natively. It never logs: one of these URLs carries the token
 //! (the direct-AWS WebSocket URL), so callers must not log [`tunnel_url`]'s result either.
 
+use burrow_proto::Role;
+use burrow_proto::handshake::{
+    ACCESS_TOKEN_HEADER, MODE_PARAM, SUBPROTOCOL_V2, SUBPROTOCOL_V3, TUNNEL_PATH, tunnel_path,
+};
+
 use crate::session::{SessionError, TunnelEndpoint};
 
-/// The WebSocket subprotocols the app offers, most preferred first.
-pub const SUBPROTOCOLS: [&str; 2] = ["aws.iot.securetunneling-3.0", "aws.iot.securetunneling-2.0"];
-
-/// The tunnel path and query for a source.
-const TUNNEL_PATH: &str = "/tunnel?local-proxy-mode=source";
+/// The WebSocket subprotocols the app offers, most preferred first. The format the page writes
+/// is the form's choice (V1 for AWS's device client), not derived from the subprotocol.
+pub const SUBPROTOCOLS: [&str; 2] = [SUBPROTOCOL_V3, SUBPROTOCOL_V2];
 
 /// A same-site endpoint's base split into its WebSocket scheme and the rest (`host[:port][/path]`).
 fn split_base(base: &str) -> Result<(&'static str, &str), SessionError> {
@@ -78,10 +81,11 @@ pub fn endpoint_label(endpoint: &TunnelEndpoint) -> Result<String, SessionError>
 /// get it from the cookie the helper set.
 pub fn tunnel_url(endpoint: &TunnelEndpoint, token: &str) -> Result<String, SessionError> {
     let base = endpoint_label(endpoint)?;
+    let path = tunnel_path("", Role::Source);
     match endpoint {
-        TunnelEndpoint::SameSite(_) => Ok(format!("{base}{TUNNEL_PATH}")),
+        TunnelEndpoint::SameSite(_) => Ok(format!("{base}{path}")),
         TunnelEndpoint::AwsRegion(_) => Ok(format!(
-            "{base}{TUNNEL_PATH}&access-token={}",
+            "{base}{path}&{ACCESS_TOKEN_HEADER}={}",
             percent_encode(token)
         )),
     }
@@ -92,8 +96,9 @@ pub fn tunnel_url(endpoint: &TunnelEndpoint, token: &str) -> Result<String, Sess
 pub fn status_url(base: &str) -> Result<String, SessionError> {
     let (scheme, rest) = split_base(base)?;
     let http = if scheme == "wss" { "https" } else { "http" };
+    let source = Role::Source.mode_name();
     Ok(format!(
-        "{http}://{rest}/tunnel/status?local-proxy-mode=source"
+        "{http}://{rest}{TUNNEL_PATH}/status?{MODE_PARAM}={source}"
     ))
 }
 

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use burrow_proto::handshake::{ACCESS_TOKEN_HEADER, tunnel_path};
 use burrow_proto::{Config, ConnId, Endpoint, Event, Format, Output, Role};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -36,8 +37,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The one service every tunnel has.
 const SERVICE: &str = "SSH";
-/// The tunneling subprotocol both ends speak.
-const SUBPROTOCOL: &str = "aws.iot.securetunneling-3.0";
 /// Bytes per bulk send (a large SSH channel packet's worth).
 const BULK_CHUNK: usize = 32 * 1024;
 /// How long opening one WebSocket, or waiting for the destination to be attached, may take.
@@ -330,17 +329,13 @@ async fn connect(host: &str, role: Role, token: &str) -> Result<Ws, BoxError> {
 }
 
 async fn connect_once(host: &str, role: Role, token: &str) -> Result<Ws, BoxError> {
-    let mode = match role {
-        Role::Source => "source",
-        Role::Destination => "destination",
-    };
-    let mut request =
-        format!("ws://{host}/tunnel?local-proxy-mode={mode}").into_client_request()?;
+    let mut request = format!("ws://{host}{}", tunnel_path("", role)).into_client_request()?;
     let headers = request.headers_mut();
-    headers.insert("access-token", HeaderValue::from_str(token)?);
+    headers.insert(ACCESS_TOKEN_HEADER, HeaderValue::from_str(token)?);
+    // Both ends speak V3, the format every load tunnel uses.
     headers.insert(
         "sec-websocket-protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
+        HeaderValue::from_static(Format::V3.subprotocol()),
     );
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
     Ok(ws)

@@ -114,13 +114,9 @@ impl std::fmt::Display for SessionEnd {
 
 /// The message format the session writes: the configured one, lowered to the subprotocol's.
 pub fn effective_format(format: Format, subprotocol: &str) -> Format {
-    let allowed = if subprotocol.ends_with("-1.0") {
-        Format::V1
-    } else if subprotocol.ends_with("-2.0") {
-        Format::V2
-    } else {
-        Format::V3
-    };
+    // The service only ever picks one of the offered subprotocols; anything else is read as
+    // the most capable format, as before.
+    let allowed = Format::from_subprotocol(subprotocol).unwrap_or(Format::V3);
     match (format, allowed) {
         (Format::V1, _) | (_, Format::V1) => Format::V1,
         (Format::V2, _) | (_, Format::V2) => Format::V2,
@@ -217,7 +213,7 @@ pub async fn run(
         tasks: JoinSet::new(),
         announced: false,
     };
-    if connected.subprotocol.ends_with("-1.0") {
+    if Format::from_subprotocol(&connected.subprotocol) == Some(Format::V1) {
         // V1 services announce no service ids: the session is ready as it is.
         driver.announce(&[]);
     }
@@ -705,9 +701,8 @@ mod tests {
 
     #[test]
     fn format_follows_the_subprotocol() {
-        let v3 = "aws.iot.securetunneling-3.0";
-        let v2 = "aws.iot.securetunneling-2.0";
-        let v1 = "aws.iot.securetunneling-1.0";
+        use burrow_proto::handshake::{SUBPROTOCOL_V1, SUBPROTOCOL_V2, SUBPROTOCOL_V3};
+        let (v1, v2, v3) = (SUBPROTOCOL_V1, SUBPROTOCOL_V2, SUBPROTOCOL_V3);
         assert_eq!(effective_format(Format::V3, v3), Format::V3);
         assert_eq!(effective_format(Format::V3, v2), Format::V2);
         assert_eq!(effective_format(Format::V3, v1), Format::V1);

@@ -22,18 +22,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use burrow_proto::Role;
 use burrow_proto::codec::{LENGTH_PREFIX_LEN, MAX_WS_MESSAGE_LEN};
+use burrow_proto::frames::{self, Packer};
 use burrow_proto::service::{CLOSE_GOING_AWAY, PeerChecker, Violation};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 
 use super::AppState;
-use super::handshake::{self, HandshakeError, SUBPROTOCOL_V1, Secret, mode_name, new_channel_id};
+use super::handshake::{
+    self, CHANNEL_ID_HEADER, HandshakeError, SUBPROTOCOL_V1, Secret, WS_READ_LIMIT, new_channel_id,
+};
 use super::timing::{self, Batch};
 use super::tunnels::{CloseReason, PeerHandle, TunnelEntry};
 
@@ -45,15 +48,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// zeroed up front for every peer, idle or not, and was most of an idle tunnel's memory; the
 /// buffer still grows to hold a large message when one arrives.
 const WS_READ_BUFFER: usize = 16 * 1024;
-/// Largest WebSocket message the WebSocket layer reads at all; anything between the protocol
-/// limit and this is refused by the checker with a clean 1009 close.
-pub(crate) const WS_READ_LIMIT: usize = 4 * MAX_WS_MESSAGE_LEN;
-
-/// `/tunnel`: the emulator's handshake, or the relay's when `--upstream` is set.
-pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    if state.upstream.is_some() {
-        return super::relay::handle(state, request).await;
-    }
+/// `/tunnel` in emulator mode: the handshake, then the peer's session.
+pub(crate) async fn handle(state: AppState, request: Request) -> Response {
     let channel_id = new_channel_id();
     let (mut parts, _body) = request.into_parts();
     let req = match handshake::parse(&parts, &state.origins, false) {
@@ -76,7 +72,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
     };
     tracing::info!(
         tunnel = admission.tunnel.label(),
-        mode = mode_name(req.mode),
+        mode = req.mode.mode_name(),
         channel = %channel_id,
         protocol,
         reconnectable = req.client_token.is_some(),
@@ -100,7 +96,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         .on_failed_upgrade(|err| tracing::debug!(%err, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| run_peer(socket, peer));
     if let Ok(value) = HeaderValue::from_str(&channel_id) {
-        response.headers_mut().insert("channel-id", value);
+        response.headers_mut().insert(CHANNEL_ID_HEADER, value);
     }
     response
 }
@@ -163,7 +159,7 @@ async fn run_peer(socket: WebSocket, peer: Peer) {
     peer.tunnel.detach(peer.role, peer.id);
     tracing::info!(
         tunnel = peer.tunnel.label(),
-        mode = mode_name(peer.role),
+        mode = peer.role.mode_name(),
         channel = %peer.channel_id,
         "peer disconnected"
     );
@@ -215,7 +211,7 @@ async fn read_loop(
         if let Some(violation) = violation {
             tracing::warn!(
                 tunnel = peer.tunnel.label(),
-                mode = mode_name(peer.role),
+                mode = peer.role.mode_name(),
                 channel = %peer.channel_id,
                 code = violation.close_code(),
                 reason = %violation,
@@ -244,30 +240,25 @@ impl Dropped {
     fn note(&mut self, peer: &Peer, relay: &[u8]) {
         let mut starts = 0;
         let mut count = 0;
-        let mut rest = relay;
-        while rest.len() >= LENGTH_PREFIX_LEN {
-            let len = LENGTH_PREFIX_LEN + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            let Some(frame) = rest.get(LENGTH_PREFIX_LEN..len) else {
-                break;
-            };
+        for frame in frames::split(relay) {
             count += 1;
-            if burrow_proto::codec::decode_body(frame, false)
+            if burrow_proto::codec::decode_body(&frame[LENGTH_PREFIX_LEN..], false)
                 .is_ok_and(|m| m.kind() == Some(burrow_proto::MessageType::StreamStart))
             {
                 starts += 1;
             }
-            rest = &rest[len..];
         }
         let first = self.frames == 0;
         self.frames += count;
-        let other = mode_name(match peer.role {
+        let other = match peer.role {
             Role::Source => Role::Destination,
             Role::Destination => Role::Source,
-        });
+        }
+        .mode_name();
         if starts > 0 || first {
             tracing::info!(
                 tunnel = peer.tunnel.label(),
-                mode = mode_name(peer.role),
+                mode = peer.role.mode_name(),
                 channel = %peer.channel_id,
                 frames = count,
                 stream_starts = starts,
@@ -307,7 +298,7 @@ async fn write_loop(
     mut close: watch::Receiver<Option<CloseReason>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut regroup = Regrouper::default();
+    let mut packer = Packer::default();
     // When the relay is timed: when each batch being sent now was received.
     let timing = timing::get();
     let mut received = Vec::new();
@@ -324,15 +315,15 @@ async fn write_loop(
             )),
             batch = frames.recv() => {
                 let Some(batch) = batch else { return };
-                regroup.push(&batch.frames);
+                packer.push_frames(&batch.frames);
                 received.extend(batch.received);
-                while regroup.pending() < MAX_WS_MESSAGE_LEN
+                while packer.len() < MAX_WS_MESSAGE_LEN
                     && let Ok(more) = frames.try_recv()
                 {
-                    regroup.push(&more.frames);
+                    packer.push_frames(&more.frames);
                     received.extend(more.received);
                 }
-                while let Some(message) = regroup.pop() {
+                while let Some(message) = packer.pop() {
                     if sink.send(Message::Binary(message.into())).await.is_err() {
                         return;
                     }
@@ -359,94 +350,8 @@ fn close_message(reason: &CloseReason) -> Message {
     }))
 }
 
-/// Packs whole frames into WebSocket messages of at most [`MAX_WS_MESSAGE_LEN`] bytes, never
-/// splitting a frame.
-#[derive(Debug, Default)]
-struct Regrouper {
-    ready: std::collections::VecDeque<Vec<u8>>,
-    current: Vec<u8>,
-    pending: usize,
-}
-
-impl Regrouper {
-    /// Adds a run of whole frames (length prefix included).
-    fn push(&mut self, mut frames: &[u8]) {
-        while frames.len() >= LENGTH_PREFIX_LEN {
-            let len = (LENGTH_PREFIX_LEN + usize::from(u16::from_be_bytes([frames[0], frames[1]])))
-                .min(frames.len());
-            if self.current.len() + len > MAX_WS_MESSAGE_LEN {
-                self.ready.push_back(std::mem::take(&mut self.current));
-            }
-            self.current.extend_from_slice(&frames[..len]);
-            self.pending += len;
-            frames = &frames[len..];
-        }
-    }
-
-    /// Bytes waiting to be sent.
-    fn pending(&self) -> usize {
-        self.pending
-    }
-
-    /// The next message to send.
-    fn pop(&mut self) -> Option<Vec<u8>> {
-        let message = match self.ready.pop_front() {
-            Some(message) => message,
-            None if self.current.is_empty() => return None,
-            None => std::mem::take(&mut self.current),
-        };
-        self.pending -= message.len();
-        Some(message)
-    }
-}
-
 /// Resolves once `shutdown` turns true (or its sender is gone); holds no borrow of the value
 /// across an await, so the futures that select on it stay `Send`.
 pub(crate) async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await.map(|_| ());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burrow_proto::{Message as TunnelMessage, MessageType, encode_frame};
-
-    fn data_frame(len: usize) -> Vec<u8> {
-        let msg = TunnelMessage {
-            stream_id: 1,
-            payload: vec![9; len],
-            ..TunnelMessage::of(MessageType::Data)
-        };
-        let mut out = Vec::new();
-        encode_frame(&msg, &mut out).expect("valid frame");
-        out
-    }
-
-    #[test]
-    fn regrouping_keeps_frames_whole_and_messages_small() {
-        let frames: Vec<Vec<u8>> = [60_000, 60_000, 64_512, 10, 30_000, 64_512, 1]
-            .into_iter()
-            .map(data_frame)
-            .collect();
-        let mut r = Regrouper::default();
-        r.push(&frames[..3].concat());
-        r.push(&frames[3..].concat());
-        let mut out = Vec::new();
-        let mut messages = 0;
-        while let Some(m) = r.pop() {
-            assert!(m.len() <= MAX_WS_MESSAGE_LEN);
-            // Each message starts at a frame boundary and ends at one.
-            let mut rest: &[u8] = &m;
-            while !rest.is_empty() {
-                let len = LENGTH_PREFIX_LEN + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                assert!(len <= rest.len());
-                rest = &rest[len..];
-            }
-            out.extend_from_slice(&m);
-            messages += 1;
-        }
-        assert_eq!(out, frames.concat());
-        assert!(messages >= 3);
-        assert_eq!(r.pending(), 0);
-    }
 }

@@ -13,22 +13,15 @@ use rand::RngCore as _;
 
 use super::origins::Origins;
 
-/// The subprotocols the service speaks, most preferred first.
-pub(crate) const SUBPROTOCOLS: [&str; 3] = [
-    "aws.iot.securetunneling-3.0",
-    "aws.iot.securetunneling-2.0",
-    "aws.iot.securetunneling-1.0",
-];
-/// The V1 subprotocol: no SERVICE_IDS after the handshake.
-pub(crate) const SUBPROTOCOL_V1: &str = "aws.iot.securetunneling-1.0";
-/// The cookie that carries the access token.
-pub(crate) const TOKEN_COOKIE: &str = "awsiot-tunnel-token";
-/// The cookie that carries the client token (set by the cookie helper in relay mode).
-pub(crate) const CLIENT_TOKEN_COOKIE: &str = "awsiot-tunnel-client-token";
-/// The header and query parameter that carry the access token.
-pub(crate) const TOKEN_HEADER: &str = "access-token";
-/// The header that carries the client token.
-pub(crate) const CLIENT_TOKEN_HEADER: &str = "client-token";
+// The handshake's names (subprotocols, headers, cookies) are the protocol crate's; the service
+// speaks every subprotocol, most capable first.
+pub(crate) use burrow_proto::handshake::{
+    ACCESS_TOKEN_HEADER, CHANNEL_ID_HEADER, CLIENT_TOKEN_COOKIE, CLIENT_TOKEN_HEADER,
+    STATUS_REASON_HEADER, SUBPROTOCOL_V1, SUBPROTOCOLS, TOKEN_COOKIE,
+};
+/// Largest WebSocket message the WebSocket layer reads at all (emulator and relay); anything
+/// between the protocol limit and this is refused by the checker with a clean 1009 close.
+pub(crate) const WS_READ_LIMIT: usize = 4 * burrow_proto::codec::MAX_WS_MESSAGE_LEN;
 /// The largest handshake request accepted, in bytes (request line and headers).
 pub(crate) const MAX_REQUEST_LEN: usize = 4096;
 /// The message a reused token gets (as the real service words it).
@@ -97,7 +90,7 @@ pub(crate) enum HandshakeError {
     #[error("Invalid access token")]
     UnknownToken,
     /// The token is for the other mode.
-    #[error("Invalid access token: the access token is not valid for local-proxy-mode={}", mode_name(*.0))]
+    #[error("Invalid access token: the access token is not valid for local-proxy-mode={}", .0.mode_name())]
     ModeMismatch(Role),
     /// The tunnel is closed or expired.
     #[error("Invalid access token: the tunnel is closed")]
@@ -110,28 +103,11 @@ pub(crate) enum HandshakeError {
     ClientTokenMismatch,
 }
 
-/// The `local-proxy-mode` value of a role.
-pub(crate) fn mode_name(role: Role) -> &'static str {
-    match role {
-        Role::Source => "source",
-        Role::Destination => "destination",
-    }
-}
-
-/// The role a `local-proxy-mode` value names.
-pub(crate) fn parse_mode(value: &str) -> Option<Role> {
-    match value {
-        "source" => Some(Role::Source),
-        "destination" => Some(Role::Destination),
-        _ => None,
-    }
-}
-
 /// The access-token values of a request's `access-token` headers and `awsiot-tunnel-token`
 /// cookies, in that order (the handshake also reads the query; exactly one value is allowed).
 pub(crate) fn header_and_cookie_tokens(headers: &HeaderMap) -> Vec<String> {
     let mut tokens: Vec<String> = headers
-        .get_all(TOKEN_HEADER)
+        .get_all(ACCESS_TOKEN_HEADER)
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
         .collect();
@@ -163,9 +139,9 @@ pub(crate) fn refusal(status: StatusCode, reason: &str, channel_id: &str) -> Res
     let value = HeaderValue::from_str(reason).unwrap_or_else(|_| {
         HeaderValue::from_static(status.canonical_reason().unwrap_or("Refused"))
     });
-    headers.insert("x-status-reason", value);
+    headers.insert(STATUS_REASON_HEADER, value);
     if let Ok(id) = HeaderValue::from_str(channel_id) {
-        headers.insert("channel-id", id);
+        headers.insert(CHANNEL_ID_HEADER, id);
     }
     headers.insert(
         header::CONTENT_TYPE,
@@ -286,7 +262,7 @@ pub(crate) fn parse(
         .map(|(_, v)| v.as_str())
         .collect();
     let mode = match modes.as_slice() {
-        [one] => parse_mode(one).ok_or(HandshakeError::BadMode)?,
+        [one] => Role::from_mode_name(one).ok_or(HandshakeError::BadMode)?,
         _ => return Err(HandshakeError::BadMode),
     };
     let offered: Vec<String> = parts
@@ -305,7 +281,7 @@ pub(crate) fn parse(
     tokens.extend(
         query
             .iter()
-            .filter(|(k, _)| k == TOKEN_HEADER)
+            .filter(|(k, _)| k == ACCESS_TOKEN_HEADER)
             .map(|(_, v)| v.clone()),
     );
     let token = match tokens.len() {

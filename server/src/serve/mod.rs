@@ -234,6 +234,19 @@ impl Deref for AppState {
     }
 }
 
+/// `/tunnel`: the relay's handshake when `--upstream` is set, else the emulator's. Routed here
+/// so that neither module needs the other.
+async fn tunnel(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    if state.upstream.is_some() {
+        relay::handle(state, request).await
+    } else {
+        data_plane::handle(state, request).await
+    }
+}
+
 /// All routes of the service.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
@@ -243,7 +256,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/cookie", post(cookie::handle).options(cookie::preflight))
         .route(tunnel_api::ROUTE, any(tunnel_api::handle))
-        .route("/tunnel", any(data_plane::handle))
+        .route("/tunnel", any(tunnel))
         .route("/tunnel/status", get(status::handle))
         .route(timing::PATH, get(timing::handle))
         .fallback(static_files::handle)

@@ -30,6 +30,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use burrow_proto::codec::MAX_WS_MESSAGE_LEN;
+use burrow_proto::handshake::{refusal_reason, tunnel_path};
 use burrow_proto::service::{CLOSE_GOING_AWAY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rustls::pki_types::CertificateDer;
@@ -43,8 +44,10 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError, Message as UpMessag
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::AppState;
-use super::data_plane::WS_READ_LIMIT;
-use super::handshake::{self, HandshakeError, TunnelRequest, mode_name, new_channel_id, refusal};
+use super::handshake::{
+    self, CHANNEL_ID_HEADER, HandshakeError, STATUS_REASON_HEADER, TunnelRequest, WS_READ_LIMIT,
+    new_channel_id, refusal,
+};
 use super::ratelimit::PerAddress;
 
 /// How often the relay pings the upstream.
@@ -148,11 +151,7 @@ impl Upstream {
         &self,
         req: &TunnelRequest,
     ) -> Result<(UpstreamSocket, Response<()>), UpstreamError> {
-        let url = format!(
-            "{}/tunnel?local-proxy-mode={}",
-            self.base,
-            mode_name(req.mode)
-        );
+        let url = format!("{}{}", self.base, tunnel_path("", req.mode));
         let mut request = url
             .into_client_request()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
@@ -165,7 +164,7 @@ impl Upstream {
             header::SEC_WEBSOCKET_PROTOCOL,
             header(&req.offered.join(", "))?,
         );
-        headers.insert(handshake::TOKEN_HEADER, header(req.token.expose())?);
+        headers.insert(handshake::ACCESS_TOKEN_HEADER, header(req.token.expose())?);
         if let Some(client_token) = &req.client_token {
             headers.insert(
                 handshake::CLIENT_TOKEN_HEADER,
@@ -191,22 +190,17 @@ impl Upstream {
             Ok(Ok((socket, response))) => Ok((socket, response.map(|_| ()))),
             Ok(Err(WsError::Http(response))) => {
                 let status = response.status();
-                let from_header = response
-                    .headers()
-                    .get("x-status-reason")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let from_body = response
-                    .body()
-                    .as_deref()
-                    .map(|b| String::from_utf8_lossy(b).trim().to_owned())
-                    .filter(|b| !b.is_empty());
-                let reason = from_header
-                    .or(from_body)
-                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("Refused").to_owned());
+                let reason = refusal_reason(
+                    response
+                        .headers()
+                        .get(STATUS_REASON_HEADER)
+                        .and_then(|v| v.to_str().ok()),
+                    response.body().as_deref(),
+                    status.canonical_reason().unwrap_or("Refused"),
+                );
                 let channel_id = response
                     .headers()
-                    .get("channel-id")
+                    .get(CHANNEL_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 Err(UpstreamError::Refused {
@@ -304,11 +298,11 @@ pub(crate) async fn handle(state: AppState, request: Request) -> Response {
     };
     let channel_id = response
         .headers()
-        .get("channel-id")
+        .get(CHANNEL_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map_or(own_channel, str::to_owned);
     tracing::info!(
-        mode = mode_name(req.mode),
+        mode = req.mode.mode_name(),
         channel = %channel_id,
         reconnectable = req.client_token.is_some(),
         "relay: upstream accepted the handshake"
@@ -327,7 +321,7 @@ pub(crate) async fn handle(state: AppState, request: Request) -> Response {
             drop(session);
         });
     if let Ok(value) = HeaderValue::from_str(&channel_id) {
-        response.headers_mut().insert("channel-id", value);
+        response.headers_mut().insert(CHANNEL_ID_HEADER, value);
     }
     response
 }

@@ -14,9 +14,10 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use burrow_proto::Role;
 
 use super::AppState;
-use super::handshake::{self, HandshakeError, header_and_cookie_tokens, parse_mode};
+use super::handshake::{self, HandshakeError, header_and_cookie_tokens};
 
 /// The probe's query string.
 #[derive(Debug, serde::Deserialize)]
@@ -79,7 +80,7 @@ pub(crate) async fn handle(
             "Forbidden: origin not allowed",
         );
     }
-    let mode = match query.mode.as_deref().and_then(parse_mode) {
+    let mode = match query.mode.as_deref().and_then(Role::from_mode_name) {
         Some(mode) => mode,
         None => {
             let err = HandshakeError::BadMode;
@@ -105,7 +106,7 @@ mod tests {
     use super::*;
     use burrow_proto::Role;
 
-    use crate::serve::handshake::TOKEN_HEADER;
+    use crate::serve::handshake::ACCESS_TOKEN_HEADER;
 
     #[test]
     fn refusals_map_to_the_words_the_page_knows() {
@@ -129,7 +130,7 @@ mod tests {
             HeaderValue::from_static("a=b; awsiot-tunnel-token=T1"),
         );
         assert_eq!(token(&headers).as_deref(), Ok("T1"));
-        headers.insert(TOKEN_HEADER, HeaderValue::from_static("T2"));
+        headers.insert(ACCESS_TOKEN_HEADER, HeaderValue::from_static("T2"));
         assert_eq!(token(&headers), Err(HandshakeError::ManyTokens));
     }
 }
