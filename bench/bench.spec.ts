@@ -9,7 +9,7 @@
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
-// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
+// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20; 0 leaves the limited half out), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
 // BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json).
 import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
@@ -21,6 +21,7 @@ import { Proc, runQuiet, start } from '../e2e/support/process';
 import { Sshd, TestUser, prepareTestUser, removeTestUserFiles } from '../e2e/support/sshd';
 import { Delay } from '../e2e/support/delay';
 import { installHooks } from './lib/hooks';
+import { formatSelfTime, topSelfTime } from './lib/profile';
 import { measureFloor } from './lib/floor';
 import { QuietPage } from './lib/quiet';
 import { renderReport } from './lib/report';
@@ -357,6 +358,9 @@ function saveProfile(profile: unknown, name: string, ext = 'cpuprofile'): void {
   let n = 0;
   while (fs.existsSync(path.join(RESULTS, `${name}-${n}.${ext}`))) n++;
   fs.writeFileSync(path.join(RESULTS, `${name}-${n}.${ext}`), JSON.stringify(profile));
+  if (ext === 'cpuprofile') {
+    fs.writeFileSync(path.join(RESULTS, `${name}-${n}.top.txt`), `${formatSelfTime(topSelfTime(profile, 40))}\n`);
+  }
 }
 
 async function pageTransfer(
@@ -949,6 +953,8 @@ interface SftpRuns {
   upload: number[];
   downloadCpu: number[];
   uploadCpu: number[];
+  /** WebSocket messages the page received during each download. */
+  downloadMessages: number[];
   nativeDownload: number[];
   nativeUpload: number[];
   /** Keys typed into the shell during one more download, each key's echo latency (ms). */
@@ -967,6 +973,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     upload: [],
     downloadCpu: [],
     uploadCpu: [],
+    downloadMessages: [],
     nativeDownload: [],
     nativeUpload: [],
     keysDuringDownload: [],
@@ -1000,7 +1007,12 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       (window as any).__benchUpload = new Blob(parts);
     }, bytes);
     let finished = 0;
+    const label = service === rig.burrow ? 'free' : 'limited';
+    const wsMessages = () => page.evaluate(() => (window as any).__bench.wsMessages as number);
     for (let run = 0; run < count; run++) {
+      // With BENCH_PROFILE=1 the first run of each direction is profiled (results/sftp-*).
+      let stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
+      const messages0 = await wsMessages();
       let cpu0 = await pageTaskSeconds(page);
       let t0 = performance.now();
       await page.evaluate(() => {
@@ -1011,8 +1023,11 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       let secs = (performance.now() - t0) / 1000;
       out.download.push(bytes / secs / 1e6);
       out.downloadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
+      out.downloadMessages.push((await wsMessages()) - messages0);
+      if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-download`);
 
       const name = `up-${run}.bin`;
+      stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
       cpu0 = await pageTaskSeconds(page);
       t0 = performance.now();
       await page.evaluate((fileName) => {
@@ -1025,6 +1040,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       secs = (performance.now() - t0) / 1000;
       out.upload.push(bytes / secs / 1e6);
       out.uploadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
+      if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-upload`);
       if (fs.statSync(path.join(dir, name)).size !== bytes) throw new Error(`the upload ${name} is incomplete`);
       fs.rmSync(path.join(dir, name));
     }
@@ -1086,18 +1102,31 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
 test('sftp: download and upload vs native sftp, with and without the 800 KB/s tunnel limit', async ({ rig }) => {
   test.setTimeout(60 * 60_000);
   const free = await sftpRuns(rig, rig.burrow, SFTP_BYTES, RUNS);
-  const limitedService = await BurrowService.start(['--rate-limit-per-tunnel', SFTP_LIMIT]);
-  let limited: SftpRuns;
-  try {
-    limited = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, Math.min(RUNS, 2));
-  } finally {
-    await limitedService.stop();
+  // BENCH_SFTP_LIMITED_MB=0 leaves the rate-limited half out (a quicker comparison of builds).
+  let limited: SftpRuns = {
+    download: [],
+    upload: [],
+    downloadCpu: [],
+    uploadCpu: [],
+    downloadMessages: [],
+    nativeDownload: [],
+    nativeUpload: [],
+    keysDuringDownload: [],
+  };
+  if (SFTP_LIMITED_BYTES > 0) {
+    const limitedService = await BurrowService.start(['--rate-limit-per-tunnel', SFTP_LIMIT]);
+    try {
+      limited = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, Math.min(RUNS, 2));
+    } finally {
+      await limitedService.stop();
+    }
   }
   const summarise = (r: SftpRuns) => ({
     download: runs(r.download),
     upload: runs(r.upload),
     downloadCpu: runs(r.downloadCpu),
     uploadCpu: runs(r.uploadCpu),
+    downloadMessages: runs(r.downloadMessages),
     nativeDownload: runs(r.nativeDownload),
     nativeUpload: runs(r.nativeUpload),
     keys: {
