@@ -10,7 +10,9 @@
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
 // BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20; 0 leaves the limited half out), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
-// BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json).
+// BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json),
+// BENCH_SFTP_COMPARE_DIST (a second build of the app: `-g "sftp compare"` runs the SFTP figure's
+// unlimited half for BURROW_DIST and this build in turns, each round with its own native run).
 import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -48,6 +50,8 @@ const SFTP_LIMITED_BYTES = Math.round(Number(process.env.BENCH_SFTP_LIMITED_MB ?
 /** What AWS IoT Secure Tunneling allows one tunnel, as the local service's limit. */
 const SFTP_LIMIT = '800KB/s';
 const SFTP_LIMIT_MB_PER_S = 0.8;
+/** A second build of the app to compare with BURROW_DIST (the "sftp compare" figure). */
+const SFTP_COMPARE_DIST = process.env.BENCH_SFTP_COMPARE_DIST ?? '';
 /** The thing name every tunnel gets, so the app remembers the host key across tunnels. */
 const THING = 'bench-device';
 /** The marker printed after each transfer; the typed command shows `$((6*7))`, never `42`. */
@@ -1146,6 +1150,42 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     limitedRuns: Math.min(RUNS, 2),
     load: load(),
   });
+});
+
+// Two builds of the app side by side: BURROW_DIST (served by the rig's service) and
+// BENCH_SFTP_COMPARE_DIST (a second service), in turns, RUNS rounds; every round measures native
+// sftp again, so each build's ratio comes from the same minutes of a shared machine.
+// Defined only when asked for: it is a tool for changing the app, not a figure of the report.
+if (SFTP_COMPARE_DIST !== '') test('sftp compare: two builds of the app in turns, each against native sftp', async ({ rig }) => {
+  test.setTimeout(60 * 60_000);
+  const candidate = await BurrowService.start([], {}, SFTP_COMPARE_DIST);
+  const rounds: Array<Record<string, unknown>> = [];
+  try {
+    for (let round = 0; round < RUNS; round++) {
+      for (const [build, service] of [['base', rig.burrow], ['candidate', candidate]] as const) {
+        const r = await sftpRuns(rig, service, SFTP_BYTES, 1);
+        const row = {
+          round,
+          build,
+          download: r.download[0],
+          nativeDownload: r.nativeDownload[0],
+          downloadRatio: r.download[0] / r.nativeDownload[0],
+          upload: r.upload[0],
+          nativeUpload: r.nativeUpload[0],
+          uploadRatio: r.upload[0] / r.nativeUpload[0],
+          downloadCpu: r.downloadCpu[0],
+          uploadCpu: r.uploadCpu[0],
+          keysP50: percentile(r.keysDuringDownload, 50),
+          keysP99: percentile(r.keysDuringDownload, 99),
+        };
+        console.log(JSON.stringify(row));
+        rounds.push(row);
+      }
+    }
+  } finally {
+    await candidate.stop();
+  }
+  save('sftp-compare', { base: DIST_DIR, candidate: SFTP_COMPARE_DIST, bytes: SFTP_BYTES, rounds, load: load() });
 });
 
 test('service scale: concurrent tunnels, relay latency and throughput, memory per tunnel', async () => {
