@@ -9,8 +9,10 @@
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
-// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
-// BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json).
+// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20; 0 leaves the limited half out), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
+// BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json),
+// BENCH_SFTP_COMPARE_DIST (a second build of the app: `-g "sftp compare"` runs the SFTP figure's
+// unlimited half for BURROW_DIST and this build in turns, each round with its own native run).
 import { test as base, BrowserContext } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,6 +23,7 @@ import { Proc, runQuiet, start } from '../e2e/support/process';
 import { Sshd, TestUser, prepareTestUser, removeTestUserFiles } from '../e2e/support/sshd';
 import { Delay } from '../e2e/support/delay';
 import { installHooks } from './lib/hooks';
+import { formatSelfTime, topSelfTime } from './lib/profile';
 import { measureFloor } from './lib/floor';
 import { QuietPage } from './lib/quiet';
 import { renderReport } from './lib/report';
@@ -47,6 +50,8 @@ const SFTP_LIMITED_BYTES = Math.round(Number(process.env.BENCH_SFTP_LIMITED_MB ?
 /** What AWS IoT Secure Tunneling allows one tunnel, as the local service's limit. */
 const SFTP_LIMIT = '800KB/s';
 const SFTP_LIMIT_MB_PER_S = 0.8;
+/** A second build of the app to compare with BURROW_DIST (the "sftp compare" figure). */
+const SFTP_COMPARE_DIST = process.env.BENCH_SFTP_COMPARE_DIST ?? '';
 /** The thing name every tunnel gets, so the app remembers the host key across tunnels. */
 const THING = 'bench-device';
 /** The marker printed after each transfer; the typed command shows `$((6*7))`, never `42`. */
@@ -357,6 +362,9 @@ function saveProfile(profile: unknown, name: string, ext = 'cpuprofile'): void {
   let n = 0;
   while (fs.existsSync(path.join(RESULTS, `${name}-${n}.${ext}`))) n++;
   fs.writeFileSync(path.join(RESULTS, `${name}-${n}.${ext}`), JSON.stringify(profile));
+  if (ext === 'cpuprofile') {
+    fs.writeFileSync(path.join(RESULTS, `${name}-${n}.top.txt`), `${formatSelfTime(topSelfTime(profile, 40))}\n`);
+  }
 }
 
 async function pageTransfer(
@@ -949,6 +957,8 @@ interface SftpRuns {
   upload: number[];
   downloadCpu: number[];
   uploadCpu: number[];
+  /** WebSocket messages the page received during each download. */
+  downloadMessages: number[];
   nativeDownload: number[];
   nativeUpload: number[];
   /** Keys typed into the shell during one more download, each key's echo latency (ms). */
@@ -967,6 +977,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     upload: [],
     downloadCpu: [],
     uploadCpu: [],
+    downloadMessages: [],
     nativeDownload: [],
     nativeUpload: [],
     keysDuringDownload: [],
@@ -1000,7 +1011,12 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       (window as any).__benchUpload = new Blob(parts);
     }, bytes);
     let finished = 0;
+    const label = service === rig.burrow ? 'free' : 'limited';
+    const wsMessages = () => page.evaluate(() => (window as any).__bench.wsMessages as number);
     for (let run = 0; run < count; run++) {
+      // With BENCH_PROFILE=1 the first run of each direction is profiled (results/sftp-*).
+      let stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
+      const messages0 = await wsMessages();
       let cpu0 = await pageTaskSeconds(page);
       let t0 = performance.now();
       await page.evaluate(() => {
@@ -1011,8 +1027,11 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       let secs = (performance.now() - t0) / 1000;
       out.download.push(bytes / secs / 1e6);
       out.downloadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
+      out.downloadMessages.push((await wsMessages()) - messages0);
+      if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-download`);
 
       const name = `up-${run}.bin`;
+      stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
       cpu0 = await pageTaskSeconds(page);
       t0 = performance.now();
       await page.evaluate((fileName) => {
@@ -1025,6 +1044,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       secs = (performance.now() - t0) / 1000;
       out.upload.push(bytes / secs / 1e6);
       out.uploadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
+      if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-upload`);
       if (fs.statSync(path.join(dir, name)).size !== bytes) throw new Error(`the upload ${name} is incomplete`);
       fs.rmSync(path.join(dir, name));
     }
@@ -1086,18 +1106,31 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
 test('sftp: download and upload vs native sftp, with and without the 800 KB/s tunnel limit', async ({ rig }) => {
   test.setTimeout(60 * 60_000);
   const free = await sftpRuns(rig, rig.burrow, SFTP_BYTES, RUNS);
-  const limitedService = await BurrowService.start(['--rate-limit-per-tunnel', SFTP_LIMIT]);
-  let limited: SftpRuns;
-  try {
-    limited = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, Math.min(RUNS, 2));
-  } finally {
-    await limitedService.stop();
+  // BENCH_SFTP_LIMITED_MB=0 leaves the rate-limited half out (a quicker comparison of builds).
+  let limited: SftpRuns = {
+    download: [],
+    upload: [],
+    downloadCpu: [],
+    uploadCpu: [],
+    downloadMessages: [],
+    nativeDownload: [],
+    nativeUpload: [],
+    keysDuringDownload: [],
+  };
+  if (SFTP_LIMITED_BYTES > 0) {
+    const limitedService = await BurrowService.start(['--rate-limit-per-tunnel', SFTP_LIMIT]);
+    try {
+      limited = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, Math.min(RUNS, 2));
+    } finally {
+      await limitedService.stop();
+    }
   }
   const summarise = (r: SftpRuns) => ({
     download: runs(r.download),
     upload: runs(r.upload),
     downloadCpu: runs(r.downloadCpu),
     uploadCpu: runs(r.uploadCpu),
+    downloadMessages: runs(r.downloadMessages),
     nativeDownload: runs(r.nativeDownload),
     nativeUpload: runs(r.nativeUpload),
     keys: {
@@ -1117,6 +1150,42 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     limitedRuns: Math.min(RUNS, 2),
     load: load(),
   });
+});
+
+// Two builds of the app side by side: BURROW_DIST (served by the rig's service) and
+// BENCH_SFTP_COMPARE_DIST (a second service), in turns, RUNS rounds; every round measures native
+// sftp again, so each build's ratio comes from the same minutes of a shared machine.
+// Defined only when asked for: it is a tool for changing the app, not a figure of the report.
+if (SFTP_COMPARE_DIST !== '') test('sftp compare: two builds of the app in turns, each against native sftp', async ({ rig }) => {
+  test.setTimeout(60 * 60_000);
+  const candidate = await BurrowService.start([], {}, SFTP_COMPARE_DIST);
+  const rounds: Array<Record<string, unknown>> = [];
+  try {
+    for (let round = 0; round < RUNS; round++) {
+      for (const [build, service] of [['base', rig.burrow], ['candidate', candidate]] as const) {
+        const r = await sftpRuns(rig, service, SFTP_BYTES, 1);
+        const row = {
+          round,
+          build,
+          download: r.download[0],
+          nativeDownload: r.nativeDownload[0],
+          downloadRatio: r.download[0] / r.nativeDownload[0],
+          upload: r.upload[0],
+          nativeUpload: r.nativeUpload[0],
+          uploadRatio: r.upload[0] / r.nativeUpload[0],
+          downloadCpu: r.downloadCpu[0],
+          uploadCpu: r.uploadCpu[0],
+          keysP50: percentile(r.keysDuringDownload, 50),
+          keysP99: percentile(r.keysDuringDownload, 99),
+        };
+        console.log(JSON.stringify(row));
+        rounds.push(row);
+      }
+    }
+  } finally {
+    await candidate.stop();
+  }
+  save('sftp-compare', { base: DIST_DIR, candidate: SFTP_COMPARE_DIST, bytes: SFTP_BYTES, rounds, load: load() });
 });
 
 test('service scale: concurrent tunnels, relay latency and throughput, memory per tunnel', async () => {

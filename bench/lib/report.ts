@@ -534,8 +534,8 @@ export function sftpSection(sftp: any): string[] {
     `Keys answered during a download: one more download of the same file (not timed), while keys are typed into the shell ` +
       `one at a time, each after the previous one's echo, for as long as the download runs; from the key's \`keydown\` to ` +
       `the frame that paints its echo (the hooks of figure 2). Transfers keep as much in flight as a delay-based limit ` +
-      `allows (\`app/src/ssh/pacing.rs\`): about what the tunnel carries in its shortest round trip plus 25 ms, up to ` +
-      `OpenSSH's 64 requests of 32 KiB.`,
+      `allows (\`app/src/ssh/pacing.rs\`): about what the tunnel carries (the largest rate an answer showed in the last ` +
+      `250 ms) in its shortest round trip plus 25 ms, up to OpenSSH's 64 requests of 32 KiB.`,
     '',
     '| Download | Keys | p50 (ms) | p99 (ms) | Worst (ms) |',
     '| --- | --- | --- | --- | --- |',
@@ -549,13 +549,14 @@ export function sftpSection(sftp: any): string[] {
   );
   if (Number.isFinite(freeRatio) && freeRatio < 0.7) {
     lines.push(
-      `Below 0.7× native without a limit: the page's main thread is busy ${fmt(sftp.free.downloadCpu.median * 100, 0)}% ` +
-        `(download) and ${fmt(sftp.free.uploadCpu.median * 100, 0)}% (upload) of the transfer, so the page, not the tunnel or ` +
-        `the request pipeline, sets the pace: every byte is decrypted or encrypted and authenticated (ChaCha20-Poly1305) ` +
-        `and framed by russh in WebAssembly on that one thread, where native sftp runs vectorised native code in processes of its own. With ` +
-        `the tunnel's limit on, the page keeps up with the limit at ` +
-        `${fmt(Math.max(sftp.limited.downloadCpu.median, sftp.limited.uploadCpu.median) * 100, 0)}% of its main thread or less. ` +
-        `A main thread well under fully busy means the page did not get the CPU it could use: the machine's load (above) counts.`,
+      `Below 0.7× native without a limit. The page's main thread is busy ${fmt(sftp.free.downloadCpu.median * 100, 0)}% ` +
+        `(download) and ${fmt(sftp.free.uploadCpu.median * 100, 0)}% (upload) of the transfer: the rest of the time it waits for ` +
+        `the next message, so the page's own work (ChaCha20-Poly1305 and russh's framing in WebAssembly) is not what sets the ` +
+        `pace. It waits on the path: the service, the agent, sshd and Chromium's network process share the machine's cores ` +
+        `with the page, and a round trip through them stretches when the machine is busy (the load above). A CPU profile ` +
+        `of the page (\`BENCH_PROFILE=1\`) shows where its busy time goes. With the tunnel's limit on, the page keeps up ` +
+        `with the limit at ${fmt(Math.max(sftp.limited.downloadCpu.median, sftp.limited.uploadCpu.median) * 100, 0)}% of its ` +
+        `main thread or less.`,
       '',
     );
   }

@@ -43,12 +43,12 @@ export class BurrowService {
   }
 
   /**
-   * Starts `burrow serve` on a free loopback port, serving the built app; `extraArgs` are appended
-   * and `env` is added to its environment.
+   * Starts `burrow serve` on a free loopback port, serving the built app (`dist`, by default
+   * BURROW_DIST); `extraArgs` are appended and `env` is added to its environment.
    */
-  static async start(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<BurrowService> {
+  static async start(extraArgs: string[] = [], env: Record<string, string> = {}, dist: string = DIST_DIR): Promise<BurrowService> {
     requireBuilt();
-    const proc = start(BURROW_BIN, ['serve', '--listen', '127.0.0.1:0', '--static', DIST_DIR, ...extraArgs], {
+    const proc = start(BURROW_BIN, ['serve', '--listen', '127.0.0.1:0', '--static', dist, ...extraArgs], {
       name: 'burrow serve',
       env: { RUST_LOG: process.env.RUST_LOG ?? 'info', ...env },
     });

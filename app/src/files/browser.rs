@@ -3,8 +3,9 @@
 //!
 //! Saving picks the first of:
 //! 1. the File System Access API (`showSaveFilePicker`, Chromium): bytes go straight to the
-//!    file the operator chose, in writes of about 1 MiB; a transfer that fails keeps what
-//!    arrived renamed to `NAME.partial`, a cancelled one removes it;
+//!    file the operator chose, in writes of about 1 MiB, one in flight while the next gathers
+//!    (so the transfer never waits for the disk unless the disk is the slower one); a transfer
+//!    that fails keeps what arrived renamed to `NAME.partial`, a cancelled one removes it;
 //! 2. a streamed download through the same-origin service worker `download-sw.js`, registered
 //!    on first use: a hidden frame opens `burrow-download/<id>`, which the worker answers with
 //!    a stream the page feeds over a `MessagePort`, one chunk per request from the stream (so
@@ -77,12 +78,27 @@ async fn wait(promise: Result<Promise, JsValue>, what: &str) -> Result<JsValue, 
         .map_err(|err| FilesError::Local(format!("{what} ({})", js_text(&err))))
 }
 
-/// An upload's bytes, read from a browser `File` about a megabyte at a time.
+/// An upload's bytes, read from a browser `File` about a megabyte at a time, the next
+/// megabyte already being read while this one is sent.
 pub struct FileSource {
     file: web_sys::File,
     size: u64,
     buffer: Vec<u8>,
     at: u64,
+    /// The slice being read ahead: where it starts, and the browser's answer.
+    ahead: Option<(u64, JsFuture)>,
+}
+
+impl FileSource {
+    /// Starts reading `[offset, offset + READ_AHEAD)` (clipped to the file).
+    fn start_read(&self, offset: u64, len: u64) -> Result<JsFuture, FilesError> {
+        let stop = (offset + READ_AHEAD.max(len)).min(self.size);
+        let slice = self
+            .file
+            .slice_with_f64_and_f64(offset as f64, stop as f64)
+            .map_err(|err| FilesError::Local(format!("read the file ({})", js_text(&err))))?;
+        Ok(JsFuture::from(slice.array_buffer()))
+    }
 }
 
 impl FileSource {
@@ -94,6 +110,7 @@ impl FileSource {
             size,
             buffer: Vec::new(),
             at: 0,
+            ahead: None,
         }
     }
 }
@@ -107,16 +124,20 @@ impl Source for FileSource {
         Box::pin(async move {
             let end = self.at + self.buffer.len() as u64;
             if offset < self.at || offset + len as u64 > end {
-                let stop = (offset + READ_AHEAD.max(len as u64)).min(self.size);
-                let slice = self
-                    .file
-                    .slice_with_f64_and_f64(offset as f64, stop as f64)
-                    .map_err(|err| {
-                        FilesError::Local(format!("read the file ({})", js_text(&err)))
-                    })?;
-                let data = wait(Ok(slice.array_buffer()), "read the file").await?;
+                // The slice read ahead, when it starts here (uploads read in order).
+                let pending = match self.ahead.take() {
+                    Some((start, pending)) if start == offset => pending,
+                    _ => self.start_read(offset, len as u64)?,
+                };
+                let data = pending.await.map_err(|err| {
+                    FilesError::Local(format!("read the file ({})", js_text(&err)))
+                })?;
                 self.buffer = Uint8Array::new(&data).to_vec();
                 self.at = offset;
+                let next = offset + self.buffer.len() as u64;
+                if next < self.size && !self.buffer.is_empty() {
+                    self.ahead = Some((next, self.start_read(next, 0)?));
+                }
             }
             let start = usize::try_from(offset - self.at).unwrap_or(usize::MAX);
             let start = start.min(self.buffer.len());
@@ -179,6 +200,8 @@ struct DiskSink {
     handle: FileHandle,
     writable: Writable,
     buffer: Vec<u8>,
+    /// The write the disk is doing now (at most one: the next megabyte gathers meanwhile).
+    writing: Option<JsFuture>,
 }
 
 impl DiskSink {
@@ -213,18 +236,36 @@ impl DiskSink {
             handle,
             writable,
             buffer: Vec::with_capacity(DISK_WRITE),
+            writing: None,
         })
     }
 
+    /// Waits for the write in progress, if any.
+    async fn settle(&mut self) -> Result<(), FilesError> {
+        match self.writing.take() {
+            Some(write) => write
+                .await
+                .map(drop)
+                .map_err(|err| FilesError::Local(format!("write the file ({})", js_text(&err)))),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the gathered bytes to the disk once the write before them is done; does not wait
+    /// for this one.
     async fn flush(&mut self) -> Result<(), FilesError> {
+        self.settle().await?;
         if self.buffer.is_empty() {
             return Ok(());
         }
         let data = Uint8Array::from(self.buffer.as_slice());
         self.buffer.clear();
-        wait(self.writable.write(&data), "write the file")
-            .await
-            .map(drop)
+        let promise = self
+            .writable
+            .write(&data)
+            .map_err(|err| FilesError::Local(format!("write the file ({})", js_text(&err))))?;
+        self.writing = Some(JsFuture::from(promise));
+        Ok(())
     }
 }
 
@@ -242,6 +283,7 @@ impl Sink for DiskSink {
     fn finish(&mut self) -> LocalBoxFuture<'_, Result<(), FilesError>> {
         Box::pin(async move {
             self.flush().await?;
+            self.settle().await?;
             wait(self.writable.close(), "finish the file")
                 .await
                 .map(drop)
@@ -253,6 +295,7 @@ impl Sink for DiskSink {
             if keep {
                 // Keep what arrived, under a name that says it is partial.
                 let _ = self.flush().await;
+                let _ = self.settle().await;
                 if wait(self.writable.close(), "close").await.is_ok() {
                     let name = format!("{}{PARTIAL_SUFFIX}", self.handle.name());
                     if wait(self.handle.move_to(&name), "rename").await.is_ok() {
@@ -260,7 +303,12 @@ impl Sink for DiskSink {
                     }
                 }
             } else {
+                // A write still in progress fails with the abort; that is expected.
+                let writing = self.writing.take();
                 let _ = wait(self.writable.abort(), "abort").await;
+                if let Some(write) = writing {
+                    let _ = write.await;
+                }
             }
             // Without a partial name nothing may look complete: remove the file.
             let _ = wait(self.handle.remove(), "remove").await;

@@ -14,16 +14,25 @@
 //! # How
 //!
 //! [`Pacer`] times every request from sending to its answer and keeps the smallest round trip
-//! seen, the path's delay without a queue (`min_rtt`). Each answer also gives the rate the path
-//! carries: the window the request went out in over its round trip (Vegas's "actual" rate).
-//! The limit then moves toward
+//! seen, the path's delay without a queue (`min_rtt`). Each answer also gives a rate the path
+//! carried: the window the request went out in over its round trip (Vegas's "actual" rate).
+//! The path's rate is the largest of these over the last [`RATE_WINDOW_MS`] (BBR's bottleneck
+//! bandwidth filter), and the limit moves toward
 //!
 //! ```text
 //! rate × (min_rtt + QUEUE_TARGET_MS)
 //! ```
 //!
 //! the bytes the path carries in one round trip plus [`QUEUE_TARGET_MS`] of queue — enough to
-//! keep it busy, never more than a few tens of milliseconds in front of an echo. When nothing
+//! keep it busy, never more than a few tens of milliseconds in front of an echo.
+//!
+//! The largest recent rate, not the latest, because round trips also vary for reasons the
+//! transfer does not cause: on a busy machine (the service, the agents and sshd waiting for a
+//! CPU) a loopback round trip ranges from under a millisecond to tens. Taken one by one, every
+//! long one would read as a queue and shrink the limit, the next round trip would be as long,
+//! and the limit would fall to a fraction of what the path carries. A queue the transfer
+//! builds itself cannot raise the rate past the bottleneck's, so the filter leaves the
+//! rate-limited case as it is. When nothing
 //! queues (round trips stay near `min_rtt`) the goal is larger than what is in flight, so the
 //! limit grows by a factor of `(min_rtt + target) / rtt` per window — on a fast link to
 //! [`MAX_IN_FLIGHT_BYTES`] within a few round trips — and when a queue builds past the target
@@ -38,6 +47,8 @@
 //! asks what it may send; it never reads a clock and never waits, so its tests run on
 //! simulated links.
 
+use std::collections::VecDeque;
+
 /// The largest request (OpenSSH's `sftp` asks for 32 KiB at a time).
 pub const MAX_REQUEST: u32 = 32 * 1024;
 /// The smallest request, used when the limit is small.
@@ -51,6 +62,8 @@ pub const INITIAL_IN_FLIGHT_BYTES: u64 = 2 * MAX_REQUEST as u64;
 pub const QUEUE_TARGET_MS: f64 = 25.0;
 /// Round trips are never taken as shorter than this (a clock's resolution).
 const MIN_RTT_FLOOR_MS: f64 = 0.1;
+/// How far back the path's rate is the largest rate an answer showed (ms).
+pub const RATE_WINDOW_MS: f64 = 250.0;
 
 /// What [`Pacer::sent`] returns and [`Pacer::answered`] takes back: one request's record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +89,9 @@ pub struct Pacer {
     min_rtt: Option<f64>,
     /// The rate the path carries (bytes per ms), smoothed over answers.
     rate: Option<f64>,
+    /// Recent answers' rates as (time, rate), decreasing in rate: the front is the largest
+    /// within [`RATE_WINDOW_MS`] (a monotonic queue, so each answer costs O(1) on average).
+    recent: VecDeque<(f64, f64)>,
 }
 
 impl Default for Pacer {
@@ -92,7 +108,24 @@ impl Pacer {
             in_flight: 0,
             min_rtt: None,
             rate: None,
+            recent: VecDeque::new(),
         }
+    }
+
+    /// Records an answer's rate at `now` and returns the largest within the window.
+    fn windowed_max_rate(&mut self, now: f64, rate: f64) -> f64 {
+        while self.recent.back().is_some_and(|&(_, seen)| seen <= rate) {
+            self.recent.pop_back();
+        }
+        self.recent.push_back((now, rate));
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(at, _)| at < now - RATE_WINDOW_MS)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.front().map_or(rate, |&(_, max)| max)
     }
 
     /// The current limit in bytes.
@@ -153,7 +186,8 @@ impl Pacer {
             self.rate
                 .map_or(rate, |smooth| smooth + (rate - smooth) / 8.0),
         );
-        let mut goal = rate * (min_rtt + QUEUE_TARGET_MS);
+        let path_rate = self.windowed_max_rate(now, rate);
+        let mut goal = path_rate * (min_rtt + QUEUE_TARGET_MS);
         if rtt - min_rtt < QUEUE_TARGET_MS / 2.0 {
             // No queue worth the name: grow like a slow start, doubling per round trip, so a
             // long path reaches its rate in a few round trips instead of many.
@@ -181,7 +215,6 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
 
     /// A simulated path: a fixed delay each way plus a first-in-first-out bottleneck of `rate`
     /// bytes per ms (the tunnel's limit), which a keystroke's echo queues behind like any byte.
@@ -190,15 +223,39 @@ mod tests {
         delay: f64,
         /// When the bottleneck is free again.
         busy_until: f64,
+        /// Up to this much more delay on the way back, at random, whatever the transfer does
+        /// (a busy machine scheduling the processes on the path); answers stay in order.
+        jitter: f64,
+        seed: u64,
+        last: f64,
     }
 
     impl Link {
+        fn new(rate: f64, delay: f64) -> Self {
+            Self {
+                rate,
+                delay,
+                busy_until: 0.0,
+                jitter: 0.0,
+                seed: 0x2545_f491_4f6c_dd1d,
+                last: 0.0,
+            }
+        }
+
         /// Sends `bytes` at `now`; returns when the answer arrives.
         fn carry(&mut self, now: f64, bytes: u64) -> f64 {
             let at_bottleneck = now + self.delay;
             let start = at_bottleneck.max(self.busy_until);
             self.busy_until = start + bytes as f64 / self.rate;
-            self.busy_until + self.delay
+            // xorshift: deterministic noise in [0, 1).
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            let noise = (self.seed >> 11) as f64 / (1u64 << 53) as f64;
+            self.last = self
+                .last
+                .max(self.busy_until + self.delay + noise * self.jitter);
+            self.last
         }
     }
 
@@ -264,11 +321,7 @@ mod tests {
     #[test]
     fn a_rate_limited_tunnel_gets_its_rate_with_little_queued_in_front_of_keys() {
         // AWS's 800 KB/s per tunnel, 2 ms each way (a tunnel to a nearby region).
-        let mut link = Link {
-            rate: 800.0,
-            delay: 2.0,
-            busy_until: 0.0,
-        };
+        let mut link = Link::new(800.0, 2.0);
         let paced = transfer(&mut link, 20_000_000, true);
         assert!(
             paced.throughput > 0.97 * 800.0,
@@ -281,11 +334,7 @@ mod tests {
             paced.worst_echo
         );
         // Without the pacer, 2 MiB queue in front of every echo: 2.6 s.
-        let mut link = Link {
-            rate: 800.0,
-            delay: 2.0,
-            busy_until: 0.0,
-        };
+        let mut link = Link::new(800.0, 2.0);
         let unpaced = transfer(&mut link, 20_000_000, false);
         assert!(unpaced.worst_echo > 2000.0, "{}", unpaced.worst_echo);
     }
@@ -293,11 +342,7 @@ mod tests {
     #[test]
     fn a_long_round_trip_keeps_enough_in_flight_for_the_rate() {
         // 800 KB/s across an ocean: 90 ms each way, so 144 KB are on the way at any time.
-        let mut link = Link {
-            rate: 800.0,
-            delay: 90.0,
-            busy_until: 0.0,
-        };
+        let mut link = Link::new(800.0, 90.0);
         let run = transfer(&mut link, 20_000_000, true);
         assert!(run.throughput > 0.95 * 800.0, "{} B/ms", run.throughput);
         assert!(run.worst_echo < 60.0, "{}", run.worst_echo);
@@ -307,11 +352,7 @@ mod tests {
     #[test]
     fn a_fast_link_grows_to_the_full_window_and_loses_no_throughput() {
         // 100 MB/s with 5 ms each way: the window, not the link, caps a transfer.
-        let fast = || Link {
-            rate: 100_000.0,
-            delay: 5.0,
-            busy_until: 0.0,
-        };
+        let fast = || Link::new(100_000.0, 5.0);
         let paced = transfer(&mut fast(), 200_000_000, true);
         let unpaced = transfer(&mut fast(), 200_000_000, false);
         assert_eq!(paced.final_limit, MAX_IN_FLIGHT_BYTES);
@@ -326,11 +367,7 @@ mod tests {
     #[test]
     fn a_fast_link_with_little_delay_stays_saturated() {
         // Loopback-like: 60 MB/s (the page's own pace) and well under a millisecond each way.
-        let fast = || Link {
-            rate: 60_000.0,
-            delay: 0.3,
-            busy_until: 0.0,
-        };
+        let fast = || Link::new(60_000.0, 0.3);
         let paced = transfer(&mut fast(), 200_000_000, true);
         let unpaced = transfer(&mut fast(), 200_000_000, false);
         assert!(
@@ -348,13 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn delay_the_transfer_does_not_cause_does_not_shrink_the_limit() {
+        // A loaded machine: loopback at 60 MB/s, but each answer up to 40 ms late at random,
+        // however much is in flight. Read one by one, the late answers look like a queue.
+        let jittery = || {
+            let mut link = Link::new(60_000.0, 0.3);
+            link.jitter = 40.0;
+            link
+        };
+        let paced = transfer(&mut jittery(), 200_000_000, true);
+        let unpaced = transfer(&mut jittery(), 200_000_000, false);
+        assert!(
+            paced.throughput >= 0.9 * unpaced.throughput,
+            "paced {} vs unpaced {} B/ms",
+            paced.throughput,
+            unpaced.throughput
+        );
+    }
+
+    #[test]
     fn the_limit_follows_a_rate_that_drops_and_recovers() {
         let mut pacer = Pacer::new();
-        let mut link = Link {
-            rate: 100_000.0,
-            delay: 1.0,
-            busy_until: 0.0,
-        };
+        let mut link = Link::new(100_000.0, 1.0);
         let mut now = 0.0;
         let mut waiting: VecDeque<(f64, Ticket)> = VecDeque::new();
         let mut step = |pacer: &mut Pacer, link: &mut Link, now: &mut f64, until: f64| {
