@@ -6,11 +6,13 @@
 //! - [`driver`]: the only module that touches `web_sys::WebSocket`, plus the cookie-helper call.
 //! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
 //! - [`files`]: the browser's end of file transfers (reading picked files, saving downloads).
+//! - [`record`]: session recording (asciicast v2), sans-IO writer and bounded spool.
 //! - [`components`]: the Leptos UI; holds no session logic.
 
 pub mod components;
 pub mod driver;
 pub mod files;
+pub mod record;
 pub mod session;
 pub mod ssh;
 pub mod term;

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use burrow_app::session::{Credential, KbdQuestion, SessionError, UserCommand};
+use burrow_app::session::{Credential, KbdQuestion, SessionError, TabId, UserCommand};
 use burrow_app::ssh::auth::{Credentials, authenticate};
 use burrow_app::ssh::client::{Connection, Prompter, connect};
 use burrow_app::ssh::known_hosts::{KnownHosts, Verdict, fingerprint};
@@ -330,7 +330,7 @@ impl Collecting {
 }
 
 impl Terminal for Collecting {
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+    fn output(&self, _tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {
         self.output.borrow_mut().extend_from_slice(data);
         let shown = String::from_utf8_lossy(&self.output.borrow()).into_owned();
         let waiters: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
@@ -420,14 +420,15 @@ async fn password_login_gets_a_pty_shell_with_size_term_and_keepalive_rtt() {
     // back, then type `exit`.
     let mut commands = script(vec![
         Step::Send(UserCommand::Input(
+            TabId::FIRST,
             b"stty size; echo \"term=$TERM\"\n".to_vec(),
         )),
         Step::WaitFor(terminal.when_shown("term=xterm-256color")),
-        Step::Send(UserCommand::Resize { cols: 90, rows: 20 }),
-        Step::Send(UserCommand::Input(b"stty size\n".to_vec())),
+        Step::Send(UserCommand::Resize { tab: TabId::FIRST, cols: 90, rows: 20 }),
+        Step::Send(UserCommand::Input(TabId::FIRST, b"stty size\n".to_vec())),
         Step::WaitFor(terminal.when_shown("20 90")),
         Step::WaitFor(seen_rx),
-        Step::Send(UserCommand::Input(b"exit\n".to_vec())),
+        Step::Send(UserCommand::Input(TabId::FIRST, b"exit\n".to_vec())),
     ]);
     let mut keepalive = stream::iter([()]).chain(stream::pending()).fuse();
     let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms)
@@ -454,7 +455,7 @@ async fn operator_disconnect_ends_the_session_cleanly() {
         .expect("shell");
     let terminal = Collecting::default();
     let mut commands = script(vec![
-        Step::Send(UserCommand::Input(b"echo ready\n".to_vec())),
+        Step::Send(UserCommand::Input(TabId::FIRST, b"echo ready\n".to_vec())),
         Step::WaitFor(terminal.when_shown("ready\r\n")),
         Step::Send(UserCommand::Disconnect),
     ]);
@@ -616,7 +617,7 @@ struct Slow {
 }
 
 impl Terminal for Slow {
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+    fn output(&self, _tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {
         self.total.set(self.total.get() + data.len());
         self.outstanding.set(self.outstanding.get() + data.len());
         self.max_outstanding

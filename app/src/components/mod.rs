@@ -1,4 +1,5 @@
-//! The Leptos UI: the connect form, the status line, the error panel, the terminal pane, the
+//! The Leptos UI: the connect form, the status line, the error panel, the terminal pane (with
+//! its tabs and recording), the
 //! Files panel, the terminal's settings and the dialogs for host keys and keyboard-interactive prompts.
 //!
 //! Components hold no session logic: [`controller`] starts sessions and turns their reports into
@@ -15,6 +16,7 @@ pub mod prompts;
 pub mod request;
 pub mod status;
 pub mod status_bar;
+pub mod tabs;
 pub mod term_settings;
 pub mod terminal;
 
