@@ -110,8 +110,11 @@ pub struct Term {
     listeners: RefCell<Vec<Listener>>,
     observer: Option<web_sys::ResizeObserver>,
     /// Called with -1 / +1 for Ctrl+Shift+PageUp / PageDown (switch tabs).
-    tab_switch: Rc<RefCell<Option<Box<dyn FnMut(i32)>>>>,
+    tab_switch: TabSwitch,
 }
+
+/// What Ctrl+Shift+PageUp/PageDown call, once the page set it.
+type TabSwitch = Rc<RefCell<Option<Box<dyn FnMut(i32)>>>>;
 
 /// Sets `key` on a plain object. Setting a property on a fresh plain object cannot fail, so the
 /// result is not looked at.

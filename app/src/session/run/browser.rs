@@ -339,21 +339,23 @@ impl Attempt<'_> {
         let mut keepalive = stream::iter([()])
             .chain(IntervalStream::new(KEEPALIVE_SECS * 1000))
             .fuse();
-        let shell_run = ssh::tabs::run_tabs(
-            first,
-            shell,
-            &mut all_commands,
-            &mut keepalive,
-            KEEPALIVE_SECS,
-            &terminal,
-            &now_ms,
-        )
-        .fuse();
-        let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
-        pin_mut!(shell_run, stats);
-        let result = select! {
-            result = shell_run => result,
-            never = stats => match never {},
+        let result = {
+            let shell_run = ssh::tabs::run_tabs(
+                first,
+                shell,
+                &mut all_commands,
+                &mut keepalive,
+                KEEPALIVE_SECS,
+                &terminal,
+                &now_ms,
+            )
+            .fuse();
+            let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
+            pin_mut!(shell_run, stats);
+            select! {
+                result = shell_run => result,
+                never = stats => match never {},
+            }
         };
         drop(all_commands);
         let pending = tracker.into_inner();
