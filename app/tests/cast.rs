@@ -64,7 +64,11 @@ fn output_and_resize_events_have_times_kinds_and_text() {
     file.extend(writer.output(b"$ ls\r\n", 5250.0).expect("an event"));
     file.extend(writer.resize(120, 40, 6000.0));
     // A clock that steps back does not make time run backwards in the file.
-    file.extend(writer.output(b"\x1b[1mbold\x1b[0m \"quoted\"\\", 5900.0).expect("an event"));
+    file.extend(
+        writer
+            .output(b"\x1b[1mbold\x1b[0m \"quoted\"\\", 5900.0)
+            .expect("an event"),
+    );
     let events = lines(&file);
     assert_eq!(events.len(), 4);
     assert_eq!(events[1][0].as_f64(), Some(0.25));
@@ -104,7 +108,9 @@ fn bytes_that_are_not_utf8_become_replacement_characters() {
 fn a_chunk_holding_only_the_start_of_a_character_makes_no_event() {
     let (mut writer, _) = CastWriter::start(&header(), 0.0);
     assert_eq!(writer.output(b"\xf0\x9f", 1.0), None);
-    let line = writer.output(b"\xa6\x80!", 2.0).expect("the character completes");
+    let line = writer
+        .output(b"\xa6\x80!", 2.0)
+        .expect("the character completes");
     assert_eq!(lines(&line)[0][2], "🦀!");
     assert_eq!(writer.finish(3.0), None);
 }

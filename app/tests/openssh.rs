@@ -424,7 +424,11 @@ async fn password_login_gets_a_pty_shell_with_size_term_and_keepalive_rtt() {
             b"stty size; echo \"term=$TERM\"\n".to_vec(),
         )),
         Step::WaitFor(terminal.when_shown("term=xterm-256color")),
-        Step::Send(UserCommand::Resize { tab: TabId::FIRST, cols: 90, rows: 20 }),
+        Step::Send(UserCommand::Resize {
+            tab: TabId::FIRST,
+            cols: 90,
+            rows: 20,
+        }),
         Step::Send(UserCommand::Input(TabId::FIRST, b"stty size\n".to_vec())),
         Step::WaitFor(terminal.when_shown("20 90")),
         Step::WaitFor(seen_rx),

@@ -127,44 +127,45 @@ impl Controller {
         let settings = self.state.settings.get_untracked();
         let on_search = self.on_search.borrow().clone();
         let weak = Rc::downgrade(self);
-        self.tabs.open(id, self.state.renderer, move |term, tab, recorder| {
-            term.apply_settings(settings);
-            let controller = weak.clone();
-            let input_tab = Rc::clone(tab);
-            term.on_input(move |bytes| {
-                if let Some(controller) = controller.upgrade() {
-                    controller.with_session(|session| session.input(input_tab.get(), bytes));
-                }
-            });
-            let controller = weak.clone();
-            let resize_tab = Rc::clone(tab);
-            let recorder = Rc::clone(recorder);
-            term.on_resize(move |cols, rows| {
-                TabSet::resized(&recorder, cols, rows);
-                if let Some(controller) = controller.upgrade() {
-                    controller
-                        .with_session(|session| session.resize(resize_tab.get(), cols, rows));
-                }
-            });
-            let controller = weak.clone();
-            let title_tab = Rc::clone(tab);
-            term.on_title_change(move |title| {
-                if let Some(controller) = controller.upgrade() {
-                    controller.tabs.set_title(title_tab.get(), title);
-                }
-            });
-            term.on_search_shortcut(move || {
-                if let Some(on_search) = &on_search {
-                    on_search();
-                }
-            });
-            let controller = weak.clone();
-            term.on_tab_switch(move |step| {
-                if let Some(controller) = controller.upgrade() {
-                    controller.tabs.switch(step);
-                }
-            });
-        })
+        self.tabs
+            .open(id, self.state.renderer, move |term, tab, recorder| {
+                term.apply_settings(settings);
+                let controller = weak.clone();
+                let input_tab = Rc::clone(tab);
+                term.on_input(move |bytes| {
+                    if let Some(controller) = controller.upgrade() {
+                        controller.with_session(|session| session.input(input_tab.get(), bytes));
+                    }
+                });
+                let controller = weak.clone();
+                let resize_tab = Rc::clone(tab);
+                let recorder = Rc::clone(recorder);
+                term.on_resize(move |cols, rows| {
+                    TabSet::resized(&recorder, cols, rows);
+                    if let Some(controller) = controller.upgrade() {
+                        controller
+                            .with_session(|session| session.resize(resize_tab.get(), cols, rows));
+                    }
+                });
+                let controller = weak.clone();
+                let title_tab = Rc::clone(tab);
+                term.on_title_change(move |title| {
+                    if let Some(controller) = controller.upgrade() {
+                        controller.tabs.set_title(title_tab.get(), title);
+                    }
+                });
+                term.on_search_shortcut(move || {
+                    if let Some(on_search) = &on_search {
+                        on_search();
+                    }
+                });
+                let controller = weak.clone();
+                term.on_tab_switch(move |step| {
+                    if let Some(controller) = controller.upgrade() {
+                        controller.tabs.switch(step);
+                    }
+                });
+            })
     }
 
     /// Opens another shell on the session's connection, in a new tab.

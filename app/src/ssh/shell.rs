@@ -217,10 +217,13 @@ pub(super) enum ChannelCommand {
     Input(Vec<u8>),
     /// The tab's terminal has a new size.
     Resize(u32, u32),
+    /// The operator closed the tab: close the channel, keep the connection.
+    Close,
 }
 
-/// Pumps one channel until its program ends, the operator closes it (its command stream
-/// ends), or the connection fails. Output goes to `terminal` as `tab`'s; `paused` counts the
+/// Pumps one channel until its program ends, the operator closes it
+/// ([`ChannelCommand::Close`]), the connection ends (the command stream ends: the caller
+/// disconnected), or the connection fails. Output goes to `terminal` as `tab`'s; `paused` counts the
 /// channels that stopped reading because their terminal is behind (keep-alives are not missed
 /// while one is: russh may be waiting for room in that channel's queue).
 pub(super) async fn pump(
@@ -246,6 +249,7 @@ pub(super) async fn pump(
     let mut ops: VecDeque<Op> = VecDeque::new();
     let mut op: Fuse<LocalBoxFuture<'static, Result<(), russh::Error>>> = Fuse::terminated();
     let mut was_reading = true;
+    let mut closing = false;
 
     let result = loop {
         if op.is_terminated()
@@ -290,11 +294,13 @@ pub(super) async fn pump(
             command = commands.next() => match command {
                 Some(ChannelCommand::Input(bytes)) => queue_input(&mut ops, bytes),
                 Some(ChannelCommand::Resize(cols, rows)) => ops.push_back(Op::Resize(cols, rows)),
+                Some(ChannelCommand::Close) => {
+                    end.by_operator = true;
+                    closing = true;
+                    break Ok(());
+                }
                 None => {
                     end.by_operator = true;
-                    // Ask the device to close the channel; the connection stays up for the
-                    // other channels. A connection already gone cannot hear it.
-                    let _ = write.close().await;
                     break Ok(());
                 }
             },
@@ -306,11 +312,18 @@ pub(super) async fn pump(
     if !was_reading {
         paused.set(paused.get().saturating_sub(1));
     }
-    if end.by_operator {
-        // Read on (dropping what arrives) until the channel or the connection is gone: this
-        // unblocks russh if it waits for room in this channel's queue, and a disconnect's
-        // goodbye has reached the stream once the connection's end shows here.
-        while !matches!(read.wait().await, Some(ChannelMsg::Close) | None) {}
+    if closing {
+        // Our end of the channel goes first, so that russh, if it waits for room in this
+        // channel's queue, is released at once (russh forgets a channel it closed, so the
+        // device's answering close never reaches this reader). Then ask the device to close
+        // it; the connection stays up for the other channels.
+        drop(read);
+        let _ = write.close().await;
+    } else if end.by_operator {
+        // The connection is ending: read on (dropping what arrives) until it is gone. This
+        // unblocks russh if it waits for room in this channel's queue, and the goodbye has
+        // reached the stream once the connection's end shows here.
+        while read.wait().await.is_some() {}
     }
     result.map(|()| end)
 }

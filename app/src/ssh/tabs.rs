@@ -158,8 +158,12 @@ where
                         start(tab, opening, &mut tabs, &mut running, terminal, paused);
                     }
                 }
-                // Its pump sees its commands end, closes the channel and reports its end.
-                Some(UserCommand::CloseTab(tab)) => drop(tabs.remove(&tab)),
+                // Its pump closes the channel and reports its end.
+                Some(UserCommand::CloseTab(tab)) => {
+                    if let Some(sender) = tabs.remove(&tab) {
+                        let _ = sender.unbounded_send(ChannelCommand::Close);
+                    }
+                }
                 Some(UserCommand::Disconnect) | None => {
                     break Ok(ShellEnd {
                         by_operator: true,

@@ -81,15 +81,15 @@ impl Pending {
     /// The commands to replay once `first`'s shell runs: the other tabs reopened, then the
     /// typed-ahead input.
     pub fn take_commands(&mut self, first: TabId) -> Vec<UserCommand> {
-        let reopen = self
-            .tabs
-            .iter()
-            .filter(|(tab, _)| **tab != first)
-            .map(|(tab, (cols, rows))| UserCommand::NewTab {
-                tab: *tab,
-                cols: *cols,
-                rows: *rows,
-            });
+        let reopen =
+            self.tabs
+                .iter()
+                .filter(|(tab, _)| **tab != first)
+                .map(|(tab, (cols, rows))| UserCommand::NewTab {
+                    tab: *tab,
+                    cols: *cols,
+                    rows: *rows,
+                });
         let typed = std::mem::take(&mut self.input)
             .into_iter()
             .map(|(tab, bytes)| UserCommand::Input(tab, bytes));
