@@ -40,9 +40,12 @@ test('two tabs share one connection, keep their own output, and switch by click 
   await app.terminal.run('echo only-in-two-$((40+4))');
   await app.terminal.expectText(/^only-in-two-44$/m);
   expect(await app.terminal.text()).not.toContain('only-in-one-33');
-  // A program's window title names its tab.
-  await app.terminal.run("printf '\\033]0;title-of-%s\\007' two");
+  // A program's window title names its tab (while it runs; then bash's prompt sets its own,
+  // `user@host: dir`, as Debian's .bashrc does for xterm terminals).
+  await app.terminal.run("printf '\\033]0;title-of-%s\\007' two; sleep 60");
   await expect(tabs.tab(second).getByTestId('tab-title')).toHaveText('title-of-two');
+  await app.page.keyboard.press('Control+C');
+  await expect(tabs.tab(second).getByTestId('tab-title')).toHaveText(new RegExp(`^${testUser.name}@.*: ~$`));
 
   await tabs.click(1);
   await app.terminal.expectText(/^only-in-one-33$/m);
