@@ -7,11 +7,13 @@
 //! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
 //! - [`files`]: the browser's end of file transfers (reading picked files, saving downloads).
 //! - [`tunnel_api`]: the service's tunnel API as the page calls it (typed, sans-IO; Device mode).
+//! - [`record`]: session recording (asciicast v2), sans-IO writer and bounded spool.
 //! - [`components`]: the Leptos UI; holds no session logic.
 
 pub mod components;
 pub mod driver;
 pub mod files;
+pub mod record;
 pub mod session;
 pub mod ssh;
 pub mod term;

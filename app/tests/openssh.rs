@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use burrow_app::session::{Credential, KbdQuestion, SessionError, UserCommand};
+use burrow_app::session::{Credential, KbdQuestion, SessionError, TabId, UserCommand};
 use burrow_app::ssh::auth::{Credentials, authenticate};
 use burrow_app::ssh::client::{Connection, Prompter, connect};
 use burrow_app::ssh::known_hosts::{KnownHosts, Verdict, fingerprint};
@@ -34,6 +33,10 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt, stream};
 use russh::keys::PublicKey;
 use zeroize::Zeroizing;
+
+#[path = "openssh/terminal.rs"]
+mod terminal;
+use terminal::{Collecting, Step, now_ms, script};
 
 const USER: &str = "burrowapp";
 /// The throwaway test account's password.
@@ -310,76 +313,6 @@ async fn login(
     Ok(conn)
 }
 
-/// A terminal that collects output and confirms it parsed at once; it can tell when a text
-/// appeared in the output and when a keep-alive round trip came back.
-#[derive(Default)]
-struct Collecting {
-    output: RefCell<Vec<u8>>,
-    rtt: Cell<Option<f64>>,
-    rtt_seen: RefCell<Option<oneshot::Sender<()>>>,
-    waiters: RefCell<Vec<(String, oneshot::Sender<()>)>>,
-}
-
-impl Collecting {
-    /// Resolves once `text` is in the output.
-    fn when_shown(&self, text: &str) -> oneshot::Receiver<()> {
-        let (sender, receiver) = oneshot::channel();
-        self.waiters.borrow_mut().push((text.to_owned(), sender));
-        receiver
-    }
-}
-
-impl Terminal for Collecting {
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
-        self.output.borrow_mut().extend_from_slice(data);
-        let shown = String::from_utf8_lossy(&self.output.borrow()).into_owned();
-        let waiters: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
-        for (text, sender) in waiters {
-            if shown.contains(&text) {
-                let _ = sender.send(());
-            } else {
-                self.waiters.borrow_mut().push((text, sender));
-            }
-        }
-        parsed();
-    }
-    fn rtt(&self, ms: f64) {
-        self.rtt.set(Some(ms));
-        if let Some(seen) = self.rtt_seen.borrow_mut().take() {
-            let _ = seen.send(());
-        }
-    }
-}
-
-/// One step of a scripted operator.
-enum Step {
-    Send(UserCommand),
-    WaitFor(oneshot::Receiver<()>),
-}
-
-/// The operator's commands: each step sends, or waits for something to happen first.
-fn script(steps: Vec<Step>) -> impl futures_util::stream::FusedStream<Item = UserCommand> + Unpin {
-    stream::iter(steps)
-        .then(|step| async move {
-            match step {
-                Step::Send(command) => Some(command),
-                Step::WaitFor(event) => {
-                    event.await.expect("the awaited event happens");
-                    None
-                }
-            }
-        })
-        .filter_map(|command| async move { command })
-        .chain(stream::pending())
-        .boxed_local()
-        .fuse()
-}
-
-fn now_ms() -> f64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
-}
-
 /// Runs `command` without a pty and returns its output and end.
 async fn exec(conn: Connection, command: &str) -> (Vec<u8>, Result<ShellEnd, SessionError>) {
     let shell = open(conn, &Program::Exec(command.to_owned()))
@@ -420,14 +353,19 @@ async fn password_login_gets_a_pty_shell_with_size_term_and_keepalive_rtt() {
     // back, then type `exit`.
     let mut commands = script(vec![
         Step::Send(UserCommand::Input(
-            b"stty size; echo \"term=$TERM\"\n".to_vec(),
+            TabId::FIRST,
+            b"stty size; echo term=$TERM\n".to_vec(),
         )),
         Step::WaitFor(terminal.when_shown("term=xterm-256color")),
-        Step::Send(UserCommand::Resize { cols: 90, rows: 20 }),
-        Step::Send(UserCommand::Input(b"stty size\n".to_vec())),
+        Step::Send(UserCommand::Resize {
+            tab: TabId::FIRST,
+            cols: 90,
+            rows: 20,
+        }),
+        Step::Send(UserCommand::Input(TabId::FIRST, b"stty size\n".to_vec())),
         Step::WaitFor(terminal.when_shown("20 90")),
         Step::WaitFor(seen_rx),
-        Step::Send(UserCommand::Input(b"exit\n".to_vec())),
+        Step::Send(UserCommand::Input(TabId::FIRST, b"exit\n".to_vec())),
     ]);
     let mut keepalive = stream::iter([()]).chain(stream::pending()).fuse();
     let end = run(shell, &mut commands, &mut keepalive, 15, &terminal, &now_ms)
@@ -454,7 +392,7 @@ async fn operator_disconnect_ends_the_session_cleanly() {
         .expect("shell");
     let terminal = Collecting::default();
     let mut commands = script(vec![
-        Step::Send(UserCommand::Input(b"echo ready\n".to_vec())),
+        Step::Send(UserCommand::Input(TabId::FIRST, b"echo ready\n".to_vec())),
         Step::WaitFor(terminal.when_shown("ready\r\n")),
         Step::Send(UserCommand::Disconnect),
     ]);
@@ -616,7 +554,7 @@ struct Slow {
 }
 
 impl Terminal for Slow {
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+    fn output(&self, _tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {
         self.total.set(self.total.get() + data.len());
         self.outstanding.set(self.outstanding.get() + data.len());
         self.max_outstanding

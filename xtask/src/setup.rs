@@ -276,6 +276,28 @@ pub fn ensure_aws_cli() -> Result<(), XtaskError> {
     }
 }
 
+/// Installs asciinema through pip when it is missing: the e2e suite checks with
+/// `asciinema cat` that the page's session recordings play back.
+pub fn ensure_asciinema() -> Result<(), XtaskError> {
+    if on_path("asciinema") {
+        say("asciinema is installed");
+        return Ok(());
+    }
+    say("installing asciinema with pip");
+    Cmd::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "asciinema"])
+        .run()?;
+    if on_path("asciinema") {
+        Ok(())
+    } else {
+        Err(XtaskError::Missing(
+            "pip installed asciinema but `asciinema` is not on PATH: add pip's script \
+             directory to PATH"
+                .to_owned(),
+        ))
+    }
+}
+
 /// Installs cargo-deny with cargo when it is missing.
 pub fn ensure_cargo_deny() -> Result<(), XtaskError> {
     match Cmd::cargo().args(["deny", "--version"]).probe() {

@@ -264,6 +264,9 @@ fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
         setup::ensure_npm_packages(&root.join("e2e"))?;
     }
     setup::ensure_aws_cli()?;
+    if !context.skips("e2e") {
+        setup::ensure_asciinema()?;
+    }
     if !context.skips("audit") {
         setup::ensure_cargo_deny()?;
     }

@@ -21,8 +21,10 @@ pub use quick::DeviceTunnel;
 
 use super::request::{FormValues, build_request};
 use super::status::Status;
+use super::tabs::TabSet;
 use crate::session::{
     self, HostKeyQuestion, KbdQuestion, Phase, SessionError, SessionHandle, SessionHost, Stats,
+    TabId,
 };
 use crate::ssh::link::Link;
 use crate::term::Term;
@@ -100,7 +102,9 @@ impl UiState {
 pub struct Controller {
     /// The signals the view renders.
     pub state: UiState,
-    term: RefCell<Option<Rc<Term>>>,
+    tabs: TabSet,
+    /// Opens the search box (the pane's); every tab's Ctrl+Shift+F calls it.
+    on_search: RefCell<Option<Rc<dyn Fn()>>>,
     session: RefCell<Option<SessionHandle>>,
     link: RefCell<Option<Link>>,
     generation: Cell<u64>,
@@ -113,7 +117,8 @@ impl Controller {
     pub fn new() -> Rc<Self> {
         Rc::new(Self {
             state: UiState::new(),
-            term: RefCell::new(None),
+            tabs: TabSet::new(),
+            on_search: RefCell::new(None),
             session: RefCell::new(None),
             link: RefCell::new(None),
             generation: Cell::new(0),
@@ -122,41 +127,104 @@ impl Controller {
         })
     }
 
-    /// The terminal, once the view has created it.
+    /// The shown tab's terminal, once the view has created it.
     pub fn term(&self) -> Option<Rc<Term>> {
-        self.term.borrow().clone()
+        self.tabs.active_term()
     }
 
-    /// Hands the controller its terminal and routes keystrokes and size changes to the session.
-    pub fn attach_terminal(self: &Rc<Self>, term: Term) {
-        term.apply_settings(self.state.settings.get_untracked());
-        let on_input = Rc::downgrade(self);
-        term.on_input(move |bytes| {
-            if let Some(controller) = on_input.upgrade() {
-                controller.with_session(|session| session.input(bytes));
-            }
-        });
-        let on_resize = Rc::downgrade(self);
-        term.on_resize(move |cols, rows| {
-            if let Some(controller) = on_resize.upgrade() {
-                controller.with_session(|session| session.resize(cols, rows));
-            }
-        });
-        self.state.renderer.set(term.renderer().as_str());
-        let renderer = self.state.renderer;
-        term.on_renderer_change(move |now| {
-            // The page may be gone by the time a script loads or a context is lost.
-            let _ = renderer.try_set(now.as_str());
-        });
-        *self.term.borrow_mut() = Some(Rc::new(term));
+    /// The terminal tabs.
+    pub fn tabs(&self) -> &TabSet {
+        &self.tabs
     }
 
-    /// Releases the terminal and ends any session (the page is going away).
+    /// Hands the controller the pane the tabs' terminals go in, and opens the first tab;
+    /// `on_search` opens the search box.
+    pub fn attach_pane(
+        self: &Rc<Self>,
+        pane: web_sys::HtmlElement,
+        on_search: Rc<dyn Fn()>,
+    ) -> Result<Rc<Term>, crate::term::TermError> {
+        self.tabs.set_pane(pane);
+        *self.on_search.borrow_mut() = Some(on_search);
+        self.open_tab(TabId::FIRST)
+    }
+
+    /// Opens a terminal for `id` and routes its keystrokes, size changes and title to the
+    /// session and the tab strip.
+    fn open_tab(self: &Rc<Self>, id: TabId) -> Result<Rc<Term>, crate::term::TermError> {
+        let settings = self.state.settings.get_untracked();
+        let on_search = self.on_search.borrow().clone();
+        let weak = Rc::downgrade(self);
+        self.tabs
+            .open(id, self.state.renderer, move |term, tab, recorder| {
+                term.apply_settings(settings);
+                let controller = weak.clone();
+                let input_tab = Rc::clone(tab);
+                term.on_input(move |bytes| {
+                    if let Some(controller) = controller.upgrade() {
+                        controller.with_session(|session| session.input(input_tab.get(), bytes));
+                    }
+                });
+                let controller = weak.clone();
+                let resize_tab = Rc::clone(tab);
+                let recorder = Rc::clone(recorder);
+                term.on_resize(move |cols, rows| {
+                    TabSet::resized(&recorder, cols, rows);
+                    if let Some(controller) = controller.upgrade() {
+                        controller
+                            .with_session(|session| session.resize(resize_tab.get(), cols, rows));
+                    }
+                });
+                let controller = weak.clone();
+                let title_tab = Rc::clone(tab);
+                term.on_title_change(move |title| {
+                    if let Some(controller) = controller.upgrade() {
+                        controller.tabs.set_title(title_tab.get(), title);
+                    }
+                });
+                term.on_search_shortcut(move || {
+                    if let Some(on_search) = &on_search {
+                        on_search();
+                    }
+                });
+                let controller = weak.clone();
+                term.on_tab_switch(move |step| {
+                    if let Some(controller) = controller.upgrade() {
+                        controller.tabs.switch(step);
+                    }
+                });
+            })
+    }
+
+    /// Opens another shell on the session's connection, in a new tab.
+    pub fn new_tab(self: &Rc<Self>) {
+        if !self.state.status.get_untracked().is_connected() {
+            return;
+        }
+        let id = self.tabs.next_id();
+        match self.open_tab(id) {
+            Ok(term) => {
+                let (cols, rows) = term.size();
+                self.with_session(|session| session.new_tab(id, cols, rows));
+            }
+            Err(error) => self.state.error.set(Some(error.to_string())),
+        }
+    }
+
+    /// Ends `tab`'s shell. The last tab stays in the page (with its scrollback) and the
+    /// session ends with it.
+    pub fn close_tab(&self, tab: TabId) {
+        self.with_session(|session| session.close_tab(tab));
+        if self.tabs.ids().len() > 1 {
+            self.tabs.remove(tab);
+        }
+    }
+
+    /// Releases the terminals and ends any session (the page is going away).
     pub fn shut_down(&self) {
         self.disconnect();
         self.generation.set(self.generation.get() + 1);
-        let term = self.term.borrow_mut().take();
-        drop(term);
+        self.tabs.clear();
     }
 
     /// The logged-in connection, for features that open channels of their own (Files).
@@ -211,6 +279,8 @@ impl Controller {
         self.set_link(None);
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
+        // A session starts with one shell: the shown tab's terminal becomes its first tab.
+        self.tabs.keep_one();
         if keep_scrollback {
             term.write_text("\r\n\x1b[2m── reconnecting ──\x1b[0m\r\n");
         } else {
@@ -328,8 +398,10 @@ impl SessionHost for UiHost {
 
     fn stats(&self, stats: Stats) {
         if let Some(controller) = self.current() {
-            if let (Some(rtt), Some(term)) = (stats.rtt_ms, controller.term()) {
-                term.observe_rtt(rtt);
+            if let Some(rtt) = stats.rtt_ms {
+                for term in controller.tabs.terms() {
+                    term.observe_rtt(rtt);
+                }
             }
             controller.state.stats.set(stats);
         }
@@ -341,11 +413,29 @@ impl SessionHost for UiHost {
         }
     }
 
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
-        match self.current().and_then(|controller| controller.term()) {
-            Some(term) => term.write(data, parsed),
+    fn output(&self, tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        match self.current() {
+            Some(controller) => controller.tabs.write(tab, data, parsed),
             // Nobody shows this output any more; let the session go on draining.
             None => parsed(),
+        }
+    }
+
+    fn device(&self, name: String) {
+        if let Some(controller) = self.current() {
+            controller.tabs.state.device.set(name);
+        }
+    }
+
+    fn tab_ended(&self, tab: TabId, outcome: Result<(), SessionError>) {
+        let Some(controller) = self.current() else {
+            return;
+        };
+        // A shell that exits closes its tab (the session goes on in the others); one the
+        // device refused to open says why.
+        controller.tabs.remove(tab);
+        if let Err(error) = outcome {
+            controller.state.error.set(Some(error.user_message()));
         }
     }
 
@@ -388,7 +478,7 @@ impl SessionHost for UiHost {
             Ok(()) => "\r\n\x1b[2m── session closed ──\x1b[0m\r\n".to_owned(),
             Err(_) => "\r\n\x1b[2m── disconnected ──\x1b[0m\r\n".to_owned(),
         };
-        if let Some(term) = controller.term() {
+        for term in controller.tabs.terms() {
             term.write_text(&note);
         }
         if retry {

@@ -1,6 +1,7 @@
 //! The Leptos UI: the connect form (Device and Token modes), the status line (the compact bar
-//! once connected), the error panel, the terminal pane, the Files panel, the open tunnels, the
-//! terminal's settings and the dialogs for host keys and keyboard-interactive prompts.
+//! once connected), the error panel, the terminal pane (with its tabs and recording), the Files
+//! panel, the open tunnels, the terminal's settings and the dialogs for host keys and
+//! keyboard-interactive prompts.
 //!
 //! The page starts in Device mode when the service offers the tunnel API (a first `list`
 //! answers, or asks for a sign-in), or when its link says `#thing=…`; else in Token mode.
@@ -19,6 +20,7 @@ pub mod prompts;
 pub mod request;
 pub mod status;
 pub mod status_bar;
+pub mod tabs;
 pub mod term_settings;
 pub mod terminal;
 pub mod tunnels;

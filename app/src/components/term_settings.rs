@@ -22,8 +22,10 @@ pub fn TerminalSettings(
         update(&mut next);
         settings.set(next);
         next.save();
-        if let Some(term) = controller.try_get_value().and_then(|c| c.term()) {
-            term.apply_settings(next);
+        if let Some(controller) = controller.try_get_value() {
+            for term in controller.tabs().terms() {
+                term.apply_settings(next);
+            }
         }
     };
     let modes = [

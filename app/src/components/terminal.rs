@@ -1,7 +1,9 @@
-//! The terminal pane: the element xterm.js renders into, and the search box (Ctrl+Shift+F).
+//! The terminal pane: the tab strip, the element the tabs' xterm.js terminals render into, and
+//! the search box (Ctrl+Shift+F, on the shown tab).
 //!
-//! The [`Term`] is created once the element is in the page and handed to the controller, which
-//! owns it; it is dropped (and xterm.js disposed) when the pane leaves the page.
+//! Once the element is in the page it is handed to the controller, which opens the first tab's
+//! [`crate::term::Term`] in it and owns the terminals ([`super::tabs::TabSet`]); they are
+//! dropped (and xterm.js disposed) when the pane leaves the page.
 
 use std::rc::Rc;
 
@@ -9,7 +11,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use super::controller::Controller;
-use crate::term::Term;
+use super::tabs::TabBar;
 
 /// Where the terminal lives, plus its search box.
 #[component]
@@ -21,7 +23,6 @@ pub fn TerminalPane(
     let search_open = RwSignal::new(false);
     let search_input = NodeRef::<html::Input>::new();
     let search_miss = RwSignal::new(false);
-    let renderer = controller.with_value(|c| c.state.renderer);
     // Files dropped onto the terminal are uploaded by the Files panel.
     let drops = use_context::<super::files::FileDrops>();
 
@@ -35,15 +36,12 @@ pub fn TerminalPane(
         let Some(controller) = controller.try_get_value() else {
             return false;
         };
-        match Term::open(&element) {
-            Ok(term) => {
-                term.on_search_shortcut(move || search_open.set(true));
-                term.write_text(
-                    "\x1b[2mBurrow — fill in the form and press Connect. \
-                     Ctrl+Shift+F searches, Ctrl+Shift+C copies.\x1b[0m\r\n",
-                );
-                controller.attach_terminal(term);
-            }
+        let element: web_sys::HtmlElement = (*element).clone();
+        match controller.attach_pane(element, Rc::new(move || search_open.set(true))) {
+            Ok(term) => term.write_text(
+                "\x1b[2mBurrow — fill in the form and press Connect. \
+                 Ctrl+Shift+F searches, Ctrl+Shift+C copies.\x1b[0m\r\n",
+            ),
             Err(error) => controller.state.error.set(Some(error.to_string())),
         }
         true
@@ -89,6 +87,7 @@ pub fn TerminalPane(
     };
 
     view! {
+        <TabBar controller=controller />
         <div
             class="terminal-pane"
             on:dragover=move |ev| if let Some(drops) = drops { drops.dragover(&ev) }
@@ -120,12 +119,7 @@ pub fn TerminalPane(
                     <button type="button" title="Close (Esc)" on:click=move |_| close_search()>"✕"</button>
                 </div>
             </Show>
-            <div
-                class="terminal-host"
-                data-testid="terminal"
-                data-renderer=move || renderer.get()
-                node_ref=host
-            ></div>
+            <div class="terminal-tabs" node_ref=host></div>
             <button
                 type="button"
                 class="search-toggle"

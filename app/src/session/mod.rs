@@ -141,9 +141,19 @@ pub trait SessionHost {
         let _ = ids;
         None
     }
-    /// Terminal output. `parsed` must be called once the terminal has processed the bytes
-    /// (xterm.js's write callback); the session withholds SSH window space until then.
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>);
+    /// Output for `tab`'s terminal. `parsed` must be called once the terminal has processed
+    /// the bytes (xterm.js's write callback); the session withholds SSH window space until then.
+    fn output(&self, tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>);
+    /// Which device the session is on, as the operator would name it (`user@thing`), once
+    /// known; the tabs show it.
+    fn device(&self, name: String) {
+        let _ = name;
+    }
+    /// `tab`'s shell ended while the session goes on with other tabs: its program exited
+    /// (`Ok`), the operator closed it, or the device refused to open it (`Err`).
+    fn tab_ended(&self, tab: TabId, outcome: Result<(), crate::session::SessionError>) {
+        let _ = (tab, outcome);
+    }
     /// First use of a host key: ask the operator. Answer `true` to trust and remember it.
     fn ask_host_key(&self, question: HostKeyQuestion) -> futures_channel::oneshot::Receiver<bool>;
     /// A keyboard-interactive round; answer `None` to cancel.
@@ -160,18 +170,41 @@ pub trait SessionHost {
     fn ended(&self, outcome: Result<(), crate::session::SessionError>);
 }
 
+/// One terminal tab of a session: a shell channel of its SSH connection. The UI picks the
+/// ids; the session's first shell is [`TabId::FIRST`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TabId(pub u32);
+
+impl TabId {
+    /// The tab the session starts with.
+    pub const FIRST: TabId = TabId(1);
+}
+
 /// What the UI can ask of a running session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
-    /// Keystrokes or pasted text from the terminal.
-    Input(Vec<u8>),
-    /// The terminal's size changed.
+    /// Keystrokes or pasted text from a tab's terminal.
+    Input(TabId, Vec<u8>),
+    /// A tab's terminal size changed.
     Resize {
+        /// The tab.
+        tab: TabId,
         /// Columns.
         cols: u32,
         /// Rows.
         rows: u32,
     },
+    /// Open another shell channel on the same connection, as `tab`.
+    NewTab {
+        /// The new tab's id (not in use yet).
+        tab: TabId,
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+    /// End one tab's channel; the session ends with its last tab.
+    CloseTab(TabId),
     /// Close the session.
     Disconnect,
 }
@@ -189,19 +222,31 @@ impl SessionHandle {
         Self { commands }
     }
 
-    /// Sends terminal input to the shell.
-    pub fn input(&self, data: &[u8]) {
+    /// Sends terminal input to `tab`'s shell.
+    pub fn input(&self, tab: TabId, data: &[u8]) {
         // A closed channel means the session is over; input then has nowhere to go.
         let _ = self
             .commands
-            .unbounded_send(UserCommand::Input(data.to_vec()));
+            .unbounded_send(UserCommand::Input(tab, data.to_vec()));
     }
 
-    /// Tells the remote pty the new size.
-    pub fn resize(&self, cols: u32, rows: u32) {
+    /// Tells `tab`'s remote pty its new size.
+    pub fn resize(&self, tab: TabId, cols: u32, rows: u32) {
         let _ = self
             .commands
-            .unbounded_send(UserCommand::Resize { cols, rows });
+            .unbounded_send(UserCommand::Resize { tab, cols, rows });
+    }
+
+    /// Opens another shell on the same connection as `tab`.
+    pub fn new_tab(&self, tab: TabId, cols: u32, rows: u32) {
+        let _ = self
+            .commands
+            .unbounded_send(UserCommand::NewTab { tab, cols, rows });
+    }
+
+    /// Ends `tab`'s shell channel (the session ends with its last tab).
+    pub fn close_tab(&self, tab: TabId) {
+        let _ = self.commands.unbounded_send(UserCommand::CloseTab(tab));
     }
 
     /// Ends the session.

@@ -46,6 +46,14 @@ impl Destination {
         Destination::Token(hex)
     }
 
+    /// The device as the operator would name it: the thing or tunnel, else just "device".
+    pub fn name(&self) -> &str {
+        match self {
+            Destination::Thing(name) | Destination::Tunnel(name) => name,
+            Destination::Token(_) => "device",
+        }
+    }
+
     fn label(&self) -> String {
         match self {
             Destination::Thing(name) => format!("thing:{name}"),

@@ -40,6 +40,11 @@ impl Link {
         }
     }
 
+    /// A link on the connection `handle` belongs to.
+    pub(super) fn from_handle(handle: Rc<Handle<Client>>) -> Self {
+        Self { handle }
+    }
+
     /// russh's handle (for requests on the connection itself, such as keep-alives).
     pub fn handle(&self) -> &Rc<Handle<Client>> {
         &self.handle

@@ -11,7 +11,9 @@
 //! - [`pacing`]: how much of a transfer may be in flight (a delay-based limit, sans-IO).
 //! - [`sftp`]: the Files panel's SFTP channel: listing, changes, and pipelined transfers.
 //! - [`shell`]: pty + shell (or exec), output with the SSH window as backpressure, input,
-//!   resize, keep-alive round trips.
+//!   resize.
+//! - [`tabs`]: the shell channels of one connection run together (the page's terminal tabs),
+//!   with the connection's keep-alive round trips.
 //!
 //! It knows nothing of WebSockets or tunnels: it runs over any `AsyncRead + AsyncWrite`, which
 //! is how the native tests drive it against a real OpenSSH server. It never logs secrets.
@@ -24,3 +26,4 @@ pub mod link;
 pub mod pacing;
 pub mod sftp;
 pub mod shell;
+pub mod tabs;

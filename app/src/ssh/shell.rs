@@ -1,47 +1,45 @@
 //! The interactive part: open a session channel with a pty and a shell (or a command), then
-//! pump output to the terminal, input and resizes to the device, and keep-alives — with the
-//! SSH channel window as backpressure.
+//! pump output to the terminal and input and resizes to the device, with the SSH channel
+//! window as backpressure. Several channels share one connection (the page's terminal tabs);
+//! [`super::tabs`] runs them together with the connection's keep-alives.
 //!
 //! # Backpressure
 //!
 //! xterm.js parses what it is given asynchronously and drops input buffered past 50 MB, so
-//! output must not outrun the terminal. [`run`] counts bytes handed to
+//! output must not outrun the terminal. [`pump`] counts bytes handed to
 //! [`Terminal::output`] and not yet confirmed by its `parsed` callback; above
 //! [`UNPARSED_LIMIT`] it stops reading the channel. russh's client adjusts the receive window
 //! as it takes each data packet off the wire (its `adjust_window` hook cannot hold the adjustment
 //! back), but it hands every packet to our channel queue of [`CHANNEL_BUFFER`] messages and
 //! *waits* when that queue is full. So when we stop reading, the queue fills, russh's loop stops
 //! reading the stream, and no more window adjustments go out: the device can send at most the
-//! window it already has. Unparsed output in the page is therefore bounded by
+//! window it already has. Unparsed output in the page is therefore bounded, per channel, by
 //! `UNPARSED_LIMIT + CHANNEL_BUFFER × MAX_PACKET_SIZE + WINDOW_SIZE` (about 6.3 MiB), and no
 //! byte is dropped. Once the terminal catches up, reading resumes and so do the adjustments.
+//! With several channels the bound holds for each (every tab has its own terminal, count and
+//! window), so N tabs hold at most N times that; a channel that stops reading stalls russh's
+//! loop, and with it the other channels, until its terminal catches up — every terminal parses
+//! whether shown or not, so that is a pause, never a deadlock.
 //!
 //! Input never waits behind output: keystrokes are queued and written by a future of their
 //! own, polled alongside the reader, so a full output path cannot deadlock typing (Ctrl-C
 //! still gets through once russh's loop runs again).
-//!
-//! # Keep-alive
-//!
-//! Browsers cannot send WebSocket pings and russh's timers do not run in WASM, so on every tick
-//! of the caller's timer a `keepalive@openssh.com` global request (want-reply) goes out and its
-//! round trip is reported. Three ticks in a row without an answer while output is flowing end
-//! the session with a timeout.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use futures_channel::mpsc::unbounded;
+use futures_channel::mpsc::{UnboundedReceiver, unbounded};
 use futures_util::future::{Fuse, FusedFuture, LocalBoxFuture};
-use futures_util::stream::FusedStream;
-use futures_util::{FutureExt, Stream, StreamExt, pin_mut, select};
+use futures_util::{FutureExt, StreamExt, pin_mut, select};
 use russh::client::{Handle, Msg};
-use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 pub use super::client::{CHANNEL_BUFFER, MAX_PACKET_SIZE, WINDOW_SIZE};
 use super::client::{Client, Connection, ssh_error};
 use super::link::Link;
-use crate::session::{SessionError, UserCommand};
+pub use super::tabs::run;
+use crate::session::{SessionError, TabId};
 
 /// Output handed to the terminal and not yet parsed, above which reading stops.
 pub const UNPARSED_LIMIT: usize = 4 * 1024 * 1024;
@@ -54,10 +52,15 @@ const INPUT_CHUNK: usize = 32 * 1024;
 
 /// Where output goes and figures are reported.
 pub trait Terminal {
-    /// Shows `data`; `parsed` must be called once the terminal processed it.
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>);
+    /// Shows `data` in `tab`; `parsed` must be called once the terminal processed it.
+    fn output(&self, tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>);
     /// A keep-alive round trip, in milliseconds.
     fn rtt(&self, ms: f64);
+    /// `tab`'s channel ended while others stay open (its program exited, the operator closed
+    /// it, or the device refused to open it). The last channel's end is [`run`]'s result.
+    fn tab_ended(&self, tab: TabId, outcome: Result<ShellEnd, SessionError>) {
+        let _ = (tab, outcome);
+    }
 }
 
 /// What runs in the channel.
@@ -76,7 +79,7 @@ pub enum Program {
 
 /// An open session channel running a program.
 pub struct Shell {
-    handle: Rc<Handle<Client>>,
+    pub(super) handle: Rc<Handle<Client>>,
     read: ChannelReadHalf,
     write: Rc<ChannelWriteHalf<Msg>>,
     /// Messages that arrived while the requests were being answered.
@@ -90,7 +93,7 @@ pub struct ShellEnd {
     pub exit_status: Option<u32>,
     /// The signal that killed the program, if any.
     pub exit_signal: Option<String>,
-    /// Whether the operator ended the session.
+    /// Whether the operator ended the session (or closed the tab).
     pub by_operator: bool,
 }
 
@@ -181,6 +184,7 @@ fn queue_input(ops: &mut VecDeque<Op>, bytes: Vec<u8>) {
 
 /// Counts output handed to the terminal until it is parsed.
 struct Flow {
+    tab: TabId,
     unparsed: Rc<Cell<usize>>,
     wake: futures_channel::mpsc::UnboundedSender<()>,
 }
@@ -195,6 +199,7 @@ impl Flow {
         let unparsed = Rc::clone(&self.unparsed);
         let wake = self.wake.clone();
         terminal.output(
+            self.tab,
             data,
             Box::new(move || {
                 unparsed.set(unparsed.get().saturating_sub(n));
@@ -205,39 +210,46 @@ impl Flow {
     }
 }
 
-/// Runs the program until it exits, the operator disconnects, or the connection fails.
-///
-/// `commands` carries the operator's input, resizes and disconnect; `keepalive` ticks (every
-/// `keepalive_secs` seconds) send keep-alives; `now_ms` is a monotonic clock in milliseconds.
-pub async fn run<C, K>(
+/// What the connection loop ([`super::tabs`]) asks of one channel.
+#[derive(Debug)]
+pub(super) enum ChannelCommand {
+    /// Keystrokes for the program.
+    Input(Vec<u8>),
+    /// The tab's terminal has a new size.
+    Resize(u32, u32),
+    /// The operator closed the tab: close the channel, keep the connection.
+    Close,
+}
+
+/// Pumps one channel until its program ends, the operator closes it
+/// ([`ChannelCommand::Close`]), the connection ends (the command stream ends: the caller
+/// disconnected), or the connection fails. Output goes to `terminal` as `tab`'s; `paused` counts the
+/// channels that stopped reading because their terminal is behind (keep-alives are not missed
+/// while one is: russh may be waiting for room in that channel's queue).
+pub(super) async fn pump(
     shell: Shell,
-    commands: &mut C,
-    keepalive: &mut K,
-    keepalive_secs: u32,
+    tab: TabId,
+    mut commands: UnboundedReceiver<ChannelCommand>,
     terminal: &dyn Terminal,
-    now_ms: &dyn Fn() -> f64,
-) -> Result<ShellEnd, SessionError>
-where
-    C: Stream<Item = UserCommand> + FusedStream + Unpin,
-    K: Stream<Item = ()> + FusedStream + Unpin,
-{
+    paused: &Cell<usize>,
+) -> Result<ShellEnd, SessionError> {
     let Shell {
-        handle,
+        handle: _,
         mut read,
         write,
         mut early,
     } = shell;
     let (wake, mut woken) = unbounded::<()>();
     let flow = Flow {
+        tab,
         unparsed: Rc::new(Cell::new(0)),
         wake,
     };
     let mut end = ShellEnd::default();
     let mut ops: VecDeque<Op> = VecDeque::new();
     let mut op: Fuse<LocalBoxFuture<'static, Result<(), russh::Error>>> = Fuse::terminated();
-    let mut ping: Fuse<LocalBoxFuture<'static, ()>> = Fuse::terminated();
-    let mut ping_started = 0.0;
-    let mut missed = 0;
+    let mut was_reading = true;
+    let mut closing = false;
 
     let result = loop {
         if op.is_terminated()
@@ -246,6 +258,14 @@ where
             op = start_op(&write, next).fuse();
         }
         let reading = flow.unparsed.get() < UNPARSED_LIMIT;
+        if reading != was_reading {
+            paused.set(if reading {
+                paused.get().saturating_sub(1)
+            } else {
+                paused.get() + 1
+            });
+            was_reading = reading;
+        }
         let message = async {
             if !reading {
                 return futures_util::future::pending().await;
@@ -272,37 +292,16 @@ where
             },
             _ = woken.next() => {}
             command = commands.next() => match command {
-                Some(UserCommand::Input(bytes)) => queue_input(&mut ops, bytes),
-                Some(UserCommand::Resize { cols, rows }) => ops.push_back(Op::Resize(cols, rows)),
-                Some(UserCommand::Disconnect) | None => {
+                Some(ChannelCommand::Input(bytes)) => queue_input(&mut ops, bytes),
+                Some(ChannelCommand::Resize(cols, rows)) => ops.push_back(Op::Resize(cols, rows)),
+                Some(ChannelCommand::Close) => {
                     end.by_operator = true;
+                    closing = true;
                     break Ok(());
                 }
-            },
-            _ = keepalive.next() => {
-                if ping.is_terminated() {
-                    missed = 0;
-                    ping_started = now_ms();
-                    let handle = Rc::clone(&handle);
-                    ping = async move {
-                        // A failed send shows up as the connection closing.
-                        let _ = handle.send_ping().await;
-                    }
-                    .boxed_local()
-                    .fuse();
-                } else if reading {
-                    missed += 1;
-                    if missed >= MISSED_KEEPALIVES {
-                        break Err(SessionError::Timeout {
-                            what: "the device to answer SSH keep-alives".to_owned(),
-                            seconds: keepalive_secs.saturating_mul(MISSED_KEEPALIVES),
-                        });
-                    }
-                }
-            },
-            () = ping => {
-                if !handle.is_closed() {
-                    terminal.rtt(now_ms() - ping_started);
+                None => {
+                    end.by_operator = true;
+                    break Ok(());
                 }
             },
             done = op => if let Err(err) = done {
@@ -310,14 +309,22 @@ where
             },
         }
     };
-    // Say goodbye either way; a connection that is already gone cannot hear it.
-    let _ = handle
-        .disconnect(Disconnect::ByApplication, "session ended", "en")
-        .await;
-    // russh ends its loop once the goodbye is written, which closes the channel. Reading on
-    // (and dropping what arrives) unblocks it if it was waiting for room in our queue, so the
-    // goodbye has reached the stream when this returns.
-    while read.wait().await.is_some() {}
+    if !was_reading {
+        paused.set(paused.get().saturating_sub(1));
+    }
+    if closing {
+        // Our end of the channel goes first, so that russh, if it waits for room in this
+        // channel's queue, is released at once (russh forgets a channel it closed, so the
+        // device's answering close never reaches this reader). Then ask the device to close
+        // it; the connection stays up for the other channels.
+        drop(read);
+        let _ = write.close().await;
+    } else if end.by_operator {
+        // The connection is ending: read on (dropping what arrives) until it is gone. This
+        // unblocks russh if it waits for room in this channel's queue, and the goodbye has
+        // reached the stream once the connection's end shows here.
+        while read.wait().await.is_some() {}
+    }
     result.map(|()| end)
 }
 
@@ -349,13 +356,14 @@ mod tests {
     fn parsed_callbacks_release_the_count() {
         struct Holding(std::cell::RefCell<Vec<Box<dyn FnOnce()>>>);
         impl Terminal for Holding {
-            fn output(&self, _data: &[u8], parsed: Box<dyn FnOnce()>) {
+            fn output(&self, _tab: TabId, _data: &[u8], parsed: Box<dyn FnOnce()>) {
                 self.0.borrow_mut().push(parsed);
             }
             fn rtt(&self, _ms: f64) {}
         }
         let (wake, mut woken) = unbounded();
         let flow = Flow {
+            tab: TabId::FIRST,
             unparsed: Rc::new(Cell::new(0)),
             wake,
         };

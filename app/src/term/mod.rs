@@ -109,7 +109,12 @@ pub struct Term {
     blink: Rc<blink::Blink>,
     listeners: RefCell<Vec<Listener>>,
     observer: Option<web_sys::ResizeObserver>,
+    /// Called with -1 / +1 for Ctrl+Shift+PageUp / PageDown (switch tabs).
+    tab_switch: TabSwitch,
 }
+
+/// What Ctrl+Shift+PageUp/PageDown call, once the page set it.
+type TabSwitch = Rc<RefCell<Option<Box<dyn FnMut(i32)>>>>;
 
 /// Sets `key` on a plain object. Setting a property on a fresh plain object cannot fail, so the
 /// result is not looked at.
@@ -222,6 +227,7 @@ impl Term {
             webgl: Rc::new(webgl::Slot::default()),
             listeners: RefCell::new(Vec::new()),
             observer: None,
+            tab_switch: Rc::new(RefCell::new(None)),
         };
         // From here on, `term` owns the terminal: an early return disposes it.
         term.listeners
@@ -364,6 +370,7 @@ impl Term {
     /// `on_search`, Ctrl+Shift+C copies the selection. Everything else goes to the terminal.
     pub fn on_search_shortcut(&self, mut on_search: impl FnMut() + 'static) {
         let terminal = self.terminal.clone();
+        let tab_switch = Rc::clone(&self.tab_switch);
         let handler = Closure::<dyn FnMut(web_sys::KeyboardEvent) -> bool>::new(
             move |event: web_sys::KeyboardEvent| {
                 if event.type_() != "keydown" || !event.ctrl_key() || !event.shift_key() {
@@ -380,6 +387,14 @@ impl Term {
                         copy_to_clipboard(&terminal.get_selection());
                         false
                     }
+                    code @ ("PageUp" | "PageDown") if tab_switch.borrow().is_some() => {
+                        event.prevent_default();
+                        let step = if code == "PageUp" { -1 } else { 1 };
+                        if let Some(switch) = tab_switch.borrow_mut().as_mut() {
+                            switch(step);
+                        }
+                        false
+                    }
                     _ => true,
                 }
             },
@@ -390,6 +405,41 @@ impl Term {
             registration: None,
             _callback: Box::new(handler),
         });
+    }
+
+    /// Calls `on_switch(-1)` for Ctrl+Shift+PageUp and `on_switch(1)` for Ctrl+Shift+PageDown
+    /// (the page's tabs), instead of sending those keys to the device. Needs
+    /// [`Term::on_search_shortcut`] (which installs the key handler).
+    pub fn on_tab_switch(&self, on_switch: impl FnMut(i32) + 'static) {
+        *self.tab_switch.borrow_mut() = Some(Box::new(on_switch));
+    }
+
+    /// Calls `on_title` with the window title a program sets (OSC 0 or 2).
+    pub fn on_title_change(&self, on_title: impl Fn(String) + 'static) {
+        let callback = Closure::<dyn Fn(String)>::new(on_title);
+        let registration = self
+            .terminal
+            .on_title_change(callback.as_ref().unchecked_ref());
+        self.listeners.borrow_mut().push(Listener {
+            registration: Some(registration),
+            _callback: Box::new(callback),
+        });
+    }
+
+    /// Shows or hides the terminal (the page's tabs): only a shown terminal holds the page's
+    /// WebGL context, so a hidden one gives it back and the shown one takes it, and a shown
+    /// terminal is fitted and redrawn (it kept parsing output while hidden).
+    pub fn set_visible(&self, visible: bool) {
+        if visible {
+            if !self.webgl.active() {
+                webgl::attach(&self.terminal, &self.webgl);
+            }
+            self.fit();
+            self.terminal
+                .refresh(0, self.terminal.rows().saturating_sub(1));
+        } else {
+            webgl::release(&self.webgl);
+        }
     }
 
     /// Fits the terminal to its element now.
@@ -468,6 +518,7 @@ impl Drop for Term {
         }
         self.webgl.forget_listener();
         webgl::release(&self.webgl);
+        self.tab_switch.borrow_mut().take();
         self.terminal.dispose();
         // The callbacks go last: nothing can call them once the terminal is disposed.
         drop(listeners);

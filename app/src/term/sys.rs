@@ -40,6 +40,14 @@ extern "C" {
     #[wasm_bindgen(method, js_name = onBinary)]
     pub fn on_binary(this: &Terminal, listener: &Function) -> Disposable;
 
+    /// `terminal.onTitleChange(listener)`: the window title a program set (OSC 0 or 2).
+    #[wasm_bindgen(method, js_name = onTitleChange)]
+    pub fn on_title_change(this: &Terminal, listener: &Function) -> Disposable;
+
+    /// `terminal.refresh(start, end)`: redraws rows `start..=end`.
+    #[wasm_bindgen(method)]
+    pub fn refresh(this: &Terminal, start: u32, end: u32);
+
     /// `terminal.onResize(listener)`: `{cols, rows}` after every size change.
     #[wasm_bindgen(method, js_name = onResize)]
     pub fn on_resize(this: &Terminal, listener: &Function) -> Disposable;

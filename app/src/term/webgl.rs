@@ -43,6 +43,10 @@ type ChangeListener = Box<dyn Fn(bool)>;
 #[derive(Default)]
 pub(super) struct Slot {
     held: RefCell<Option<Held>>,
+    /// Whether the terminal still wants WebGL (a hidden tab gives it up, even while loading).
+    wanted: Cell<bool>,
+    /// Whether its script or addon is being loaded for this terminal.
+    loading: Cell<bool>,
     on_change: RefCell<Option<ChangeListener>>,
 }
 
@@ -129,15 +133,26 @@ fn hardware_webgl2() -> bool {
 /// addon, unless the terminal is gone by then (`slot` dropped). Otherwise, or when anything
 /// fails, the terminal keeps its DOM renderer.
 pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
+    if slot.loading.get() {
+        // Shown again before its addon loaded: it still wants it.
+        slot.wanted.set(true);
+        return;
+    }
     if CONTEXT_HELD.with(Cell::get) || !hardware_webgl2() {
         return;
     }
     // Reserved now, so a second terminal opened meanwhile does not load it twice.
     hold_context(true);
+    slot.wanted.set(true);
+    slot.loading.set(true);
     let terminal = terminal.clone();
     let slot: Weak<Slot> = Rc::downgrade(slot);
     wasm_bindgen_futures::spawn_local(async move {
-        if let Err(error) = load_script().await {
+        let loaded = load_script().await;
+        if let Some(slot) = slot.upgrade() {
+            slot.loading.set(false);
+        }
+        if let Err(error) = loaded {
             warn(&format!(
                 "WebGL renderer unavailable, using the DOM renderer: {error}"
             ));
@@ -145,9 +160,9 @@ pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
             return;
         }
         match slot.upgrade() {
-            Some(slot) => load_addon(&terminal, &slot),
-            // The terminal was closed while the script loaded.
-            None => hold_context(false),
+            Some(slot) if slot.wanted.get() => load_addon(&terminal, &slot),
+            // The terminal was closed or hidden while the script loaded.
+            _ => hold_context(false),
         }
     });
 }
@@ -241,6 +256,7 @@ fn load_addon(terminal: &sys::Terminal, slot: &Rc<Slot>) {
 
 /// Disposes the WebGL addon in `slot`, if any, and frees the page's context slot.
 pub(super) fn release(slot: &Slot) {
+    slot.wanted.set(false);
     // Take it out first: `dispose` calls into JavaScript, which must not see a borrow.
     let held = slot.held.borrow_mut().take();
     if let Some(held) = held {

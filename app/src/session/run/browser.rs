@@ -1,7 +1,7 @@
 //! The phase sequence of [`super`] on browser timers (wasm32 only): from the cookie helper and
 //! the tunnel through the SSH handshake and authentication to the shell and its clean end.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -135,7 +135,7 @@ async fn phases(
         cols,
         rows,
     } = request;
-    let mut pending = Pending::default();
+    let mut pending = Pending::new(cols, rows);
     let never = || false;
 
     // Nothing leaves the page before the form is known to be usable: a wrong passphrase
@@ -177,6 +177,7 @@ async fn phases(
         }
     };
     drop(token);
+    host.device(format!("{username}@{}", destination.name()));
 
     let attempt = Attempt {
         url: &url,
@@ -188,7 +189,6 @@ async fn phases(
         destination: &destination,
         username: &username,
         credentials: &credentials,
-        size: Cell::new((cols, rows)),
     };
     let mut redial = Redial::new(reconnectable);
     loop {
@@ -199,7 +199,10 @@ async fn phases(
         let Some(pause) = redial.after(&err) else {
             return Err(err.into());
         };
-        host.output(redial_note(&err, pause).as_bytes(), Box::new(|| {}));
+        let note = redial_note(&err, pause);
+        for tab in pending.tabs() {
+            host.output(tab, note.as_bytes(), Box::new(|| {}));
+        }
         let millis = u32::try_from(pause.as_millis()).unwrap_or(u32::MAX);
         step(
             TimeoutFuture::new(millis),
@@ -224,8 +227,6 @@ struct Attempt<'a> {
     destination: &'a Destination,
     username: &'a str,
     credentials: &'a Credentials,
-    /// The terminal's latest size (a new shell gets it).
-    size: Cell<(u32, u32)>,
 }
 
 impl Attempt<'_> {
@@ -312,8 +313,10 @@ impl Attempt<'_> {
         .map_err(fail)?;
 
         host.phase(Phase::Shell);
-        let (cols, rows) = pending.size_or(self.size.get().0, self.size.get().1);
-        self.size.set((cols, rows));
+        // Every tab closed while connecting: nothing left to open.
+        let Some((first, (cols, rows))) = pending.first() else {
+            return Ok(());
+        };
         let link = ssh::link::Link::new(conn);
         let shell = step(
             ssh::shell::open_on(&link, &Program::Shell { cols, rows }),
@@ -330,34 +333,40 @@ impl Attempt<'_> {
         host.linked(link);
         redial.connected();
         let terminal = PageTerminal::new(host);
-        let size = &self.size;
-        let mut all_commands = stream::iter(std::mem::take(pending).into_commands())
+        // The other tabs are reopened on this connection, then typed-ahead input follows.
+        let replay = pending.take_commands(first);
+        let tracker = RefCell::new(&mut *pending);
+        let mut all_commands = stream::iter(replay)
             .chain(commands.by_ref())
-            .inspect(|command| {
-                if let UserCommand::Resize { cols, rows } = command {
-                    size.set((*cols, *rows));
-                }
-            })
+            .inspect(|command| tracker.borrow_mut().track(command))
             .fuse();
         // The first keep-alive goes out at once, so the status line shows a round trip early.
         let mut keepalive = stream::iter([()])
             .chain(IntervalStream::new(KEEPALIVE_SECS * 1000))
             .fuse();
-        let shell_run = ssh::shell::run(
-            shell,
-            &mut all_commands,
-            &mut keepalive,
-            KEEPALIVE_SECS,
-            &terminal,
-            &now_ms,
-        )
-        .fuse();
-        let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
-        pin_mut!(shell_run, stats);
-        let result = select! {
-            result = shell_run => result,
-            never = stats => match never {},
+        let result = {
+            let shell_run = ssh::tabs::run_tabs(
+                first,
+                shell,
+                &mut all_commands,
+                &mut keepalive,
+                KEEPALIVE_SECS,
+                &terminal,
+                &now_ms,
+            )
+            .fuse();
+            let stats = report_stats(host, &tunnel.counters, &terminal.rtt).fuse();
+            pin_mut!(shell_run, stats);
+            select! {
+                result = shell_run => result,
+                never = stats => match never {},
+            }
         };
+        drop(all_commands);
+        let pending = tracker.into_inner();
+        for tab in terminal.ended.take() {
+            pending.ended(tab);
+        }
         result.map(|_end| ()).map_err(fail)
     }
 }

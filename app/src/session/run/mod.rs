@@ -24,15 +24,14 @@ use futures_util::future::LocalBoxFuture;
 use zeroize::Zeroizing;
 
 use super::{
-    ConnectRequest, HostKeyQuestion, KbdQuestion, SessionError, SessionHandle, SessionHost,
-    UserCommand,
+    ConnectRequest, HostKeyQuestion, KbdQuestion, SessionError, SessionHandle, SessionHost, TabId,
 };
 use crate::ssh::client::Prompter;
 use crate::ssh::known_hosts::{self, Verdict};
-use crate::ssh::shell::Terminal;
+use crate::ssh::shell::{ShellEnd, Terminal};
 
-/// Input typed before the shell is up is kept up to this many bytes.
-const MAX_TYPED_AHEAD: usize = 64 * 1024;
+mod pending;
+pub use pending::{MAX_TYPED_AHEAD, Pending};
 
 /// Starts a session for `request`; reports go to `host`.
 pub fn start(request: ConnectRequest, host: Rc<dyn SessionHost>) -> SessionHandle {
@@ -48,47 +47,6 @@ pub fn start(request: ConnectRequest, host: Rc<dyn SessionHost>) -> SessionHandl
         )));
     }
     SessionHandle::new(commands)
-}
-
-/// Commands that arrive while connecting: input is kept for the shell, the latest size wins,
-/// a disconnect ends the attempt.
-#[derive(Debug, Default)]
-pub struct Pending {
-    input: Vec<u8>,
-    size: Option<(u32, u32)>,
-}
-
-impl Pending {
-    /// Takes one command; returns `true` when it asks to disconnect.
-    pub fn absorb(&mut self, command: UserCommand) -> bool {
-        match command {
-            UserCommand::Input(bytes) => {
-                let room = MAX_TYPED_AHEAD.saturating_sub(self.input.len());
-                self.input
-                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
-                false
-            }
-            UserCommand::Resize { cols, rows } => {
-                self.size = Some((cols, rows));
-                false
-            }
-            UserCommand::Disconnect => true,
-        }
-    }
-
-    /// The terminal size to request: the latest resize, else the form's.
-    pub fn size_or(&self, cols: u32, rows: u32) -> (u32, u32) {
-        self.size.unwrap_or((cols, rows))
-    }
-
-    /// The commands to replay once the shell runs (the typed-ahead input).
-    pub fn into_commands(self) -> Vec<UserCommand> {
-        if self.input.is_empty() {
-            Vec::new()
-        } else {
-            vec![UserCommand::Input(self.input)]
-        }
-    }
 }
 
 /// The page's answers to russh's questions: the known-hosts store for host keys, the
@@ -175,15 +133,19 @@ impl Prompter for PagePrompter<'_> {
         // The banner is shown in the terminal as the server sent it, with bare newlines made
         // terminal newlines. It is not parsed-tracked: it is small and arrives once.
         let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
-        self.host.output(text.as_bytes(), Box::new(|| {}));
+        self.host
+            .output(TabId::FIRST, text.as_bytes(), Box::new(|| {}));
     }
 }
 
-/// The terminal side of the shell loop: output to the page, round trips kept for the stats.
+/// The terminal side of the shell loop: output to the page, round trips kept for the stats,
+/// tabs that ended reported (and forgotten, so a new connection does not reopen them).
 pub struct PageTerminal<'a> {
     host: &'a dyn SessionHost,
     /// The last keep-alive round trip.
     pub rtt: Cell<Option<f64>>,
+    /// Tabs whose shell ended while the session went on.
+    pub ended: std::cell::RefCell<Vec<TabId>>,
 }
 
 impl<'a> PageTerminal<'a> {
@@ -192,17 +154,23 @@ impl<'a> PageTerminal<'a> {
         Self {
             host,
             rtt: Cell::new(None),
+            ended: std::cell::RefCell::new(Vec::new()),
         }
     }
 }
 
 impl Terminal for PageTerminal<'_> {
-    fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
-        self.host.output(data, parsed);
+    fn output(&self, tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        self.host.output(tab, data, parsed);
     }
 
     fn rtt(&self, ms: f64) {
         self.rtt.set(Some(ms));
+    }
+
+    fn tab_ended(&self, tab: TabId, outcome: Result<ShellEnd, SessionError>) {
+        self.ended.borrow_mut().push(tab);
+        self.host.tab_ended(tab, outcome.map(drop));
     }
 }
 
@@ -319,40 +287,6 @@ mod tests {
 
     use super::*;
     use crate::session::{Phase, Stats};
-
-    #[test]
-    fn pending_keeps_input_and_the_latest_size() {
-        let mut pending = Pending::default();
-        assert!(!pending.absorb(UserCommand::Input(b"ls".to_vec())));
-        assert!(!pending.absorb(UserCommand::Resize {
-            cols: 100,
-            rows: 30
-        }));
-        assert!(!pending.absorb(UserCommand::Resize {
-            cols: 120,
-            rows: 40
-        }));
-        assert!(!pending.absorb(UserCommand::Input(b"\r".to_vec())));
-        assert_eq!(pending.size_or(80, 24), (120, 40));
-        assert!(pending.absorb(UserCommand::Disconnect));
-        assert_eq!(
-            pending.into_commands(),
-            vec![UserCommand::Input(b"ls\r".to_vec())]
-        );
-        assert_eq!(Pending::default().size_or(80, 24), (80, 24));
-        assert_eq!(Pending::default().into_commands(), vec![]);
-    }
-
-    #[test]
-    fn typed_ahead_input_is_bounded() {
-        let mut pending = Pending::default();
-        pending.absorb(UserCommand::Input(vec![b'x'; MAX_TYPED_AHEAD + 5]));
-        pending.absorb(UserCommand::Input(b"more".to_vec()));
-        match pending.into_commands().as_slice() {
-            [UserCommand::Input(bytes)] => assert_eq!(bytes.len(), MAX_TYPED_AHEAD),
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[test]
     fn a_silent_tunnel_means_no_destination() {
@@ -486,7 +420,7 @@ mod tests {
         fn phase(&self, _phase: Phase) {}
         fn stats(&self, _stats: Stats) {}
         fn services(&self, _ids: Vec<String>) {}
-        fn output(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
+        fn output(&self, _tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {
             self.output.borrow_mut().extend_from_slice(data);
             parsed();
         }
@@ -580,7 +514,7 @@ mod tests {
             fn phase(&self, _phase: Phase) {}
             fn stats(&self, _stats: Stats) {}
             fn services(&self, _ids: Vec<String>) {}
-            fn output(&self, _data: &[u8], parsed: Box<dyn FnOnce()>) {
+            fn output(&self, _tab: TabId, _data: &[u8], parsed: Box<dyn FnOnce()>) {
                 parsed();
             }
             fn ask_host_key(&self, _question: HostKeyQuestion) -> oneshot::Receiver<bool> {
