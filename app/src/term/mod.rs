@@ -1,7 +1,8 @@
 //! The terminal: the only module that touches xterm.js.
 //!
 //! [`Term`] owns one xterm.js `Terminal` with its addons (fit, WebGL with a DOM fallback, web
-//! links, search, Unicode 11 widths, write-only OSC 52 clipboard), a `ResizeObserver` that keeps
+//! links, Unicode 11 widths, write-only OSC 52 clipboard, and search, whose script is fetched
+//! on first use: [`script`]), a `ResizeObserver` that keeps
 //! it fitted to its element, and every JavaScript callback it registered. Dropping it disposes
 //! the terminal and releases all of that. It knows nothing about SSH or sessions: it takes bytes
 //! to display and reports keystrokes and size changes.
@@ -13,6 +14,8 @@
 
 mod blink;
 mod predict;
+mod script;
+mod search;
 pub mod settings;
 mod sys;
 pub mod typeahead;
@@ -103,7 +106,7 @@ struct Listener {
 pub struct Term {
     terminal: sys::Terminal,
     fit: sys::Fit,
-    search: sys::Search,
+    search: Rc<search::Finder>,
     webgl: Rc<webgl::Slot>,
     predict: Rc<predict::Predict>,
     blink: Rc<blink::Blink>,
@@ -205,7 +208,6 @@ impl Term {
     pub fn open(parent: &web_sys::HtmlElement) -> Result<Term, TermError> {
         let terminal = sys::Terminal::new(&options()).map_err(TermError::setup("Terminal"))?;
         let fit = sys::Fit::new().map_err(TermError::setup("fit addon"))?;
-        let search = sys::Search::new().map_err(TermError::setup("search addon"))?;
         let links = sys::WebLinks::new().map_err(TermError::setup("web-links addon"))?;
         let unicode = sys::Unicode11::new().map_err(TermError::setup("unicode11 addon"))?;
         let (provider, provider_callbacks) = clipboard_provider();
@@ -217,8 +219,8 @@ impl Term {
             predict: predict::Predict::new(&terminal, defaults.typeahead, defaults.style),
             blink: blink::Blink::new(&terminal, parent),
             terminal,
+            search: search::Finder::new(&terminal),
             fit,
-            search,
             webgl: Rc::new(webgl::Slot::default()),
             listeners: RefCell::new(Vec::new()),
             observer: None,
@@ -232,7 +234,6 @@ impl Term {
             }));
         for (what, addon) in [
             ("fit addon", term.fit.unchecked_ref::<Object>()),
-            ("search addon", term.search.unchecked_ref()),
             ("web-links addon", links.unchecked_ref()),
             ("unicode11 addon", unicode.unchecked_ref()),
             ("clipboard addon", clipboard.unchecked_ref()),
@@ -364,6 +365,7 @@ impl Term {
     /// `on_search`, Ctrl+Shift+C copies the selection. Everything else goes to the terminal.
     pub fn on_search_shortcut(&self, mut on_search: impl FnMut() + 'static) {
         let terminal = self.terminal.clone();
+        let search = Rc::clone(&self.search);
         let handler = Closure::<dyn FnMut(web_sys::KeyboardEvent) -> bool>::new(
             move |event: web_sys::KeyboardEvent| {
                 if event.type_() != "keydown" || !event.ctrl_key() || !event.shift_key() {
@@ -372,6 +374,7 @@ impl Term {
                 match event.code().as_str() {
                     "KeyF" => {
                         event.prevent_default();
+                        search.preload();
                         on_search();
                         false
                     }
@@ -414,19 +417,20 @@ impl Term {
         self.terminal.reset();
     }
 
-    /// Selects the next match of `needle` (wrapping); `false` when there is none.
-    pub fn find_next(&self, needle: &str) -> bool {
-        !needle.is_empty() && self.search.find_next(needle, &Object::new())
+    /// Starts fetching the search addon (the search box opened), so a search need not wait.
+    pub fn prepare_search(&self) {
+        self.search.preload();
     }
 
-    /// Selects the previous match of `needle` (wrapping); `false` when there is none.
-    pub fn find_previous(&self, needle: &str) -> bool {
-        !needle.is_empty() && self.search.find_previous(needle, &Object::new())
+    /// Selects the next (or, `backwards`, the previous) match of `needle`, wrapping, and tells
+    /// `done` whether there was one. The first search may wait for the addon's script.
+    pub fn find(&self, needle: &str, backwards: bool, done: impl FnOnce(bool) + 'static) {
+        self.search.find(needle, backwards, Box::new(done));
     }
 
     /// Removes the search highlight.
     pub fn clear_search(&self) {
-        self.search.clear_decorations();
+        self.search.clear();
     }
 
     /// Calls `callback` with the renderer whenever it changes: WebGL takes over once its script
