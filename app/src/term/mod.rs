@@ -1,8 +1,8 @@
 //! The terminal: the only module that touches xterm.js.
 //!
-//! [`Term`] owns one xterm.js `Terminal` with its addons (fit, WebGL with a DOM fallback, web
-//! links, Unicode 11 widths, write-only OSC 52 clipboard, and search, whose script is fetched
-//! on first use: [`script`]), a `ResizeObserver` that keeps
+//! [`Term`] owns one xterm.js `Terminal` with its addons (fit; WebGL with a DOM fallback; web
+//! links, Unicode 11 widths and the write-only OSC 52 clipboard, fetched when a session starts:
+//! [`extras`]; search, fetched on first use: [`search`]), a `ResizeObserver` that keeps
 //! it fitted to its element, and every JavaScript callback it registered. Dropping it disposes
 //! the terminal and releases all of that. It knows nothing about SSH or sessions: it takes bytes
 //! to display and reports keystrokes and size changes.
@@ -13,6 +13,7 @@
 //! ([`blink`]). [`settings`] holds the operator's choices for both.
 
 mod blink;
+mod extras;
 mod predict;
 mod script;
 mod search;
@@ -107,6 +108,7 @@ pub struct Term {
     terminal: sys::Terminal,
     fit: sys::Fit,
     search: Rc<search::Finder>,
+    extras: Rc<extras::Extras>,
     webgl: Rc<webgl::Slot>,
     predict: Rc<predict::Predict>,
     blink: Rc<blink::Blink>,
@@ -116,7 +118,7 @@ pub struct Term {
 
 /// Sets `key` on a plain object. Setting a property on a fresh plain object cannot fail, so the
 /// result is not looked at.
-fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
+pub(super) fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(object, &JsValue::from_str(key), &value.into());
 }
 
@@ -172,24 +174,8 @@ fn options() -> Object {
     options
 }
 
-/// The OSC 52 clipboard provider: writes go to the system clipboard, reads always return
-/// nothing, so a remote host can never read the operator's clipboard.
-fn clipboard_provider() -> (Object, Vec<Box<dyn std::any::Any>>) {
-    let provider = Object::new();
-    let read = Closure::<dyn Fn(JsValue) -> JsValue>::new(|_selection| JsValue::from_str(""));
-    let write = Closure::<dyn Fn(JsValue, String)>::new(|selection: JsValue, text: String| {
-        // Only the system clipboard (`c`); the X11 primary selection does not exist here.
-        if selection.as_string().as_deref() == Some("c") {
-            copy_to_clipboard(&text);
-        }
-    });
-    set(&provider, "readText", read.as_ref().clone());
-    set(&provider, "writeText", write.as_ref().clone());
-    (provider, vec![Box::new(read), Box::new(write)])
-}
-
 /// Puts `text` on the system clipboard; failures (no permission, no focus) are logged only.
-fn copy_to_clipboard(text: &str) {
+pub(super) fn copy_to_clipboard(text: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -208,49 +194,32 @@ impl Term {
     pub fn open(parent: &web_sys::HtmlElement) -> Result<Term, TermError> {
         let terminal = sys::Terminal::new(&options()).map_err(TermError::setup("Terminal"))?;
         let fit = sys::Fit::new().map_err(TermError::setup("fit addon"))?;
-        let links = sys::WebLinks::new().map_err(TermError::setup("web-links addon"))?;
-        let unicode = sys::Unicode11::new().map_err(TermError::setup("unicode11 addon"))?;
-        let (provider, provider_callbacks) = clipboard_provider();
-        let clipboard = sys::Clipboard::new(&JsValue::UNDEFINED, &provider)
-            .map_err(TermError::setup("clipboard addon"))?;
 
         let defaults = Settings::default();
         let mut term = Term {
             predict: predict::Predict::new(&terminal, defaults.typeahead, defaults.style),
             blink: blink::Blink::new(&terminal, parent),
-            terminal,
             search: search::Finder::new(&terminal),
+            extras: extras::Extras::new(&terminal),
+            terminal,
             fit,
             webgl: Rc::new(webgl::Slot::default()),
             listeners: RefCell::new(Vec::new()),
             observer: None,
         };
         // From here on, `term` owns the terminal: an early return disposes it.
-        term.listeners
-            .borrow_mut()
-            .extend(provider_callbacks.into_iter().map(|callback| Listener {
-                registration: None,
-                _callback: callback,
-            }));
-        for (what, addon) in [
-            ("fit addon", term.fit.unchecked_ref::<Object>()),
-            ("web-links addon", links.unchecked_ref()),
-            ("unicode11 addon", unicode.unchecked_ref()),
-            ("clipboard addon", clipboard.unchecked_ref()),
-        ] {
-            term.terminal
-                .load_addon(addon)
-                .map_err(TermError::setup(what))?;
-        }
         term.terminal
-            .unicode()
-            .and_then(|unicode| unicode.set_active_version("11"))
-            .map_err(TermError::setup("unicode 11"))?;
+            .load_addon(term.fit.unchecked_ref())
+            .map_err(TermError::setup("fit addon"))?;
         term.terminal
             .open(parent)
             .map_err(TermError::setup("open"))?;
         // WebGL is loaded after `open`, as the addon needs the terminal's element.
         webgl::attach(&term.terminal, &term.webgl);
+        // A terminal opened beside a session (another tab) gets the session's addons at once.
+        if extras::Extras::in_page() {
+            term.extras.load();
+        }
         term.observer = Some(term.watch_size(parent)?);
         term.fit();
         Ok(term)
@@ -393,6 +362,12 @@ impl Term {
             registration: None,
             _callback: Box::new(handler),
         });
+    }
+
+    /// A session is starting: fetches what it needs and the first screen did not (Unicode 11
+    /// widths, web links, the OSC 52 clipboard; [`extras`]), the first time.
+    pub fn prepare_session(&self) {
+        self.extras.load();
     }
 
     /// Fits the terminal to its element now.
