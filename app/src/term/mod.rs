@@ -118,7 +118,7 @@ pub struct Term {
 
 /// Sets `key` on a plain object. Setting a property on a fresh plain object cannot fail, so the
 /// result is not looked at.
-pub(super) fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
+fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(object, &JsValue::from_str(key), &value.into());
 }
 
@@ -175,7 +175,7 @@ fn options() -> Object {
 }
 
 /// Puts `text` on the system clipboard; failures (no permission, no focus) are logged only.
-pub(super) fn copy_to_clipboard(text: &str) {
+fn copy_to_clipboard(text: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };

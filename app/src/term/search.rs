@@ -40,7 +40,7 @@ impl Finder {
     /// Starts fetching the addon, if it is not loaded yet.
     pub(super) fn preload(self: &Rc<Self>) {
         if self.addon.borrow().is_none() {
-            self.with_addon(Box::new(|_| {}));
+            self.with_addon(Box::new(|_: Option<&sys::Search>| {}));
         }
     }
 
@@ -51,7 +51,7 @@ impl Finder {
             return;
         }
         let needle = needle.to_owned();
-        self.with_addon(Box::new(move |addon| {
+        self.with_addon(Box::new(move |addon: Option<&sys::Search>| {
             let found = addon.is_some_and(|addon| {
                 if backwards {
                     addon.find_previous(&needle, &Object::new())
