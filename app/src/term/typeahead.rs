@@ -320,7 +320,7 @@ impl Predictor {
         if self.mode == Mode::Off {
             return Vec::new();
         }
-        match self.model(bytes, screen, now) {
+        match self.model(bytes, screen) {
             Some(kind) => {
                 self.pending.push_back(Prediction {
                     kind,
@@ -345,7 +345,7 @@ impl Predictor {
     }
 
     /// Which prediction `bytes` makes, if the predictor can model it now.
-    fn model(&mut self, bytes: &[u8], screen: Option<Screen>, now: f64) -> Option<Kind> {
+    fn model(&mut self, bytes: &[u8], screen: Option<Screen>) -> Option<Kind> {
         if self.pending.len() >= MAX_PENDING {
             return None;
         }
