@@ -51,7 +51,11 @@ const FIGURES: &[(&str, &str)] = &[
 /// the report, which carries the others over from the current BENCHMARKS.md.
 fn only_grep(only: &str) -> Result<Option<String>, XtaskError> {
     let mut titles = Vec::new();
-    for name in only.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in only
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         let Some((_, title)) = FIGURES.iter().find(|(figure, _)| *figure == name) else {
             let known: Vec<&str> = FIGURES.iter().map(|(figure, _)| *figure).collect();
             return Err(XtaskError::Usage(format!(
@@ -141,8 +145,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     ));
     let release = target_dir.join("release");
     // Under xvfb-run, so the echo figure can also measure a headed Chromium (DISPLAY set).
-    let mut suite = Cmd::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1920x1080x24", "npx", "playwright", "test"]);
+    let mut suite = Cmd::new("xvfb-run").args([
+        "-a",
+        "-s",
+        "-screen 0 1920x1080x24",
+        "npx",
+        "playwright",
+        "test",
+    ]);
     if let Some(grep) = &grep {
         suite = suite.args(["--grep", grep.as_str()]);
     }

@@ -50,7 +50,9 @@ impl Extras {
     /// Whether another terminal of the page fetched the scripts already (then a new terminal
     /// loads the addons at once).
     pub(super) fn in_page() -> bool {
-        [UNICODE11, WEB_LINKS, CLIPBOARD].into_iter().all(script::present)
+        [UNICODE11, WEB_LINKS, CLIPBOARD]
+            .into_iter()
+            .all(script::present)
     }
 
     /// Fetches the scripts (the first time) and loads each addon once its script ran, unless
@@ -60,7 +62,10 @@ impl Extras {
             return;
         }
         for (script, attach) in [
-            (UNICODE11, Extras::attach_unicode11 as fn(&Extras) -> Result<(), JsValue>),
+            (
+                UNICODE11,
+                Extras::attach_unicode11 as fn(&Extras) -> Result<(), JsValue>,
+            ),
             (WEB_LINKS, Extras::attach_web_links),
             (CLIPBOARD, Extras::attach_clipboard),
         ] {
@@ -74,7 +79,9 @@ impl Extras {
                     attach(&extras).map_err(|error| JsError::from_js(&error).to_string())
                 });
                 if let Err(error) = outcome {
-                    web_sys::console::warn_1(&format!("{} unavailable: {error}", script.global).into());
+                    web_sys::console::warn_1(
+                        &format!("{} unavailable: {error}", script.global).into(),
+                    );
                 }
             });
         }
