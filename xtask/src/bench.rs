@@ -178,3 +178,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::only_grep;
+
+    #[test]
+    fn bench_only_becomes_a_grep_of_the_figures_and_the_report() {
+        assert_eq!(only_grep("").expect("empty is fine"), None);
+        assert_eq!(
+            only_grep("echo, typeahead").expect("known figures").as_deref(),
+            Some("(echo latency|typeahead|report): ")
+        );
+        let error = only_grep("echo,speed").expect_err("an unknown figure");
+        assert!(error.to_string().contains("`speed`"), "{error}");
+    }
+}
