@@ -250,8 +250,13 @@ impl Term {
     /// The bytes are copied into a fresh `Uint8Array`, as xterm.js keeps the array until it
     /// parses it. If the terminal is disposed first, `parsed` never runs.
     ///
-    /// It is written at once, in this call: nothing waits for a frame here (xterm.js parses it
-    /// and paints it in its next frame). Drawn predictions are taken back first ([`predict`]).
+    /// It is written at once, in this call: nothing waits for a frame here. The first write
+    /// after a keystroke (an echo) is even parsed inside this call, as xterm.js's write buffer
+    /// skips its usual `setTimeout` after user input; its renderer then updates the rows in the
+    /// next animation frame. That is the earliest paint there is: a change made to the page now
+    /// is painted in that same frame too, so forcing xterm.js's (private) renderer to run here
+    /// would show nothing sooner, and would run it outside the frame xterm.js expects. Drawn
+    /// predictions are taken back first ([`predict`]).
     pub fn write(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
         self.predict.write(data, Some(parsed));
     }
