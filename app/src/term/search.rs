@@ -22,6 +22,9 @@ const SCRIPT: script::Script = script::Script {
 /// Told whether a search found a match.
 type Done = Box<dyn FnOnce(bool)>;
 
+/// Given the addon once it is there (`None` when it could not be loaded).
+type WithAddon = Box<dyn FnOnce(Option<&sys::Search>)>;
+
 /// One terminal's search addon, once loaded.
 pub(super) struct Finder {
     terminal: sys::Terminal,
@@ -72,7 +75,7 @@ impl Finder {
 
     /// Calls `then` with the addon: at once when loaded, else once its script ran (`None` when
     /// it could not be loaded, or the terminal went away meanwhile: then `then` is not called).
-    fn with_addon(self: &Rc<Self>, then: Box<dyn FnOnce(Option<&sys::Search>)>) {
+    fn with_addon(self: &Rc<Self>, then: WithAddon) {
         if let Some(addon) = self.addon.borrow().as_ref() {
             then(Some(addon));
             return;
