@@ -187,7 +187,9 @@ mod tests {
     fn bench_only_becomes_a_grep_of_the_figures_and_the_report() {
         assert_eq!(only_grep("").expect("empty is fine"), None);
         assert_eq!(
-            only_grep("echo, typeahead").expect("known figures").as_deref(),
+            only_grep("echo, typeahead")
+                .expect("known figures")
+                .as_deref(),
             Some("(echo latency|typeahead|report): ")
         );
         let error = only_grep("echo,speed").expect_err("an unknown figure");
