@@ -42,8 +42,8 @@ export interface FloorSamples {
   total: number[];
 }
 
-/** Presses `keys` keys one at a time into the bare page and returns the samples. */
-export async function measureFloor(keys: number): Promise<FloorSamples> {
+/** Presses `keys` keys one at a time into the bare page (headless, or `headed`) and returns the samples. */
+export async function measureFloor(keys: number, headed = false): Promise<FloorSamples> {
   const server = http.createServer((_req, res) => {
     res.setHeader('content-type', 'text/html; charset=utf-8');
     res.end(PAGE);
@@ -55,7 +55,7 @@ export async function measureFloor(keys: number): Promise<FloorSamples> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  const page = await QuietPage.open(() => undefined);
+  const page = await QuietPage.open(() => undefined, undefined, { headed });
   try {
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.evaluate(() => (window as any).__floorReady.then(() => true));

@@ -61,7 +61,7 @@ function keyDef(name: string): KeyDef {
   throw new Error(`the quiet page knows no key "${name}"`);
 }
 
-/** A headless Chromium with one page, driven over a DevTools pipe (see the module comment). */
+/** A Chromium (headless unless asked) with one page, driven over a DevTools pipe (see the module comment). */
 export class QuietPage {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: any) => void; reject: (e: Error) => void }>();
@@ -84,14 +84,23 @@ export class QuietPage {
     });
   }
 
-  /** Starts Chromium and opens one page with `initScript` (a function) run before its scripts. */
-  static async open(initScript: () => void, viewport = { width: 1200, height: 800 }): Promise<QuietPage> {
+  /**
+   * Starts Chromium and opens one page with `initScript` (a function) run before its scripts.
+   * Headless unless `headed` (a window on the X display in `DISPLAY`, e.g. Xvfb's): headless
+   * Chromium schedules its frames differently, so the echo figure measures both.
+   */
+  static async open(
+    initScript: () => void,
+    viewport = { width: 1200, height: 800 },
+    { headed = false }: { headed?: boolean } = {},
+  ): Promise<QuietPage> {
+    if (headed && !process.env.DISPLAY) throw new Error('a headed Chromium needs an X display (DISPLAY); run under xvfb-run');
     const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'burrow-bench-chromium-'));
     const child = spawn(
       CHROMIUM_LAUNCH_OPTIONS.executablePath,
       [
         ...CHROMIUM_LAUNCH_OPTIONS.args,
-        '--headless',
+        ...(headed ? [] : ['--headless']),
         '--remote-debugging-pipe',
         `--user-data-dir=${userDataDir}`,
         '--no-first-run',

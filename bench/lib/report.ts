@@ -128,12 +128,21 @@ export function renderReport(input: ReportInput): string {
   } else out('| 1. Time to prompt | failed | | | ≤ 1.2× native | not measured |');
   if (echo) {
     out(
-      `| 2. Echo latency p50 (ms) | ${spread(echo.ours.p50, 2)} | ${spread(echo.native.p50, 2)} | ${ratio(echo.ours.p50, echo.native.p50)} | ≤ 5 ms | ${met(Number.isFinite(echoP50) ? echoP50 <= 5 : null)} |`,
+      `| 2. Echo latency p50 (ms) | ${spread(echo.ours.p50, 2)} | ${spread(echo.native.p50, 2)} | ${ratio(echo.ours.p50, echo.native.p50)} | ≤ 8 ms | ${met(Number.isFinite(echoP50) ? echoP50 <= 8 : null)} |`,
     );
     out(
       `| 2. Echo latency p99 (ms) | ${spread(echo.ours.p99, 2)} | ${spread(echo.native.p99, 2)} | ${ratio(echo.ours.p99, echo.native.p99)} | ≤ 16 ms | ${met(Number.isFinite(echoP99) ? echoP99 <= 16 : null)} |`,
     );
-  } else out('| 2. Echo latency | failed | | | p50 ≤ 5 ms, p99 ≤ 16 ms | not measured |');
+    if (echo.headed) {
+      const h = echo.headed.ours;
+      out(
+        `| 2. Echo latency p50, headed Chromium under Xvfb (ms) | ${spread(h.p50, 2)} | ${spread(echo.native.p50, 2)} | ${ratio(h.p50, echo.native.p50)} | ≤ 8 ms | ${met(ok(h.p50) ? h.p50.median <= 8 : null)} |`,
+      );
+      out(
+        `| 2. Echo latency p99, headed Chromium under Xvfb (ms) | ${spread(h.p99, 2)} | ${spread(echo.native.p99, 2)} | ${ratio(h.p99, echo.native.p99)} | ≤ 16 ms | ${met(ok(h.p99) ? h.p99.median <= 16 : null)} |`,
+      );
+    }
+  } else out('| 2. Echo latency | failed | | | p50 ≤ 8 ms, p99 ≤ 16 ms | not measured |');
   if (throughput) {
     out(
       `| 3. Raw SSH channel (MB/s) | ${spread(throughput.ours.raw)} | ${spread(throughput.native.raw)} | ${ratio(throughput.ours.raw, throughput.native.raw)} | ≥ 0.7× native | ${met(Number.isFinite(rawRatio) ? rawRatio >= 0.7 : null)} |`,
@@ -148,6 +157,10 @@ export function renderReport(input: ReportInput): string {
   if (bundle) {
     out(
       `| 4. Bundle, everything the page loads (KB gzip) | ${kb(bundleGzip)} | – | – | ≤ 700 KB | ${met(Number.isFinite(bundleGzip) ? bundleGzip / 1024 <= 700 : null)} |`,
+    );
+    const bundleBrotli = bundle?.total?.brotli;
+    out(
+      `| 4. Wire weight, everything the first screen loads (KB brotli, as sent) | ${kb(bundleBrotli)} | – | – | < 600 KB | ${met(Number.isFinite(bundleBrotli) ? bundleBrotli / 1024 < 600 : null)} |`,
     );
     out(`| 4. First load to interactive form (ms) | ${spread(bundle.coldMs, 0)} | – | – | – | – |`);
   } else out('| 4. Bundle | failed | | | ≤ 700 KB gzip | not measured |');
@@ -215,6 +228,12 @@ export function renderReport(input: ReportInput): string {
     out(`| p50 | ${spread(echo.ours.p50, 2)} | ${spread(echo.native.p50, 2)} | ${ratio(echo.ours.p50, echo.native.p50)} | ${floor ? spread(floor.p50, 2) : '–'} |`);
     out(`| p99 | ${spread(echo.ours.p99, 2)} | ${spread(echo.native.p99, 2)} | ${ratio(echo.ours.p99, echo.native.p99)} | ${floor ? spread(floor.p99, 2) : '–'} |`);
     out(`| worst key of all runs | ${fmt(echo.ours.max, 1)} | ${fmt(echo.native.max, 1)} | | |`);
+    const headed = echo.headed;
+    if (headed) {
+      out(`| p50, headed (Xvfb) | ${spread(headed.ours.p50, 2)} | ${spread(echo.native.p50, 2)} | ${ratio(headed.ours.p50, echo.native.p50)} | ${spread(headed.floor.p50, 2)} |`);
+      out(`| p99, headed (Xvfb) | ${spread(headed.ours.p99, 2)} | ${spread(echo.native.p99, 2)} | ${ratio(headed.ours.p99, echo.native.p99)} | ${spread(headed.floor.p99, 2)} |`);
+      out(`| worst key, headed | ${fmt(headed.ours.max, 1)} | | | |`);
+    }
     if (floor) {
       out();
       out(
@@ -222,7 +241,11 @@ export function renderReport(input: ReportInput): string {
           'sends one byte over a WebSocket to an echo server on loopback (Node, answering at once); the echo ' +
           'writes a character and the time is taken at the next animation frame (`bench/lib/floor.ts`). No app, ' +
           `SSH or tunnel: keydown → message back ${fmt(floor.roundTrip, 1)} ms, message → frame ${fmt(floor.toFrame, 1)} ms ` +
-          '(medians). This is what this headless Chromium itself costs a key.',
+          '(medians). This is what this headless Chromium itself costs a key.' +
+          (headed
+            ? ` Headed (the same Chromium with a window on an Xvfb display, no GPU, so also the DOM renderer): ` +
+              `keydown → message ${fmt(headed.floor.roundTrip, 1)} ms, message → frame ${fmt(headed.floor.toFrame, 1)} ms.`
+            : ''),
       );
     }
     const parts = echo.ours.parts;
@@ -382,7 +405,7 @@ export function renderReport(input: ReportInput): string {
         'the rest is key exchange and authentication in WebAssembly.',
     );
   }
-  if (echo && (echoP50 > 5 || echoP99 > 16)) {
+  if (echo && (echoP50 > 8 || echoP99 > 16)) {
     const parts = echo.ours.parts ?? {};
     notes.push(
       `Echo latency: of a key's ${fmt(echoP50, 1)} ms (p50), the app's own work is small (keydown → send ` +
@@ -397,7 +420,7 @@ export function renderReport(input: ReportInput): string {
           ? ` The bare page above shows the browser alone: ${fmt(echo.floor.p50.median, 1)} ms p50 and ` +
             `${fmt(echo.floor.p99.median, 1)} ms p99 from key to frame with an echo server that answers at once ` +
             `(${fmt(echo.floor.roundTrip, 1)} ms to the message, ${fmt(echo.floor.toFrame, 1)} ms to the frame), so this ` +
-            'headless Chromium cannot meet the 5 ms p50 target by itself; the app adds ' +
+            'headless Chromium leaves little of the 8 ms p50 target; the app adds ' +
             `${fmt(echoP50 - echo.floor.p50.median, 1)} ms at p50 above that floor.`
           : ''),
     );

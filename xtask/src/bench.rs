@@ -10,6 +10,9 @@
 //!
 //! Benchmarks are not tests: nothing here or in the suite asserts a timing, and `cargo xtask
 //! test` never runs them. The command fails only when a figure could not be measured at all.
+//! The suite runs under `xvfb-run` (Debian's `xvfb`), so the echo figure measures a headed
+//! Chromium beside the headless one. `BENCH_ONLY=echo,typeahead` runs only those figures; the
+//! report then carries the others over, marked, from the current `BENCHMARKS.md`.
 //! Knobs, as environment variables: `BENCH_RUNS` (5), `BENCH_KEYS` (500), `BENCH_RAW_MB` (100),
 //! `BENCH_SFTP_MB` (100), `BENCH_SFTP_LIMITED_MB` (20),
 //! `BENCH_RENDERED_MB` (100), `BENCH_SCALE` (`1,100,1000`).
@@ -26,6 +29,49 @@ const PYTHON: AptPackage = AptPackage {
     provides: "python3",
 };
 
+/// Xvfb gives the echo figure a headed Chromium (headless frame timing differs); the suite
+/// runs under its `xvfb-run`.
+const XVFB: AptPackage = AptPackage {
+    package: "xvfb",
+    provides: "xvfb-run",
+};
+
+/// The figures `BENCH_ONLY` may name, with the start of their test titles in `bench/`.
+const FIGURES: &[(&str, &str)] = &[
+    ("prompt", "time to prompt"),
+    ("echo", "echo latency"),
+    ("throughput", "throughput"),
+    ("bundle", "bundle"),
+    ("scale", "service scale"),
+    ("sftp", "sftp"),
+    ("typeahead", "typeahead"),
+];
+
+/// The Playwright `--grep` for `BENCH_ONLY` (comma-separated figure names): those figures and
+/// the report, which carries the others over from the current BENCHMARKS.md.
+fn only_grep(only: &str) -> Result<Option<String>, XtaskError> {
+    let mut titles = Vec::new();
+    for name in only
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let Some((_, title)) = FIGURES.iter().find(|(figure, _)| *figure == name) else {
+            let known: Vec<&str> = FIGURES.iter().map(|(figure, _)| *figure).collect();
+            return Err(XtaskError::Usage(format!(
+                "BENCH_ONLY names no figure `{name}`; the figures are {}",
+                known.join(", ")
+            )));
+        };
+        titles.push(*title);
+    }
+    if titles.is_empty() {
+        return Ok(None);
+    }
+    titles.push("report");
+    Ok(Some(format!("({}): ", titles.join("|"))))
+}
+
 /// A full run takes about a quarter of an hour; past this something hangs.
 const SUITE_LIMIT: Duration = Duration::from_secs(40 * 60);
 
@@ -34,9 +80,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     if let Some(arg) = args.first() {
         return Err(XtaskError::Usage(format!(
             "`cargo xtask bench` takes no arguments (got `{arg}`); tune it with BENCH_RUNS, \
-             BENCH_KEYS, BENCH_RAW_MB, BENCH_RENDERED_MB and BENCH_SCALE"
+             BENCH_KEYS, BENCH_RAW_MB, BENCH_RENDERED_MB and BENCH_SCALE, or run some figures \
+             with BENCH_ONLY=echo,typeahead"
         )));
     }
+    let grep = only_grep(&std::env::var("BENCH_ONLY").unwrap_or_default())?;
     let total = Stopwatch::start();
     let bench = root.join("bench");
     say("checking what the benchmarks need");
@@ -47,6 +95,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
         OPENSSH_SERVER,
         SSHPASS,
         PYTHON,
+        XVFB,
         setup::NODE,
     ])?;
     setup::ensure_trunk()?;
@@ -95,8 +144,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
         "running the benchmarks (about 15 minutes; load average now {start_load})"
     ));
     let release = target_dir.join("release");
-    let outcome = Cmd::new("npx")
-        .args(["playwright", "test"])
+    // Under xvfb-run, so the echo figure can also measure a headed Chromium (DISPLAY set).
+    let mut suite = Cmd::new("xvfb-run").args([
+        "-a",
+        "-s",
+        "-screen 0 1920x1080x24",
+        "npx",
+        "playwright",
+        "test",
+    ]);
+    if let Some(grep) = &grep {
+        suite = suite.args(["--grep", grep.as_str()]);
+    }
+    let outcome = suite
         .dir(&bench)
         .env("BURROW_BIN", release.join("burrow"))
         .env("BURROW_DIST", root.join("dist"))
@@ -117,4 +177,22 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
         )),
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_grep;
+
+    #[test]
+    fn bench_only_becomes_a_grep_of_the_figures_and_the_report() {
+        assert_eq!(only_grep("").expect("empty is fine"), None);
+        assert_eq!(
+            only_grep("echo, typeahead")
+                .expect("known figures")
+                .as_deref(),
+            Some("(echo latency|typeahead|report): ")
+        );
+        let error = only_grep("echo,speed").expect_err("an unknown figure");
+        assert!(error.to_string().contains("`speed`"), "{error}");
+    }
 }

@@ -265,6 +265,7 @@ impl Controller {
             return;
         };
         term.fit();
+        term.prepare_session();
         let (cols, rows) = term.size();
         let request = match build_request(values, page_origin, cols, rows) {
             Ok(request) => request,

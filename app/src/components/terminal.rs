@@ -52,11 +52,14 @@ pub fn TerminalPane(
         }
     });
 
-    // Focus the search field whenever the box opens.
+    // Focus the search field whenever the box opens (and fetch the search addon, the first time).
     Effect::new(move |_| {
         if search_open.get()
             && let Some(input) = search_input.get()
         {
+            if let Some(term) = controller.try_get_value().and_then(|c| c.term()) {
+                term.prepare_search();
+            }
             let _ = input.focus();
             input.select();
         }
@@ -69,12 +72,11 @@ pub fn TerminalPane(
             .map(|i| i.value())
             .unwrap_or_default();
         if let Some(term) = term() {
-            let found = if backwards {
-                term.find_previous(&needle)
-            } else {
-                term.find_next(&needle)
-            };
-            search_miss.set(!needle.is_empty() && !found);
+            let empty = needle.is_empty();
+            term.find(&needle, backwards, move |found| {
+                // The pane may be gone once the addon has loaded.
+                let _ = search_miss.try_set(!empty && !found);
+            });
         }
     };
     let close_search = move || {

@@ -1,7 +1,8 @@
 //! The terminal: the only module that touches xterm.js.
 //!
-//! [`Term`] owns one xterm.js `Terminal` with its addons (fit, WebGL with a DOM fallback, web
-//! links, search, Unicode 11 widths, write-only OSC 52 clipboard), a `ResizeObserver` that keeps
+//! [`Term`] owns one xterm.js `Terminal` with its addons (fit; WebGL with a DOM fallback; web
+//! links, Unicode 11 widths and the write-only OSC 52 clipboard, fetched when a session starts:
+//! [`extras`]; search, fetched on first use: [`search`]), a `ResizeObserver` that keeps
 //! it fitted to its element, and every JavaScript callback it registered. Dropping it disposes
 //! the terminal and releases all of that. It knows nothing about SSH or sessions: it takes bytes
 //! to display and reports keystrokes and size changes.
@@ -12,7 +13,10 @@
 //! ([`blink`]). [`settings`] holds the operator's choices for both.
 
 mod blink;
+mod extras;
 mod predict;
+mod script;
+mod search;
 pub mod settings;
 mod sys;
 pub mod typeahead;
@@ -103,7 +107,8 @@ struct Listener {
 pub struct Term {
     terminal: sys::Terminal,
     fit: sys::Fit,
-    search: sys::Search,
+    search: Rc<search::Finder>,
+    extras: Rc<extras::Extras>,
     webgl: Rc<webgl::Slot>,
     predict: Rc<predict::Predict>,
     blink: Rc<blink::Blink>,
@@ -174,22 +179,6 @@ fn options() -> Object {
     options
 }
 
-/// The OSC 52 clipboard provider: writes go to the system clipboard, reads always return
-/// nothing, so a remote host can never read the operator's clipboard.
-fn clipboard_provider() -> (Object, Vec<Box<dyn std::any::Any>>) {
-    let provider = Object::new();
-    let read = Closure::<dyn Fn(JsValue) -> JsValue>::new(|_selection| JsValue::from_str(""));
-    let write = Closure::<dyn Fn(JsValue, String)>::new(|selection: JsValue, text: String| {
-        // Only the system clipboard (`c`); the X11 primary selection does not exist here.
-        if selection.as_string().as_deref() == Some("c") {
-            copy_to_clipboard(&text);
-        }
-    });
-    set(&provider, "readText", read.as_ref().clone());
-    set(&provider, "writeText", write.as_ref().clone());
-    (provider, vec![Box::new(read), Box::new(write)])
-}
-
 /// Puts `text` on the system clipboard; failures (no permission, no focus) are logged only.
 fn copy_to_clipboard(text: &str) {
     let Some(window) = web_sys::window() else {
@@ -210,52 +199,33 @@ impl Term {
     pub fn open(parent: &web_sys::HtmlElement) -> Result<Term, TermError> {
         let terminal = sys::Terminal::new(&options()).map_err(TermError::setup("Terminal"))?;
         let fit = sys::Fit::new().map_err(TermError::setup("fit addon"))?;
-        let search = sys::Search::new().map_err(TermError::setup("search addon"))?;
-        let links = sys::WebLinks::new().map_err(TermError::setup("web-links addon"))?;
-        let unicode = sys::Unicode11::new().map_err(TermError::setup("unicode11 addon"))?;
-        let (provider, provider_callbacks) = clipboard_provider();
-        let clipboard = sys::Clipboard::new(&JsValue::UNDEFINED, &provider)
-            .map_err(TermError::setup("clipboard addon"))?;
 
         let defaults = Settings::default();
         let mut term = Term {
             predict: predict::Predict::new(&terminal, defaults.typeahead, defaults.style),
             blink: blink::Blink::new(&terminal, parent),
+            search: search::Finder::new(&terminal),
+            extras: extras::Extras::new(&terminal),
             terminal,
             fit,
-            search,
             webgl: Rc::new(webgl::Slot::default()),
             listeners: RefCell::new(Vec::new()),
             observer: None,
             tab_switch: Rc::new(RefCell::new(None)),
         };
         // From here on, `term` owns the terminal: an early return disposes it.
-        term.listeners
-            .borrow_mut()
-            .extend(provider_callbacks.into_iter().map(|callback| Listener {
-                registration: None,
-                _callback: callback,
-            }));
-        for (what, addon) in [
-            ("fit addon", term.fit.unchecked_ref::<Object>()),
-            ("search addon", term.search.unchecked_ref()),
-            ("web-links addon", links.unchecked_ref()),
-            ("unicode11 addon", unicode.unchecked_ref()),
-            ("clipboard addon", clipboard.unchecked_ref()),
-        ] {
-            term.terminal
-                .load_addon(addon)
-                .map_err(TermError::setup(what))?;
-        }
         term.terminal
-            .unicode()
-            .and_then(|unicode| unicode.set_active_version("11"))
-            .map_err(TermError::setup("unicode 11"))?;
+            .load_addon(term.fit.unchecked_ref())
+            .map_err(TermError::setup("fit addon"))?;
         term.terminal
             .open(parent)
             .map_err(TermError::setup("open"))?;
         // WebGL is loaded after `open`, as the addon needs the terminal's element.
         webgl::attach(&term.terminal, &term.webgl);
+        // A terminal opened beside a session (another tab) gets the session's addons at once.
+        if extras::Extras::in_page() {
+            term.extras.load();
+        }
         term.observer = Some(term.watch_size(parent)?);
         term.fit();
         Ok(term)
@@ -286,8 +256,13 @@ impl Term {
     /// The bytes are copied into a fresh `Uint8Array`, as xterm.js keeps the array until it
     /// parses it. If the terminal is disposed first, `parsed` never runs.
     ///
-    /// It is written at once, in this call: nothing waits for a frame here (xterm.js parses it
-    /// and paints it in its next frame). Drawn predictions are taken back first ([`predict`]).
+    /// It is written at once, in this call: nothing waits for a frame here. The first write
+    /// after a keystroke (an echo) is even parsed inside this call, as xterm.js's write buffer
+    /// skips its usual `setTimeout` after user input; its renderer then updates the rows in the
+    /// next animation frame. That is the earliest paint there is: a change made to the page now
+    /// is painted in that same frame too, so forcing xterm.js's (private) renderer to run here
+    /// would show nothing sooner, and would run it outside the frame xterm.js expects. Drawn
+    /// predictions are taken back first ([`predict`]).
     pub fn write(&self, data: &[u8], parsed: Box<dyn FnOnce()>) {
         self.predict.write(data, Some(parsed));
     }
@@ -371,6 +346,7 @@ impl Term {
     pub fn on_search_shortcut(&self, mut on_search: impl FnMut() + 'static) {
         let terminal = self.terminal.clone();
         let tab_switch = Rc::clone(&self.tab_switch);
+        let search = Rc::clone(&self.search);
         let handler = Closure::<dyn FnMut(web_sys::KeyboardEvent) -> bool>::new(
             move |event: web_sys::KeyboardEvent| {
                 if event.type_() != "keydown" || !event.ctrl_key() || !event.shift_key() {
@@ -379,6 +355,7 @@ impl Term {
                 match event.code().as_str() {
                     "KeyF" => {
                         event.prevent_default();
+                        search.preload();
                         on_search();
                         false
                     }
@@ -442,6 +419,12 @@ impl Term {
         }
     }
 
+    /// A session is starting: fetches what it needs and the first screen did not (Unicode 11
+    /// widths, web links, the OSC 52 clipboard; [`extras`]), the first time.
+    pub fn prepare_session(&self) {
+        self.extras.load();
+    }
+
     /// Fits the terminal to its element now.
     pub fn fit(&self) {
         // A failed fit (e.g. while the element is hidden) keeps the old size.
@@ -464,19 +447,20 @@ impl Term {
         self.terminal.reset();
     }
 
-    /// Selects the next match of `needle` (wrapping); `false` when there is none.
-    pub fn find_next(&self, needle: &str) -> bool {
-        !needle.is_empty() && self.search.find_next(needle, &Object::new())
+    /// Starts fetching the search addon (the search box opened), so a search need not wait.
+    pub fn prepare_search(&self) {
+        self.search.preload();
     }
 
-    /// Selects the previous match of `needle` (wrapping); `false` when there is none.
-    pub fn find_previous(&self, needle: &str) -> bool {
-        !needle.is_empty() && self.search.find_previous(needle, &Object::new())
+    /// Selects the next (or, `backwards`, the previous) match of `needle`, wrapping, and tells
+    /// `done` whether there was one. The first search may wait for the addon's script.
+    pub fn find(&self, needle: &str, backwards: bool, done: impl FnOnce(bool) + 'static) {
+        self.search.find(needle, backwards, Box::new(done));
     }
 
     /// Removes the search highlight.
     pub fn clear_search(&self) {
-        self.search.clear_decorations();
+        self.search.clear();
     }
 
     /// Calls `callback` with the renderer whenever it changes: WebGL takes over once its script

@@ -58,6 +58,9 @@ pub const AUTO_THRESHOLD_MS: f64 = 30.0;
 const MAX_PENDING: usize = 256;
 /// Drawn predictions are taken back when no echo came after this long (at least).
 const MIN_TIMEOUT_MS: f64 = 500.0;
+/// Output that arrives this share of an echo delay after the last key the predictor did not
+/// model (or gave up on) is taken as the device's answer to it.
+const ANSWER_SHARE: f64 = 0.75;
 
 /// When predictions are drawn (the page's `typeahead` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,12 +224,13 @@ pub struct Predictor {
     cols: u16,
     /// Output matched against the front prediction so far.
     seen: Vec<u8>,
-    /// Whether a key that was not modelled went out after the pending predictions.
+    /// Whether a key that was not modelled (or one whose prediction was given up) went out,
+    /// so the screen may not show its effect yet.
     blocked: bool,
-    /// Whether output arrived since the last key that was not modelled.
+    /// When the last such key went out.
+    unknown_at: f64,
+    /// Whether output arrived long enough after it to be its answer ([`ANSWER_SHARE`]).
     answered: bool,
-    /// Until when the echo of that key may still be on its way.
-    blocked_until: f64,
     /// Whether the device saved the cursor (`ESC 7`, `CSI s`) and did not restore it yet.
     slot_busy: bool,
     /// The escape-sequence scanner's state across chunks: 0 ground, 1 after ESC, 2 after CSI.
@@ -249,8 +253,8 @@ impl Predictor {
             cols: 0,
             seen: Vec::new(),
             blocked: false,
+            unknown_at: f64::NEG_INFINITY,
             answered: true,
-            blocked_until: 0.0,
             slot_busy: false,
             scan: 0,
         }
@@ -316,7 +320,7 @@ impl Predictor {
         if self.mode == Mode::Off {
             return Vec::new();
         }
-        match self.model(bytes, screen, now) {
+        match self.model(bytes, screen) {
             Some(kind) => {
                 self.pending.push_back(Prediction {
                     kind,
@@ -333,14 +337,7 @@ impl Predictor {
             }
             None => {
                 // Keys already predicted keep waiting for their echo; this one starts anew.
-                self.blocked = true;
-                self.answered = false;
-                // A printable key is unmodelled only while blocked already; the wait is set by
-                // the key that caused it, so steady typing does not keep extending it.
-                let printable = matches!(bytes, [0x20..=0x7e]);
-                if !printable {
-                    self.blocked_until = now + self.echo_ms.unwrap_or(0.0) * 1.5;
-                }
+                self.block(now);
                 self.new_epoch();
                 Vec::new()
             }
@@ -348,11 +345,11 @@ impl Predictor {
     }
 
     /// Which prediction `bytes` makes, if the predictor can model it now.
-    fn model(&mut self, bytes: &[u8], screen: Option<Screen>, now: f64) -> Option<Kind> {
+    fn model(&mut self, bytes: &[u8], screen: Option<Screen>) -> Option<Kind> {
         if self.pending.len() >= MAX_PENDING {
             return None;
         }
-        if self.pending.is_empty() && self.answered && now >= self.blocked_until {
+        if self.pending.is_empty() && self.answered {
             self.blocked = false;
         }
         if self.pending.is_empty() && !self.blocked {
@@ -364,9 +361,12 @@ impl Predictor {
             self.cols = screen.cols;
         }
         // After a key it could not model, the cursor is where the device puts it: nothing is
-        // predicted until every earlier prediction was answered, output came after that key,
-        // its echo had time to arrive (one and a half echo delays), and the screen is read
-        // again.
+        // predicted until every earlier prediction was answered, output came late enough after
+        // the last such key to be its answer, and the screen is read again. Every key typed
+        // meanwhile is one more such key, so steady typing after one stays unpredicted until a
+        // pause: its echoes are still on the way, and a screen read then would not show them
+        // (predicting from it would be thrown away by the first of those echoes, and so on
+        // for every key after it).
         if self.blocked {
             return None;
         }
@@ -408,7 +408,7 @@ impl Predictor {
             return Cow::Borrowed(data);
         }
         self.scan_slot(data);
-        self.answered = true;
+        self.note_answer(now);
         if self.pending.is_empty() {
             // Output nobody predicted: whatever comes next is in a new epoch.
             self.new_epoch();
@@ -437,11 +437,18 @@ impl Predictor {
                 }
                 Some(false) => {}
                 None => {
+                    // The keys of the predictions given up may still be echoing: the screen
+                    // is unknown until they were answered.
+                    if let Some(last) = self.pending.back() {
+                        self.block(last.at);
+                    }
                     self.reset();
                     break;
                 }
             }
         }
+        // (Output given up on may itself be the answer to the keys of its predictions.)
+        self.note_answer(now);
         if !rest.is_empty() && self.pending.is_empty() && self.seen.is_empty() {
             // More than the echoes came: the line may have changed under the model.
             self.reset();
@@ -458,6 +465,9 @@ impl Predictor {
         match self.deadline() {
             Some(deadline) if now >= deadline => {
                 let out = self.undraw();
+                if let Some(last) = self.pending.back() {
+                    self.block(last.at);
+                }
                 self.reset();
                 out
             }
@@ -477,6 +487,20 @@ impl Predictor {
         self.line.clear();
         self.pos = 0;
         self.new_epoch();
+    }
+
+    /// A key went out at `at` whose effect on the screen the predictor does not know.
+    fn block(&mut self, at: f64) {
+        self.blocked = true;
+        self.answered = false;
+        self.unknown_at = self.unknown_at.max(at);
+    }
+
+    /// Output arrived at `now`: the answer to the last key of unknown effect, if late enough.
+    fn note_answer(&mut self, now: f64) {
+        if now >= self.unknown_at + self.echo_ms.unwrap_or(0.0) * ANSWER_SHARE {
+            self.answered = true;
+        }
     }
 
     fn new_epoch(&mut self) {

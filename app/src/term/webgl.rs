@@ -7,7 +7,7 @@
 //! context is lost later, the addon is disposed and xterm.js falls back to the DOM renderer.
 //!
 //! The addon's script (240 KB, 66 KB gzip) is not part of the page: Trunk copies it next to the
-//! app as [`SCRIPT`], and it is fetched only once the probe found hardware WebGL2, so browsers
+//! app as [`SCRIPT`], and it is fetched ([`script`]) only once the probe found hardware WebGL2, so browsers
 //! that would never use it never download it. Until it has loaded the terminal draws with the
 //! DOM renderer; a script that fails to load leaves it there, with a console warning.
 
@@ -17,7 +17,7 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use super::{JsError, sys};
+use super::{JsError, script, sys};
 
 thread_local! {
     /// Whether a terminal of this page holds (or is loading) a WebGL context.
@@ -30,7 +30,10 @@ fn hold_context(held: bool) {
 }
 
 /// The addon's script, beside the app's own files (see index.html).
-pub const SCRIPT: &str = "addon-webgl.js";
+const SCRIPT: script::Script = script::Script {
+    file: "addon-webgl.js",
+    global: "WebglAddon",
+};
 
 /// `UNMASKED_RENDERER_WEBGL` of the `WEBGL_debug_renderer_info` extension.
 const UNMASKED_RENDERER_WEBGL: u32 = 0x9246;
@@ -148,7 +151,7 @@ pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
     let terminal = terminal.clone();
     let slot: Weak<Slot> = Rc::downgrade(slot);
     wasm_bindgen_futures::spawn_local(async move {
-        let loaded = load_script().await;
+        let loaded = script::load(SCRIPT).await;
         if let Some(slot) = slot.upgrade() {
             slot.loading.set(false);
         }
@@ -165,55 +168,6 @@ pub(super) fn attach(terminal: &sys::Terminal, slot: &Rc<Slot>) {
             _ => hold_context(false),
         }
     });
-}
-
-/// Whether the addon's global (`WebglAddon`) is defined.
-fn script_present() -> bool {
-    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("WebglAddon"))
-        .is_ok_and(|value| !value.is_undefined())
-}
-
-/// The addon script's URL: [`SCRIPT`] beside the loader script (so it works under any base path).
-fn script_url(document: &web_sys::Document) -> String {
-    document
-        .query_selector("script[data-burrow-js]")
-        .ok()
-        .flatten()
-        .and_then(|tag| tag.dyn_into::<web_sys::HtmlScriptElement>().ok())
-        .and_then(|tag| web_sys::Url::new_with_base(SCRIPT, &tag.src()).ok())
-        .map_or_else(|| SCRIPT.to_owned(), |url| url.href())
-}
-
-/// Adds the addon's `<script>` to the page and waits for it to run.
-async fn load_script() -> Result<(), String> {
-    if script_present() {
-        return Ok(());
-    }
-    let document = web_sys::window()
-        .and_then(|window| window.document())
-        .ok_or("no document")?;
-    let script = document
-        .create_element("script")
-        .map_err(|error| JsError::from_js(&error).to_string())?
-        .dyn_into::<web_sys::HtmlScriptElement>()
-        .map_err(|_| "not a script element")?;
-    let url = script_url(&document);
-    script.set_src(&url);
-    let loaded = js_sys::Promise::new(&mut |resolve, reject| {
-        script.set_onload(Some(&resolve));
-        script.set_onerror(Some(&reject));
-    });
-    let head = document.head().ok_or("the page has no <head>")?;
-    head.append_child(&script)
-        .map_err(|error| JsError::from_js(&error).to_string())?;
-    wasm_bindgen_futures::JsFuture::from(loaded)
-        .await
-        .map_err(|_| format!("{url} did not load"))?;
-    if script_present() {
-        Ok(())
-    } else {
-        Err(format!("{url} did not define WebglAddon"))
-    }
 }
 
 /// Loads the addon into `terminal` and keeps it in `slot`.

@@ -89,3 +89,38 @@ fn overdue_predictions_are_taken_back_and_a_saved_cursor_stops_drawing() {
     p.output(b"c", 2200.0);
     assert!(p.input(b"d", screen(2), 2300.0).is_empty());
 }
+
+#[test]
+fn a_key_typed_once_the_prompt_came_back_is_predicted_at_once() {
+    let mut p = Predictor::new(Mode::Always, Style::Plain);
+    p.input(b"a", screen(2), 0.0);
+    p.output(b"a", 100.0);
+    // Enter; the device's answer (a new prompt) one round trip later.
+    assert!(p.input(b"\r", screen(3), 200.0).is_empty());
+    p.output(b"\r\n$ ", 300.0);
+    // Typed right away: predicted (the first of its epoch waits for its echo, the next is drawn).
+    assert!(p.input(b"l", screen(2), 310.0).is_empty());
+    p.output(b"l", 410.0);
+    assert_eq!(p.input(b"s", screen(3), 420.0), b"s");
+}
+
+#[test]
+fn keys_typed_before_an_answer_arrived_are_not_predicted_until_a_pause() {
+    let mut p = Predictor::new(Mode::Always, Style::Plain);
+    p.input(b"a", screen(2), 0.0);
+    p.output(b"a", 100.0);
+    assert!(p.input(b"\r", screen(3), 200.0).is_empty());
+    // Typed before the prompt came back, then on through its arrival: the screen read at 320
+    // does not show the echoes of `x` yet, so none of these keys is predicted.
+    assert!(p.input(b"x", screen(3), 250.0).is_empty());
+    p.output(b"\r\n$ ", 300.0);
+    assert!(p.input(b"y", screen(2), 320.0).is_empty());
+    assert!(matches!(p.output(b"x", 350.0), Cow::Borrowed(_)));
+    assert!(p.input(b"z", screen(3), 380.0).is_empty());
+    p.output(b"y", 420.0);
+    p.output(b"z", 480.0);
+    // After the pause the echoes all came: predicting starts again.
+    assert!(p.input(b"w", screen(5), 600.0).is_empty());
+    p.output(b"w", 700.0);
+    assert_eq!(p.input(b"v", screen(6), 710.0), b"v");
+}
