@@ -4,8 +4,7 @@
 //! protocol violation closes the offending peer with the code and reason the service uses,
 //! replacement of a peer, pings, CloseTunnel, lifetime expiry and shutdown).
 //!
-//! Frames are built with `burrow_proto`'s codec, except the invalid ones, which are written
-//! byte by byte.
+//! Frames are built with `burrow_proto`'s codec, except invalid ones (written byte by byte).
 
 mod common;
 
@@ -111,6 +110,7 @@ async fn a_v1_peer_gets_no_service_ids() {
     let mut dst = destination(&tunnel).protocols(V1).connect(serve.addr).await;
     let mut src = source(&tunnel).connect(serve.addr).await;
     assert_eq!(src.service_ids().await, ["SSH"]);
+    common::ws::destination_attached(&serve, &tunnel.id).await;
     src.send(&[stream_start("", 3)]).await;
     // The V1 destination's first frame is the source's STREAM_START, not SERVICE_IDS.
     let first = dst.frame().await;

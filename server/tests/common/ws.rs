@@ -408,3 +408,17 @@ impl Peer {
         .await;
     }
 }
+
+/// Waits until the service counts the tunnel's destination as connected. A WebSocket upgrade
+/// is answered before the service attaches the peer, and frames sent to a peer not attached yet
+/// are dropped (as AWS does), so a test that needs the destination to hear must wait first.
+pub async fn destination_attached(serve: &super::Serve, tunnel_id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serve.describe(tunnel_id)["destinationConnectionState"]["status"] != "CONNECTED" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the destination never counted as connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
