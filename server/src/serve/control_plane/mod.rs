@@ -199,6 +199,14 @@ struct OpenTunnelIn {
     timeout_config: Option<TimeoutConfigIn>,
 }
 
+/// Whether `id` has the shape AWS allows for a tunnel id (`[a-zA-Z0-9_\-+=:]{1,128}`).
+pub(crate) fn is_tunnel_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'=' | b':'))
+}
+
 fn check_tunnel_id(id: Option<String>) -> Result<String, ApiError> {
     let Some(id) = id else {
         return Err(ApiError::constraint(
@@ -207,11 +215,7 @@ fn check_tunnel_id(id: Option<String>) -> Result<String, ApiError> {
             "Member must not be null",
         ));
     };
-    let valid = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'=' | b':'));
-    if valid {
+    if is_tunnel_id(&id) {
         Ok(id)
     } else {
         Err(ApiError::constraint(

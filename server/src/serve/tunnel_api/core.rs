@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::serve::control_plane::echo;
+use crate::serve::control_plane::{echo, is_tunnel_id};
 
 /// The longest tunnel lifetime AWS allows, and the default.
 pub(crate) const MAX_TIMEOUT_MINUTES: u32 = 720;
@@ -154,11 +154,7 @@ pub(crate) fn check_thing(name: &str) -> Result<(), ApiError> {
 
 fn tunnel_id(id: Option<String>) -> Result<String, ApiError> {
     let id = id.ok_or_else(|| ApiError::bad_request("Give the tunnelId"))?;
-    let valid = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'=' | b':'));
-    if valid {
+    if is_tunnel_id(&id) {
         Ok(id)
     } else {
         Err(ApiError::bad_request(format!(
