@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::mosquitto::{Broker, thing_agent};
-use common::{Proc, Serve, Sshd, agent, run, ssh, wait_listening};
+use common::mosquitto::{Broker, source, thing_agent};
+use common::{Serve, Sshd, agent, run, ssh};
 use serde_json::Value;
 
 /// How long one ssh command through the tunnel may take.
@@ -64,26 +64,6 @@ fn open_for(serve: &Serve, thing: &str) -> (String, String) {
             .expect("sourceAccessToken")
             .to_owned(),
     )
-}
-
-fn source(serve: &Serve, token: &str) -> (Proc, u16) {
-    let endpoint = serve.endpoint();
-    let mut proc = agent(
-        "source agent",
-        &[
-            "--mode",
-            "source",
-            "--endpoint",
-            &endpoint,
-            "--token",
-            token,
-            "-s",
-            "SSH=0",
-        ],
-    );
-    let port = wait_listening(&mut proc);
-    common::wait_connected(&mut proc);
-    (proc, port)
 }
 
 fn ssh_ok(port: u16, key: &Path, remote: &str) -> String {

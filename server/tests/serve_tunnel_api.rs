@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::mosquitto::{Broker, thing_agent};
-use common::{Proc, Serve, Sshd, WAIT, agent, http_exchange, run, ssh, wait_listening};
+use common::mosquitto::{Broker, source, thing_agent};
+use common::{Serve, Sshd, WAIT, http_exchange, run, ssh};
 use serde_json::{Value, json};
 
 /// The header the tests' "authenticating proxy" sets.
@@ -105,27 +105,6 @@ fn describe_until(serve: &Serve, id: &str, what: &str, pred: impl Fn(&Value) -> 
         assert!(Instant::now() < deadline, "never {what}: {tunnel}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// A source agent on `token`, listening for ssh.
-fn source(serve: &Serve, token: &str) -> (Proc, u16) {
-    let endpoint = serve.endpoint();
-    let mut proc = agent(
-        "source agent",
-        &[
-            "--mode",
-            "source",
-            "--endpoint",
-            &endpoint,
-            "--token",
-            token,
-            "-s",
-            "SSH=0",
-        ],
-    );
-    let port = wait_listening(&mut proc);
-    common::wait_connected(&mut proc);
-    (proc, port)
 }
 
 fn ssh_ok(port: u16, key: &Path) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Proc, Serve, TempDir, agent, free_port, run};
+use super::{Proc, Serve, TempDir, agent, free_port, run, wait_connected, wait_listening};
 
 /// TLS material for the broker and its clients, made here with rcgen.
 pub struct Pki {
@@ -202,4 +202,24 @@ pub fn thing_agent(
         l.starts_with("burrow agent: waiting for tunnels of ")
     });
     proc
+}
+
+/// A source agent on a source token that a notification test got from the API (its tunnel's
+/// destination token went to the thing), listening for `SSH` on a free port once connected.
+pub fn source(serve: &Serve, token: &str) -> (Proc, u16) {
+    let endpoint = serve.endpoint();
+    let args = [
+        "--mode",
+        "source",
+        "--endpoint",
+        &endpoint,
+        "--token",
+        token,
+        "-s",
+        "SSH=0",
+    ];
+    let mut proc = agent("source agent", &args);
+    let port = wait_listening(&mut proc);
+    wait_connected(&mut proc);
+    (proc, port)
 }
