@@ -48,6 +48,8 @@ pub struct UiState {
     pub host_key: RwSignal<Option<HostKeyQuestion>>,
     /// A keyboard-interactive round waiting for answers.
     pub kbd: RwSignal<Option<KbdQuestion>>,
+    /// The services of a tunnel that waits for the operator to choose one.
+    pub service_choice: RwSignal<Option<Vec<String>>>,
     /// The terminal's renderer (`dom` or `webgl`), for the page's `data-renderer`.
     pub renderer: RwSignal<&'static str>,
     /// Whether a session was ever started (the Reconnect button needs one).
@@ -83,6 +85,7 @@ impl UiState {
             error: RwSignal::new(None),
             host_key: RwSignal::new(None),
             kbd: RwSignal::new(None),
+            service_choice: RwSignal::new(None),
             renderer: RwSignal::new("dom"),
             started_once: RwSignal::new(false),
             link_changes: RwSignal::new(0),
@@ -110,6 +113,7 @@ pub struct Controller {
     generation: Cell<u64>,
     host_key_answer: RefCell<Option<oneshot::Sender<bool>>>,
     kbd_answer: RefCell<Option<oneshot::Sender<KbdAnswer>>>,
+    service_answer: RefCell<Option<oneshot::Sender<Option<String>>>>,
 }
 
 impl Controller {
@@ -124,6 +128,7 @@ impl Controller {
             generation: Cell::new(0),
             host_key_answer: RefCell::new(None),
             kbd_answer: RefCell::new(None),
+            service_answer: RefCell::new(None),
         })
     }
 
@@ -350,12 +355,24 @@ impl Controller {
         }
     }
 
+    /// The operator's choice among the tunnel's services (`None`: give up).
+    pub fn answer_service(&self, service: Option<String>) {
+        self.state.service_choice.set(None);
+        let sender = self.service_answer.borrow_mut().take();
+        if let Some(sender) = sender {
+            // The session may have ended meanwhile; then nobody waits for the choice.
+            let _ = sender.send(service);
+        }
+    }
+
     /// Drops pending questions: their sessions see the question cancelled.
     fn cancel_questions(&self) {
         drop(self.host_key_answer.borrow_mut().take());
         drop(self.kbd_answer.borrow_mut().take());
+        drop(self.service_answer.borrow_mut().take());
         self.state.host_key.set(None);
         self.state.kbd.set(None);
+        self.state.service_choice.set(None);
     }
 }
 
@@ -412,6 +429,16 @@ impl SessionHost for UiHost {
         if let Some(controller) = self.current() {
             controller.state.services.set(ids);
         }
+    }
+
+    fn choose_service(&self, ids: Vec<String>) -> Option<oneshot::Receiver<Option<String>>> {
+        let (sender, receiver) = oneshot::channel();
+        // A stale session gets its sender dropped: it sees the choice given up.
+        if let Some(controller) = self.current() {
+            *controller.service_answer.borrow_mut() = Some(sender);
+            controller.state.service_choice.set(Some(ids));
+        }
+        Some(receiver)
     }
 
     fn output(&self, tab: TabId, data: &[u8], parsed: Box<dyn FnOnce()>) {

@@ -338,7 +338,7 @@ pub fn ConnectForm(
                 <Show when=move || { services.get().len() > 1 }>
                     <p class="note" data-testid="service-choices">
                         "This tunnel offers: " {move || services.get().join(", ")}
-                        ". Choose one above and connect again."
+                        ". Name one in Service id to connect to it without being asked."
                     </p>
                 </Show>
             </fieldset>

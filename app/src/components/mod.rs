@@ -31,7 +31,7 @@ use controller::Controller;
 use files::{FileDrops, FilesPanel};
 use form::{ConnectForm, FormRefs};
 use known_hosts::KnownHostsPanel;
-use prompts::{HostKeyDialog, KbdDialog};
+use prompts::{HostKeyDialog, KbdDialog, ServiceChoiceDialog};
 use request::Mode;
 use status_bar::{DeviceActions, ErrorPanel, NoticePanel, StatusBar};
 use term_settings::TerminalSettings;
@@ -186,6 +186,7 @@ pub fn App() -> impl IntoView {
                     <NoticePanel notice=state.notice />
                     <TerminalPane controller=controller />
                     <FilesPanel controller=controller drops=drops />
+                    <ServiceChoiceDialog controller=controller />
                     <HostKeyDialog controller=controller />
                     <KbdDialog controller=controller />
                 </section>

@@ -1,4 +1,5 @@
-//! Questions the session asks the operator: trust a host key seen for the first time, and
+//! Questions the session asks the operator: which of the tunnel's services to open (when it
+//! offers several and the form names none), trust a host key seen for the first time, and
 //! keyboard-interactive prompts (one-time codes, password prompts of PAM).
 //!
 //! Answers to keyboard-interactive prompts are read from their inputs only on submit, into
@@ -48,6 +49,61 @@ pub fn HostKeyDialog(
                         </button>
                         <button type="button" class="primary" data-testid="hostkey-accept" on:click=move |_| answer(true)>
                             "Trust and connect"
+                        </button>
+                    </div>
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+/// The tunnel offers several services and the form named none: the tunnel waits (its token is
+/// spent) while the operator picks one.
+#[component]
+pub fn ServiceChoiceDialog(
+    /// The page's controller.
+    controller: StoredValue<Rc<Controller>, LocalStorage>,
+) -> impl IntoView {
+    let choice = controller.with_value(|c| c.state.service_choice);
+    let answer = move |service: Option<String>| {
+        if let Some(controller) = controller.try_get_value() {
+            controller.answer_service(service);
+        }
+    };
+    view! {
+        <Show when=move || choice.with(Option::is_some)>
+            <div class="dialog-backdrop">
+                <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="service-choice-title" data-testid="service-choice">
+                    <h2 id="service-choice-title">"Which service?"</h2>
+                    <p>
+                        "This tunnel offers several services. Choose the one to connect to (Burrow speaks SSH to it); \
+                         the tunnel waits meanwhile."
+                    </p>
+                    <div class="actions service-options">
+                        {move || {
+                            choice
+                                .with(|c| c.clone().unwrap_or_default())
+                                .into_iter()
+                                .map(|id| {
+                                    let chosen = id.clone();
+                                    view! {
+                                        <button
+                                            type="button"
+                                            class="primary"
+                                            data-testid="service-option"
+                                            data-service=id.clone()
+                                            on:click=move |_| answer(Some(chosen.clone()))
+                                        >
+                                            {id}
+                                        </button>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </div>
+                    <div class="actions">
+                        <button type="button" data-testid="service-choice-cancel" on:click=move |_| answer(None)>
+                            "Cancel"
                         </button>
                     </div>
                 </div>

@@ -266,8 +266,8 @@ impl SessionError {
                  otherwise try again."
             ),
             SessionError::ServiceChoice { available } => format!(
-                "This tunnel offers several services ({}); choose one in the \"service\" field \
-                 and connect again with a new token.",
+                "This tunnel offers several services ({}) and none was chosen; choose one in the \
+                 \"Service id\" field and connect again with a new source token.",
                 available.join(", ")
             ),
             SessionError::UnknownService {
