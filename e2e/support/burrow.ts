@@ -115,6 +115,8 @@ export interface AgentOptions {
   destinations: string[];
   /** The message format the agent writes (`V1`, `V2`, `V3`). */
   format?: 'V1' | 'V2' | 'V3';
+  /** Behave as the AWS IoT Device Client does (`--device-client-rules`; V1 only). */
+  deviceClientRules?: boolean;
 }
 
 /** Starts a destination `burrow agent` and waits until it is connected to the service. */
@@ -123,6 +125,7 @@ export async function startAgent(options: AgentOptions): Promise<Proc> {
   const args = ['agent', '--mode', 'destination', '--endpoint', options.endpoint, '--token', options.token];
   for (const destination of options.destinations) args.push('-d', destination);
   if (options.format) args.push('--format', options.format);
+  if (options.deviceClientRules) args.push('--device-client-rules');
   const proc = start(BURROW_BIN, args, {
     name: 'burrow agent',
     secrets: [options.token],

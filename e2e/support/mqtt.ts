@@ -72,6 +72,8 @@ export interface ThingAgentOptions {
   destinations: string[];
   /** The message format the agent writes. */
   format?: 'V1' | 'V2' | 'V3';
+  /** Behave as the AWS IoT Device Client does (`--device-client-rules`; V1 only). */
+  deviceClientRules?: boolean;
 }
 
 /** Starts `burrow agent --thing` and waits until it is subscribed to the thing's topic. */
@@ -80,6 +82,7 @@ export async function startThingAgent(options: ThingAgentOptions): Promise<Proc>
   args.push('--endpoint', options.endpoint);
   for (const destination of options.destinations) args.push('-d', destination);
   if (options.format) args.push('--format', options.format);
+  if (options.deviceClientRules) args.push('--device-client-rules');
   const proc = start(BURROW_BIN, args, {
     name: `agent of ${options.thing}`,
     env: { RUST_LOG: process.env.RUST_LOG ?? 'info' },

@@ -208,6 +208,54 @@ test('Close tunnel closes it on the service and the device drops its session', a
   await agent.waitForLine(/the tunnel's session ended; still waiting for notifications/, 20_000);
 });
 
+test('a device that speaks only V1 (the Device Client rules) is found in V1 once, then reached in V1 at once', async ({
+  page,
+  processes,
+  sshd,
+  testUser,
+}) => {
+  test.setTimeout(120_000);
+  const world = await deviceWorld(processes);
+  const thing = thingName('devclient');
+  const agent = processes.track(
+    await startThingAgent({
+      thing,
+      mqtt: world.broker.url,
+      endpoint: world.service.url,
+      destinations: [`SSH=${sshd.address}`],
+      format: 'V1',
+      deviceClientRules: true,
+    }),
+  );
+  const app = new BurrowApp(page, world.service.url);
+  await app.open();
+  // No memory for this device: V3 first; no banner within 2 s, so new tokens and V1.
+  await app.fillDevice({ thing, username: testUser.name, password: testUser.password });
+  await app.connect();
+  await expect(app.byId('format-note')).toContainText(`retrying in V1 (remembered for ${thing})`, { timeout: 45_000 });
+  await expect(app.byId('hostkey-dialog')).toContainText(thing, { timeout: 45_000 });
+  await app.acceptHostKey(sshd.hostKeyFingerprints[0]);
+  await app.terminal.waitForPrompt(testUser.name);
+  await expect(app.status).toHaveAttribute('data-state', 'connected');
+  await app.terminal.run('echo found-v1-$((40+2))');
+  await app.terminal.expectText(/^found-v1-42$/m);
+  // The device really left the V3 stream unanswered.
+  expect(agent.output()).toMatch(/Device Client rules: not answering/);
+  await app.disconnectButton.click();
+  await expect(app.status).toHaveAttribute('data-state', 'ended');
+  await app.byId('close-tunnel').click();
+  await expect(app.byId('close-tunnel')).toHaveCount(0);
+
+  // Next time (a reloaded page, a new tunnel): V1 straight away, no retry, nothing unanswered.
+  const before = agent.output().length;
+  await app.open();
+  await connectDevice(app, thing, testUser, sshd, false);
+  await expect(app.byId('format-note')).toHaveCount(0);
+  await app.terminal.run('echo direct-v1-$((40+2))');
+  await app.terminal.expectText(/^direct-v1-42$/m);
+  expect(agent.output().slice(before)).not.toMatch(/not answering/);
+});
+
 test('a thing with no agent running ends with the error that names its topic', async ({ page, processes, testUser }) => {
   test.setTimeout(90_000);
   const world = await deviceWorld(processes);

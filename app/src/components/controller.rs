@@ -114,6 +114,8 @@ pub struct Controller {
     host_key_answer: RefCell<Option<oneshot::Sender<bool>>>,
     kbd_answer: RefCell<Option<oneshot::Sender<KbdAnswer>>>,
     service_answer: RefCell<Option<oneshot::Sender<Option<String>>>>,
+    /// Token mode: the device name and format of the current session, remembered once it runs.
+    token_device: RefCell<Option<(String, crate::session::Format)>>,
 }
 
 impl Controller {
@@ -129,6 +131,7 @@ impl Controller {
             host_key_answer: RefCell::new(None),
             kbd_answer: RefCell::new(None),
             service_answer: RefCell::new(None),
+            token_device: RefCell::new(None),
         })
     }
 
@@ -253,6 +256,11 @@ impl Controller {
     /// Starts a Token-mode session from the form. `keep_scrollback` keeps the terminal's
     /// contents (Reconnect); otherwise the terminal is cleared first.
     pub fn connect(self: &Rc<Self>, values: FormValues, page_origin: &str, keep_scrollback: bool) {
+        // Token mode remembers the format that worked under the device name, as Device mode
+        // does under the thing.
+        *self.token_device.borrow_mut() = crate::components::request::parse_format(&values.format)
+            .filter(|_| !values.device_name.trim().is_empty())
+            .map(|format| (values.device_name.trim().to_owned(), format));
         self.state.device.set(None);
         self.state.device_name.set(None);
         self.state.format_note.set(None);

@@ -105,6 +105,18 @@ impl FormRefs {
             && el.value().trim().is_empty()
         {
             el.set_value(name);
+            self.suggest_format(name);
+        }
+    }
+
+    /// Token mode: a device name whose format the page remembers selects that format.
+    pub fn suggest_format(&self, device: &str) {
+        use crate::tunnel_api::formats;
+        if let (Some(format), Some(el)) = (
+            formats::remembered(device.trim()),
+            self.format.get_untracked(),
+        ) {
+            el.set_value(formats::word_of(format));
         }
     }
 
@@ -327,6 +339,7 @@ pub fn ConnectForm(
                     data-testid="device-name"
                     placeholder="e.g. pump-7 (else: this tunnel only)"
                     node_ref=refs.device_name
+                    on:change=move |ev| refs.suggest_format(&event_target_value(&ev))
                 />
                 </div>
                 <label for="format">"What runs on the device " <span class="hint">"(message format)"</span></label>

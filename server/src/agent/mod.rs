@@ -22,9 +22,14 @@
 //! `burrow agent: connected (MODE, FORMAT, services: A,B)`); everything else is logged with
 //! `tracing` on stderr. Tokens are never printed or logged.
 //!
-//! The protocol itself lives in `burrow_proto::Endpoint`; nothing here parses frames.
+//! With `--device-client-rules` a V1 destination keeps the AWS IoT Device Client's rules
+//! ([`device_client`]), so that sources can be tested against the device most fleets run.
+//!
+//! The protocol itself lives in `burrow_proto::Endpoint`; nothing here parses frames except
+//! [`device_client`]'s look at STREAM_STARTs.
 
 mod conn;
+mod device_client;
 mod mapping;
 mod notified;
 mod session;
@@ -169,6 +174,12 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=16384))]
     pub max_connections: u64,
+    /// Destination with --format V1: behave as AWS's IoT Device Client does (for testing
+    /// sources against it): a session whose first STREAM_START is V2/V3 is never answered, a
+    /// STREAM_START of another format drops the WebSocket, redials carry no client token (so a
+    /// used token is refused), and a stream id above 2^28-1 gets no answer.
+    #[arg(long)]
+    pub device_client_rules: bool,
 }
 
 /// Why the flags cannot be used together.
@@ -189,6 +200,9 @@ pub enum ArgsError {
     /// V1 has no service ids, so it carries one service.
     #[error("the V1 format carries a single service; give one mapping")]
     V1SingleService,
+    /// The Device Client's rules are a V1 destination's.
+    #[error("--device-client-rules needs --mode destination and --format V1")]
+    DeviceClientRules,
     /// Waiting for notifications is what a device does.
     #[error("--thing needs --mode destination")]
     ThingNeedsDestination,
@@ -245,6 +259,8 @@ struct Plan {
     ping_interval: Duration,
     max_connections_per_stream: usize,
     max_connections: usize,
+    /// `--device-client-rules`.
+    device_client: bool,
 }
 
 impl Plan {
@@ -302,6 +318,9 @@ impl Plan {
         if format == Format::V1 && args.sources.len() + args.destinations.len() > 1 {
             return Err(ArgsError::V1SingleService);
         }
+        if args.device_client_rules && (role != Role::Destination || format != Format::V1) {
+            return Err(ArgsError::DeviceClientRules);
+        }
         if args.token.as_ref().is_some_and(|t| t.0.trim().is_empty()) {
             return Err(ArgsError::EmptyToken);
         }
@@ -334,6 +353,7 @@ impl Plan {
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_STREAM),
             max_connections: usize::try_from(args.max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            device_client: args.device_client_rules,
         })
     }
 
@@ -362,7 +382,8 @@ impl Plan {
             endpoint,
             role: self.role,
             token: &token.0,
-            client_token: Some(&self.client_token.0),
+            // The Device Client redials without one: a used token is then refused.
+            client_token: (!self.device_client).then_some(self.client_token.0.as_str()),
             insecure: self.insecure,
             timeout: HANDSHAKE_TIMEOUT,
         };
@@ -381,6 +402,7 @@ impl Plan {
             connect_timeout: LOCAL_CONNECT_TIMEOUT,
             max_connections_per_stream: self.max_connections_per_stream,
             max_connections: self.max_connections,
+            device_client: self.device_client,
         }
     }
 }

@@ -64,6 +64,8 @@ struct Settings {
     ping_interval: Duration,
     max_connections_per_stream: usize,
     max_connections: usize,
+    /// `--device-client-rules`.
+    device_client: bool,
 }
 
 /// The mappings for a tunnel's notified services, and the services nothing serves.
@@ -132,6 +134,7 @@ pub(super) async fn run(
         ping_interval: plan.ping_interval,
         max_connections_per_stream: plan.max_connections_per_stream,
         max_connections: plan.max_connections,
+        device_client: plan.device_client,
     });
     let topic = notify_topic(&thing.name);
     let (mut options, _bridge) = thing.broker.options(&thing.client_id)?;
@@ -263,6 +266,7 @@ async fn serve_notified(
         connect_timeout: LOCAL_CONNECT_TIMEOUT,
         max_connections_per_stream: settings.max_connections_per_stream,
         max_connections: settings.max_connections,
+        device_client: settings.device_client,
     };
     let client_token = settings
         .client_token
@@ -272,7 +276,8 @@ async fn serve_notified(
         endpoint: &endpoint,
         role: Role::Destination,
         token: &notification.client_access_token,
-        client_token: Some(&client_token),
+        // The Device Client redials without one: a used token is then refused.
+        client_token: (!settings.device_client).then_some(client_token.as_str()),
         insecure: settings.insecure,
         timeout: HANDSHAKE_TIMEOUT,
     };
@@ -327,6 +332,7 @@ mod tests {
             ping_interval: Duration::from_secs(20),
             max_connections_per_stream: 1,
             max_connections: 1,
+            device_client: false,
         };
         let good = br#"{"clientAccessToken":"tok","clientMode":"destination","region":"eu-west-1","services":["SSH"]}"#;
         let (_, endpoint, mapped, _) = accept(&settings, good).expect("served");

@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::{self, Key, LocalEvent};
+use super::device_client;
 use super::mapping::{DestinationMapping, SourceMapping};
 use crate::wsclient::Connected;
 
@@ -70,6 +71,8 @@ pub struct Setup<'a> {
     pub max_connections_per_stream: usize,
     /// Most connections the agent may have open at once.
     pub max_connections: usize,
+    /// Destination: keep the AWS IoT Device Client's rules ([`device_client`]).
+    pub device_client: bool,
 }
 
 /// A socket accepted on a source listener.
@@ -237,6 +240,8 @@ pub async fn run(
     });
     let _writer_guard = AbortOnDrop(writer.abort_handle());
 
+    let mut rules = setup.device_client.then(device_client::Rules::new);
+    let mut ignored: Option<&'static str> = None;
     let silence_limit = setup.ping_interval * SILENT_PINGS;
     let mut last_heard = Instant::now();
     let mut accepting = setup.role == Role::Source;
@@ -280,7 +285,27 @@ pub async fn run(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Binary(bytes))) => {
-                        if let Err(err) = driver.endpoint.handle_bytes(&bytes) {
+                        let fed = match rules.as_mut() {
+                            None => driver.endpoint.handle_bytes(&bytes),
+                            Some(rules) => {
+                                let out = rules.filter(&bytes);
+                                if let Some(redial) = out.redial {
+                                    break SessionEnd::Dropped(format!(
+                                        "a {:?} STREAM_START in a {:?} session (the AWS IoT \
+                                         Device Client drops its WebSocket here)",
+                                        redial.came, redial.session
+                                    ));
+                                }
+                                if let Some(why) = out.ignored
+                                    && ignored != Some(why)
+                                {
+                                    tracing::warn!(why, "Device Client rules: not answering");
+                                }
+                                ignored = out.ignored.or(ignored);
+                                driver.endpoint.handle_bytes(&out.feed)
+                            }
+                        };
+                        if let Err(err) = fed {
                             break SessionEnd::Protocol(err.to_string());
                         }
                     }

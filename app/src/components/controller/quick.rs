@@ -66,6 +66,8 @@ impl Controller {
             self.state.device_format.get_untracked(),
         ) {
             formats::remember(&tunnel.plan.thing, format);
+        } else if let Some((device, format)) = self.token_device.borrow().as_ref() {
+            formats::remember(device, *format);
         }
     }
 
