@@ -113,7 +113,9 @@ impl Rules {
                 Some(_) => {}
             }
             if came != WireFormat::V1 {
-                return Err(Judged::Ignore("its library sends no V1 message in a V2/V3 session"));
+                return Err(Judged::Ignore(
+                    "its library sends no V1 message in a V2/V3 session",
+                ));
             }
             if !(1..=MAX_ID).contains(&msg.stream_id) {
                 self.active = None;
@@ -123,9 +125,9 @@ impl Rules {
             return Ok(());
         }
         match self.session {
-            Some(WireFormat::V2 | WireFormat::V3) => {
-                Err(Judged::Ignore("its library sends no V1 message in a V2/V3 session"))
-            }
+            Some(WireFormat::V2 | WireFormat::V3) => Err(Judged::Ignore(
+                "its library sends no V1 message in a V2/V3 session",
+            )),
             // A stream it could not answer stays unanswered.
             Some(WireFormat::V1)
                 if msg.stream_id != 0
@@ -207,7 +209,9 @@ mod tests {
         assert!(out.feed.is_empty() && out.ignored.is_some());
         assert!(rules.filter(&data(7)).feed.is_empty());
         assert_eq!(
-            rules.filter(&frame(MessageType::StreamStart, 8, "", 0)).redial,
+            rules
+                .filter(&frame(MessageType::StreamStart, 8, "", 0))
+                .redial,
             Some(Redial {
                 session: WireFormat::V3,
                 came: WireFormat::V1
@@ -215,7 +219,12 @@ mod tests {
         );
         // V2 (a service id, no connection id) is not answered either.
         let mut rules = Rules::new();
-        assert!(rules.filter(&frame(MessageType::StreamStart, 7, "SSH", 0)).feed.is_empty());
+        assert!(
+            rules
+                .filter(&frame(MessageType::StreamStart, 7, "SSH", 0))
+                .feed
+                .is_empty()
+        );
     }
 
     #[test]
