@@ -86,15 +86,16 @@ pub fn ServiceChoiceDialog(
                                 .into_iter()
                                 .map(|id| {
                                     let chosen = id.clone();
+                                    let label = id.clone();
                                     view! {
                                         <button
                                             type="button"
                                             class="primary"
                                             data-testid="service-option"
-                                            data-service=id.clone()
+                                            data-service=id
                                             on:click=move |_| answer(Some(chosen.clone()))
                                         >
-                                            {id}
+                                            {label}
                                         </button>
                                     }
                                 })
