@@ -6,7 +6,9 @@
 //!   declares xterm.js bindings (its `sys` module stays private);
 //! - `burrow-proto` depends on no IO crate and its sources use no IO, clock or process API;
 //! - no Rust file is longer than [`MAX_LINES`] lines, except those in [`LONG_FILES`], which may
-//!   only shrink.
+//!   only shrink;
+//! - the page's style sheets nest no rule inside another (a missing `}` would otherwise make
+//!   CSS nesting swallow the rules after it, silently).
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,6 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("proto/src/endpoint.rs", 1134),
     ("proto/src/service.rs", 990),
     ("proto/tests/pair.rs", 1152),
-    ("server/src/agent/session.rs", 733),
     ("server/tests/common/mod.rs", 966),
     ("server/tests/serve_data_plane.rs", 790),
     ("server/tests/serve_http.rs", 773),
@@ -270,4 +271,81 @@ fn no_file_is_longer_than_the_limit_and_long_files_only_shrink() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The rules of `css` opened inside another style rule (not inside an at-rule such as
+/// `@media`), as `line: selector`.
+fn nested_rules(css: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    // For each open block: whether it is an at-rule's.
+    let mut open: Vec<bool> = Vec::new();
+    let mut prelude = String::new();
+    let mut line = 1;
+    let mut chars = css.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            '{' => {
+                let selector = prelude.trim().to_owned();
+                if open.last() == Some(&false) {
+                    found.push(format!("{line}: {selector}"));
+                }
+                open.push(selector.starts_with('@'));
+                prelude.clear();
+            }
+            '}' => {
+                open.pop();
+                prelude.clear();
+            }
+            ';' => prelude.clear(),
+            _ => {
+                if c == '\n' {
+                    line += 1;
+                }
+                prelude.push(c);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn style_sheets_nest_no_rules() {
+    let style = root().join("style");
+    let mut sheets: Vec<PathBuf> = std::fs::read_dir(&style)
+        .expect("style/ exists")
+        .map(|entry| entry.expect("readable").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "css"))
+        .collect();
+    sheets.sort();
+    assert!(!sheets.is_empty(), "no style sheets in {}", style.display());
+    for sheet in sheets {
+        let css = std::fs::read_to_string(&sheet).expect("readable");
+        let nested = nested_rules(&css);
+        assert!(
+            nested.is_empty(),
+            "{}: rules inside another rule (a missing `}}` before them?): {nested:?}",
+            sheet.display()
+        );
+    }
+}
+
+#[test]
+fn the_nesting_check_finds_a_missing_brace() {
+    let broken = "a {\n  color: red;\n\n/* next */\n.b {\n  flex: 1;\n}\n";
+    assert_eq!(nested_rules(broken), vec!["5: .b".to_owned()]);
+    let fine = "@media (max-width: 1px) {\n  .a { color: red; }\n}\n.b { flex: 1; }\n";
+    assert!(nested_rules(fine).is_empty());
 }

@@ -141,6 +141,46 @@ impl Rules {
     }
 }
 
+/// The session's use of the rules: off (every message is fed on), or on.
+#[derive(Debug)]
+pub struct Gate {
+    rules: Option<Rules>,
+    /// The last reason logged for not answering (logged once per reason and session).
+    ignored: Option<&'static str>,
+}
+
+impl Gate {
+    /// The rules when `on`.
+    pub fn new(on: bool) -> Self {
+        Self {
+            rules: on.then(Rules::new),
+            ignored: None,
+        }
+    }
+
+    /// What of `bytes` (one WebSocket message) to feed to the endpoint, or why the WebSocket is
+    /// dropped.
+    pub fn pass<'a>(&mut self, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+        let Some(rules) = self.rules.as_mut() else {
+            return Ok(bytes.into());
+        };
+        let out = rules.filter(bytes);
+        if let Some(Redial { session, came }) = out.redial {
+            return Err(format!(
+                "a {came:?} STREAM_START in a {session:?} session (the AWS IoT Device Client \
+                 drops its WebSocket here)"
+            ));
+        }
+        if let Some(why) = out.ignored
+            && self.ignored != Some(why)
+        {
+            tracing::warn!(why, "Device Client rules: not answering");
+            self.ignored = Some(why);
+        }
+        Ok(out.feed.into())
+    }
+}
+
 /// Why a frame is not fed on.
 enum Judged {
     Ignore(&'static str),

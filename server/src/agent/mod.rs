@@ -30,6 +30,7 @@
 
 mod conn;
 mod device_client;
+mod formats;
 mod mapping;
 mod notified;
 mod session;

@@ -37,6 +37,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::{self, Key, LocalEvent};
 use super::device_client;
+use super::formats::{effective_format, no_answer_hint};
 use super::mapping::{DestinationMapping, SourceMapping};
 use crate::wsclient::Connected;
 
@@ -112,18 +113,6 @@ impl std::fmt::Display for SessionEnd {
             Self::Dropped(why) => write!(f, "the WebSocket dropped: {why}"),
             Self::Protocol(why) => write!(f, "protocol error: {why}"),
         }
-    }
-}
-
-/// The message format the session writes: the configured one, lowered to the subprotocol's.
-pub fn effective_format(format: Format, subprotocol: &str) -> Format {
-    // The service only ever picks one of the offered subprotocols; anything else is read as
-    // the most capable format, as before.
-    let allowed = Format::from_subprotocol(subprotocol).unwrap_or(Format::V3);
-    match (format, allowed) {
-        (Format::V1, _) | (_, Format::V1) => Format::V1,
-        (Format::V2, _) | (_, Format::V2) => Format::V2,
-        (Format::V3, Format::V3) => Format::V3,
     }
 }
 
@@ -240,8 +229,7 @@ pub async fn run(
     });
     let _writer_guard = AbortOnDrop(writer.abort_handle());
 
-    let mut rules = setup.device_client.then(device_client::Rules::new);
-    let mut ignored: Option<&'static str> = None;
+    let mut gate = device_client::Gate::new(setup.device_client);
     let silence_limit = setup.ping_interval * SILENT_PINGS;
     let mut last_heard = Instant::now();
     let mut accepting = setup.role == Role::Source;
@@ -285,25 +273,9 @@ pub async fn run(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Binary(bytes))) => {
-                        let fed = match rules.as_mut() {
-                            None => driver.endpoint.handle_bytes(&bytes),
-                            Some(rules) => {
-                                let out = rules.filter(&bytes);
-                                if let Some(redial) = out.redial {
-                                    break SessionEnd::Dropped(format!(
-                                        "a {:?} STREAM_START in a {:?} session (the AWS IoT \
-                                         Device Client drops its WebSocket here)",
-                                        redial.came, redial.session
-                                    ));
-                                }
-                                if let Some(why) = out.ignored
-                                    && ignored != Some(why)
-                                {
-                                    tracing::warn!(why, "Device Client rules: not answering");
-                                }
-                                ignored = out.ignored.or(ignored);
-                                driver.endpoint.handle_bytes(&out.feed)
-                            }
+                        let fed = match gate.pass(&bytes) {
+                            Ok(fed) => driver.endpoint.handle_bytes(&fed),
+                            Err(why) => break SessionEnd::Dropped(why),
                         };
                         if let Err(err) = fed {
                             break SessionEnd::Protocol(err.to_string());
@@ -698,56 +670,5 @@ impl Driver<'_> {
             Ok(()) | Err(LocalError::NotOpen(_)) => {}
             Err(err) => tracing::warn!(%err, "cannot reset the tunnel connection"),
         }
-    }
-}
-
-/// The log line for a source connection that heard nothing from the device in time.
-pub fn no_answer_hint(format: Format) -> String {
-    let secs = BANNER_WAIT.as_secs();
-    match format {
-        Format::V1 => format!(
-            "nothing came back from the device within {secs} s (an SSH server answers at once): \
-             check that the device's agent is connected to this tunnel and that its local service \
-             is running"
-        ),
-        Format::V2 | Format::V3 => format!(
-            "nothing came back from the device within {secs} s (an SSH server answers at once): \
-             the {format:?} message format is the likely cause. A device running the AWS IoT \
-             Device Client or Greengrass speaks V1: restart this agent with --format V1 (and, \
-             for the Device Client, a new destination token for the device, which drops its \
-             tunnel when the format changes); localproxy 3.x and burrow agent answer V3"
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn format_follows_the_subprotocol() {
-        use burrow_proto::handshake::{SUBPROTOCOL_V1, SUBPROTOCOL_V2, SUBPROTOCOL_V3};
-        let (v1, v2, v3) = (SUBPROTOCOL_V1, SUBPROTOCOL_V2, SUBPROTOCOL_V3);
-        assert_eq!(effective_format(Format::V3, v3), Format::V3);
-        assert_eq!(effective_format(Format::V3, v2), Format::V2);
-        assert_eq!(effective_format(Format::V3, v1), Format::V1);
-        assert_eq!(effective_format(Format::V1, v3), Format::V1);
-        assert_eq!(effective_format(Format::V2, v3), Format::V2);
-        assert_eq!(effective_format(Format::V2, v1), Format::V1);
-    }
-
-    #[test]
-    fn the_no_answer_hint_names_the_format_and_the_fix() {
-        let v3 = no_answer_hint(Format::V3);
-        for words in [
-            "V3 message format",
-            "--format V1",
-            "Device Client",
-            "Greengrass",
-        ] {
-            assert!(v3.contains(words), "{words:?} in {v3:?}");
-        }
-        let v1 = no_answer_hint(Format::V1);
-        assert!(!v1.contains("--format V1"), "{v1:?}");
     }
 }
