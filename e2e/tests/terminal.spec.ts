@@ -111,22 +111,30 @@ test('copy a selection and paste it back into the shell', async ({ app, tunnel, 
   await app.terminal.expectText(/^copy-me-42$/m);
 
   // Select the output word with a double click on it, then Ctrl+Shift+C copies the selection.
-  const box = await app.page.evaluate(() => {
+  // Where the word's fourth character is drawn, measured on the row's own text.
+  const point = await app.page.evaluate(() => {
     const rows = document.querySelectorAll('[data-testid="terminal"] .xterm-rows > div');
     for (const row of Array.from(rows)) {
       if ((row.textContent ?? '').replace(/\u00a0/g, ' ').trim() !== 'copy-me-42') continue;
-      const rect = row.getBoundingClientRect();
-      const width = (row.textContent ?? '').trim().length;
-      return { x: rect.left, y: rect.top + rect.height / 2, width, rowWidth: rect.width };
+      const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+      let skip = (row.textContent ?? '').indexOf('c') + 3;
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const length = node.textContent?.length ?? 0;
+        if (skip >= length) {
+          skip -= length;
+          continue;
+        }
+        const range = document.createRange();
+        range.setStart(node, skip);
+        range.setEnd(node, skip + 1);
+        const rect = range.getBoundingClientRect();
+        return { x: rect.left + rect.width / 2, y: rect.top + rect.height / 2 };
+      }
     }
     return null;
   });
-  expect(box).not.toBeNull();
-  const cols = await app.page.evaluate(
-    () => (document.querySelector('[data-testid="terminal"] .xterm-rows > div')?.textContent ?? '').length,
-  );
-  const cell = box!.rowWidth / Math.max(cols, 1);
-  await app.page.mouse.dblclick(box!.x + cell * 3.5, box!.y);
+  expect(point).not.toBeNull();
+  await app.page.mouse.dblclick(point!.x, point!.y);
   await app.page.keyboard.press('Control+Shift+C');
   await expect.poll(async () => await app.page.evaluate(() => navigator.clipboard.readText())).toBe('copy-me-42');
 
