@@ -245,7 +245,9 @@ test('an upload onto a full file system says no space is left and removes the pa
     await files.expectTransfer('fits.bin', 'done', 30_000);
     expect(await sha256(path.join(dir, 'fits.bin'))).toBe(smallSha);
   } finally {
-    runQuiet('umount', [dir]);
+    // The session's sftp-server may still have the directory open: detach the mount now and
+    // let the kernel drop it once that process is gone.
+    runQuiet('umount', ['--lazy', dir]);
   }
 });
 
