@@ -5,6 +5,7 @@
 //! - [`ssh`]: russh client glue (auth, host-key check, pty, resize, keep-alive).
 //! - [`driver`]: the only module that touches `web_sys::WebSocket`, plus the cookie-helper call.
 //! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
+//! - [`endpoint`]: the tunnel endpoint, parsed once at the form into checked values.
 //! - [`files`]: the browser's end of file transfers (reading picked files, saving downloads).
 //! - [`tunnel_api`]: the service's tunnel API as the page calls it (typed, sans-IO; Device mode).
 //! - [`record`]: session recording (asciicast v2), sans-IO writer and bounded spool.
@@ -12,6 +13,7 @@
 
 pub mod components;
 pub mod driver;
+pub mod endpoint;
 pub mod files;
 pub mod record;
 pub mod session;

@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn a_complete_form_with_password() {
         let request = build_request(values(), ORIGIN, 120, 40).expect("valid form");
-        assert_eq!(request.endpoint, TunnelEndpoint::SameSite(ORIGIN.into()));
+        assert_eq!(
+            request.endpoint,
+            TunnelEndpoint::SameSite(crate::endpoint::SiteBase::parse(ORIGIN).expect("valid"))
+        );
         assert_eq!(request.cookie_helper, "http://127.0.0.1:8080/cookie");
         assert_eq!(request.token.as_str(), "AQGAAXi-token");
         assert_eq!(request.service_id, None);
@@ -276,7 +279,7 @@ mod tests {
         let request = build_request(form, ORIGIN, 80, 24).expect("valid form");
         assert_eq!(
             request.endpoint,
-            TunnelEndpoint::AwsRegion("eu-west-1".into())
+            TunnelEndpoint::AwsRegion(crate::endpoint::Region::parse("eu-west-1").expect("valid"))
         );
     }
 
@@ -361,7 +364,10 @@ mod tests {
             format!("{ORIGIN}/cookie"),
         );
         let request = build_request(form, ORIGIN, 80, 24).expect("valid request");
-        assert_eq!(request.endpoint, TunnelEndpoint::SameSite(ORIGIN.into()));
+        assert_eq!(
+            request.endpoint,
+            TunnelEndpoint::SameSite(crate::endpoint::SiteBase::parse(ORIGIN).expect("valid"))
+        );
         assert_eq!(request.token.as_str(), "tok");
         assert_eq!(request.device.as_deref(), Some("pump-7"));
         assert_eq!(request.service_id.as_deref(), Some("SSH"));

@@ -45,7 +45,7 @@ pub struct TunnelSpec<'a> {
     /// The WebSocket URL (it carries the token for AWS directly: never log it).
     pub url: &'a str,
     /// The same-site base to probe after a failed handshake (`None` for AWS).
-    pub probe_base: Option<&'a str>,
+    pub probe_base: Option<&'a crate::endpoint::SiteBase>,
     /// Whether the endpoint is AWS directly.
     pub aws: bool,
     /// The destination's message format.

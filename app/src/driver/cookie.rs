@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::answers::{CookieAnswer, StatusAnswer, cookie_refusal, parse_status};
 use super::url::status_url;
+use crate::endpoint::SiteBase;
 use crate::session::SessionError;
 
 #[derive(Serialize)]
@@ -50,8 +51,8 @@ pub async fn hand_over_token(helper_url: &str, token: &str) -> Result<CookieAnsw
 }
 
 /// Asks the same-site service why the handshake failed (`None` when it cannot say).
-pub async fn probe_handshake(base: &str) -> Option<StatusAnswer> {
-    let url = status_url(base).ok()?;
+pub async fn probe_handshake(base: &SiteBase) -> Option<StatusAnswer> {
+    let url = status_url(base);
     let response = Request::get(&url)
         .credentials(RequestCredentials::Include)
         .send()

@@ -17,17 +17,7 @@ pub mod target;
 pub use error::{ROTATE_COMMAND, SUPPORTED_KEY_FORMATS, SessionError, key_type_word};
 pub use run::start;
 
-/// Where the tunneling service is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TunnelEndpoint {
-    /// A service the page reaches same-site (the local service, or a relay in front of AWS):
-    /// the token goes through the cookie helper. The URL is the service's base, e.g.
-    /// `http://127.0.0.1:8080` or `wss://burrow.example.com`.
-    SameSite(String),
-    /// AWS IoT Secure Tunneling directly in a region: the token goes in the WebSocket URL's
-    /// `access-token` query parameter (a cookie cannot work there).
-    AwsRegion(String),
-}
+pub use crate::endpoint::TunnelEndpoint;
 
 /// How the operator proves who they are to the device's sshd.
 pub enum Credential {
@@ -44,13 +34,14 @@ pub enum Credential {
     None,
 }
 
-/// Everything needed to connect once.
+/// Everything needed to connect once, parsed and checked once by the form
+/// (`components::request::build_request`); the session trusts these values as they are.
 pub struct ConnectRequest {
     /// The tunneling service.
     pub endpoint: TunnelEndpoint,
     /// The cookie helper's URL (used with [`TunnelEndpoint::SameSite`]).
     pub cookie_helper: String,
-    /// The source access token.
+    /// The source access token: trimmed, not empty, no spaces.
     pub token: Zeroizing<String>,
     /// The service id to start, when the tunnel has several.
     pub service_id: Option<String>,
@@ -60,7 +51,7 @@ pub struct ConnectRequest {
     pub device: Option<String>,
     /// The message format the destination speaks.
     pub format: Format,
-    /// The SSH user name.
+    /// The SSH user name: trimmed, not empty, no spaces.
     pub username: String,
     /// Password or key.
     pub credential: Credential,

@@ -139,17 +139,10 @@ async fn phases(
     let never = || false;
 
     // Nothing leaves the page before the form is known to be usable: a wrong passphrase
-    // must not cost the single-use token.
-    let username = username.trim().to_owned();
-    if username.is_empty() {
-        return Err(SessionError::Input("the user name is empty".to_owned()).into());
-    }
-    if token.trim().is_empty() {
-        return Err(SessionError::Input("the access token is empty".to_owned()).into());
-    }
+    // must not cost the single-use token. (The form checked the fields, once: `ConnectRequest`.)
     let credentials = Credentials::prepare(credential)?;
-    let label = endpoint_label(&endpoint)?;
-    let url = Zeroizing::new(tunnel_url(&endpoint, token.trim())?);
+    let label = endpoint_label(&endpoint);
+    let url = Zeroizing::new(tunnel_url(&endpoint, &token));
 
     let (destination, probe_base, aws, reconnectable) = match &endpoint {
         TunnelEndpoint::SameSite(base) => {
@@ -181,7 +174,7 @@ async fn phases(
 
     let attempt = Attempt {
         url: &url,
-        probe_base: probe_base.as_deref(),
+        probe_base: probe_base.as_ref(),
         aws,
         format,
         service_id,
@@ -219,7 +212,7 @@ async fn phases(
 /// What every attempt at connecting uses: the first one, and those after a lost connection.
 struct Attempt<'a> {
     url: &'a str,
-    probe_base: Option<&'a str>,
+    probe_base: Option<&'a crate::endpoint::SiteBase>,
     aws: bool,
     format: Format,
     service_id: Option<String>,

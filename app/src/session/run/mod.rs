@@ -532,7 +532,7 @@ mod tests {
         }
         let host = Rc::new(Ended::default());
         let request = ConnectRequest {
-            endpoint: super::super::TunnelEndpoint::SameSite("http://127.0.0.1:1".into()),
+            endpoint: crate::endpoint::parse_endpoint("http://127.0.0.1:1", "").expect("valid"),
             cookie_helper: "http://127.0.0.1:1/cookie".into(),
             token: Zeroizing::new("t".into()),
             service_id: None,
