@@ -4,6 +4,9 @@
 //! - every Rust module starts with a `//!` doc (generated code excepted);
 //! - in `app/`, only `src/driver/socket.rs` touches `web_sys::WebSocket`, and only `src/term/`
 //!   declares xterm.js bindings (its `sys` module stays private);
+//! - in `app/`, the driver (`src/driver/`) and the parsed endpoint (`src/endpoint.rs`) import
+//!   nothing of the session or the UI: the session converts the driver's errors, not the
+//!   other way round;
 //! - `burrow-proto` depends on no IO crate and its sources use no IO, clock or process API;
 //! - no Rust file is longer than [`MAX_LINES`] lines, except those in [`LONG_FILES`], which may
 //!   only shrink;
@@ -158,6 +161,29 @@ fn only_the_socket_module_touches_web_sys_websocket() {
     assert!(
         offenders.is_empty(),
         "web_sys::WebSocket outside {OWNER}: {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_driver_imports_nothing_of_the_session_or_the_ui() {
+    let lower = rust_files()
+        .into_iter()
+        .filter(|f| f.starts_with("app/src/driver/") || f == "app/src/endpoint.rs");
+    let mut offenders = Vec::new();
+    let mut checked = 0;
+    for file in lower {
+        checked += 1;
+        for (number, code) in code_lines(&read(&file)) {
+            if code.contains("crate::session") || code.contains("crate::components") {
+                offenders.push(format!("{file}:{number}: {code}"));
+            }
+        }
+    }
+    assert!(checked > 5, "the driver's files were not found ({checked})");
+    assert!(
+        offenders.is_empty(),
+        "upward imports (the session converts the driver's errors; move shared types down): \
+         {offenders:#?}"
     );
 }
 

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::session::SessionError;
+use super::error::TunnelError;
 
 /// Longest helper-provided text shown to the operator.
 const MAX_SHOWN: usize = 300;
@@ -50,7 +50,7 @@ fn identity_part(text: &str) -> Option<String> {
 
 /// The error for a cookie helper answer with a non-success HTTP status. A helper that knows
 /// the token's tunnel is closed says so with the probe's word (`"status": "closed"`).
-pub fn cookie_refusal(status: u16, body: &str) -> SessionError {
+pub fn cookie_refusal(status: u16, body: &str) -> TunnelError {
     #[derive(Deserialize)]
     struct ErrorBody {
         #[serde(default)]
@@ -62,12 +62,12 @@ pub fn cookie_refusal(status: u16, body: &str) -> SessionError {
     }
     let message = match serde_json::from_str::<ErrorBody>(body) {
         Ok(parsed) if parsed.status.as_deref() == Some("closed") => {
-            return SessionError::TunnelClosed;
+            return TunnelError::TunnelClosed;
         }
         Ok(parsed) => parsed.error.or(parsed.message).unwrap_or_default(),
         Err(_) => body.to_owned(),
     };
-    SessionError::CookieHelperRefused {
+    TunnelError::CookieHelperRefused {
         status,
         message: shown(&message),
     }
@@ -90,25 +90,25 @@ pub fn handshake_error(
     aws: bool,
     code: u16,
     reason: &str,
-) -> SessionError {
+) -> TunnelError {
     let Some(answer) = probe else {
-        return SessionError::HandshakeRefused {
+        return TunnelError::HandshakeRefused {
             aws,
             detail: close_detail(code, reason),
         };
     };
     let message = shown(&answer.message);
     match answer.status.as_str() {
-        "spent" => SessionError::TokenSpent,
-        "invalid" => SessionError::TokenInvalid { detail: message },
-        "wrong-mode" => SessionError::TokenWrongMode,
-        "closed" => SessionError::TunnelClosed,
-        "missing" => SessionError::HandshakeRefused {
+        "spent" => TunnelError::TokenSpent,
+        "invalid" => TunnelError::TokenInvalid { detail: message },
+        "wrong-mode" => TunnelError::TokenWrongMode,
+        "closed" => TunnelError::TunnelClosed,
+        "missing" => TunnelError::HandshakeRefused {
             aws,
             detail: "the browser sent no token cookie: it may block cookies for this site"
                 .to_owned(),
         },
-        _ => SessionError::HandshakeRefused {
+        _ => TunnelError::HandshakeRefused {
             aws,
             detail: if message.is_empty() {
                 close_detail(code, reason)
@@ -168,7 +168,7 @@ mod tests {
     fn cookie_refusals_keep_the_helpers_words() {
         assert_eq!(
             cookie_refusal(400, r#"{"error":"token has invalid characters"}"#),
-            SessionError::CookieHelperRefused {
+            TunnelError::CookieHelperRefused {
                 status: 400,
                 message: "token has invalid characters".into()
             }
@@ -178,7 +178,7 @@ mod tests {
                 400,
                 r#"{"error":"unknown, revoked or expired access token","status":"invalid"}"#
             ),
-            SessionError::CookieHelperRefused {
+            TunnelError::CookieHelperRefused {
                 status: 400,
                 message: "unknown, revoked or expired access token".into()
             }
@@ -188,11 +188,11 @@ mod tests {
                 400,
                 r#"{"error":"the tunnel is closed or has expired","status":"closed"}"#
             ),
-            SessionError::TunnelClosed
+            TunnelError::TunnelClosed
         );
         assert_eq!(
             cookie_refusal(403, "origin not allowed\n"),
-            SessionError::CookieHelperRefused {
+            TunnelError::CookieHelperRefused {
                 status: 403,
                 message: "origin not allowed".into()
             }
@@ -208,25 +208,25 @@ mod tests {
             })
         };
         let cases = [
-            (probe("spent", "used"), SessionError::TokenSpent),
+            (probe("spent", "used"), TunnelError::TokenSpent),
             (
                 probe("invalid", "unknown token"),
-                SessionError::TokenInvalid {
+                TunnelError::TokenInvalid {
                     detail: "unknown token".into(),
                 },
             ),
-            (probe("wrong-mode", ""), SessionError::TokenWrongMode),
-            (probe("closed", ""), SessionError::TunnelClosed),
+            (probe("wrong-mode", ""), TunnelError::TokenWrongMode),
+            (probe("closed", ""), TunnelError::TunnelClosed),
             (
                 probe("ok", ""),
-                SessionError::HandshakeRefused {
+                TunnelError::HandshakeRefused {
                     aws: false,
                     detail: "WebSocket close code 1006".into(),
                 },
             ),
             (
                 None,
-                SessionError::HandshakeRefused {
+                TunnelError::HandshakeRefused {
                     aws: false,
                     detail: "WebSocket close code 1006".into(),
                 },

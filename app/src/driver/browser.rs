@@ -23,11 +23,12 @@ use gloo_timers::future::TimeoutFuture;
 
 use super::answers::{handshake_error, shown};
 use super::cookie::probe_handshake;
+use super::error::TunnelError;
 use super::socket::{Socket, SocketEvent};
 use super::stream::{StreamSide, TunnelStream, stream_pair};
 use super::tunnel::{BANNER_WAIT, CoreOutput, TunnelCore, next_first_stream_id};
 use super::url::SUBPROTOCOLS;
-use crate::session::{Format, SessionError};
+use burrow_proto::Format;
 
 /// How long the WebSocket handshake may take.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -88,7 +89,7 @@ enum Ready {
     /// The operator must choose one of these services.
     Choose(Vec<String>),
     /// The tunnel failed before the stream opened.
-    Failed(SessionError),
+    Failed(TunnelError),
 }
 
 /// Asks the operator to choose a service (see `SessionHost::choose_service`).
@@ -101,13 +102,13 @@ pub struct Tunnel {
     pub service_id: String,
     /// Byte counters for the status line.
     pub counters: Rc<Counters>,
-    end: Rc<RefCell<Option<SessionError>>>,
+    end: Rc<RefCell<Option<TunnelError>>>,
     control: UnboundedSender<Control>,
 }
 
 impl Tunnel {
     /// Why the tunnel ended, if it did.
-    pub fn end_reason(&self) -> Option<SessionError> {
+    pub fn end_reason(&self) -> Option<TunnelError> {
         self.end.borrow().clone()
     }
 
@@ -130,7 +131,7 @@ impl Drop for Tunnel {
 pub async fn open_tunnel(
     spec: TunnelSpec<'_>,
     chooser: ServiceChooser<'_>,
-) -> Result<(Tunnel, TunnelStream), SessionError> {
+) -> Result<(Tunnel, TunnelStream), TunnelError> {
     let (socket, mut events) = Socket::open(spec.url, &SUBPROTOCOLS)?;
     let mut timer = TimeoutFuture::new(millis(OPEN_TIMEOUT)).fuse();
     loop {
@@ -147,10 +148,10 @@ pub async fn open_tunnel(
                 }
                 // The close event follows an error event; messages cannot come before open.
                 Some(_) => {}
-                None => return Err(SessionError::Browser("the WebSocket vanished".to_owned())),
+                None => return Err(TunnelError::Browser("the WebSocket vanished".to_owned())),
             },
             () = timer => {
-                return Err(SessionError::Timeout {
+                return Err(TunnelError::Timeout {
                     what: "the tunneling service to accept the WebSocket".to_owned(),
                     seconds: u32::try_from(OPEN_TIMEOUT.as_secs()).unwrap_or(u32::MAX),
                 });
@@ -160,7 +161,7 @@ pub async fn open_tunnel(
     let protocol = socket.protocol();
     if !SUBPROTOCOLS.contains(&protocol.as_str()) {
         socket.close("unsupported subprotocol");
-        return Err(SessionError::Subprotocol(protocol));
+        return Err(TunnelError::Subprotocol(protocol));
     }
 
     let core = TunnelCore::new(spec.format, spec.service_id, next_first_stream_id());
@@ -208,12 +209,12 @@ pub async fn open_tunnel(
                         // A pump that stopped meanwhile reports why through `ready`.
                         let _ = tunnel.control.unbounded_send(Control::Choose(service_id));
                     }
-                    None => return Err(SessionError::ServiceChoice { available }),
+                    None => return Err(TunnelError::ServiceChoice { available }),
                 }
             }
             None => {
                 return Err(tunnel.end_reason().unwrap_or_else(|| {
-                    SessionError::Browser("the tunnel driver stopped".to_owned())
+                    TunnelError::Browser("the tunnel driver stopped".to_owned())
                 }));
             }
         }
@@ -227,7 +228,7 @@ struct Pump {
     core: TunnelCore,
     side: StreamSide,
     ready: Option<UnboundedSender<Ready>>,
-    end: Rc<RefCell<Option<SessionError>>>,
+    end: Rc<RefCell<Option<TunnelError>>>,
     counters: Rc<Counters>,
     control_rx: UnboundedReceiver<Control>,
     services_wait: Duration,
@@ -254,7 +255,7 @@ async fn pump(state: Pump) {
     // Started when the stream opens.
     let mut banner_timer: Fuse<TimeoutFuture> = Fuse::terminated();
     loop {
-        let mut finished: Option<SessionError> = None;
+        let mut finished: Option<TunnelError> = None;
         let mut stop = false;
         // Biased: bytes the SSH client wrote (e.g. its goodbye) go out before a close request
         // that was made after them.
@@ -274,7 +275,7 @@ async fn pump(state: Pump) {
                 }
                 Some(SocketEvent::Text) => core.handle_text(),
                 Some(SocketEvent::Close { code, reason }) => {
-                    finished = Some(SessionError::WebSocketClosed {
+                    finished = Some(TunnelError::WebSocketClosed {
                         code,
                         reason: shown(&reason),
                     });

@@ -10,9 +10,9 @@ use web_sys::RequestCredentials;
 use zeroize::Zeroizing;
 
 use super::answers::{CookieAnswer, StatusAnswer, cookie_refusal, parse_status};
+use super::error::TunnelError;
 use super::url::status_url;
 use crate::endpoint::SiteBase;
-use crate::session::SessionError;
 
 #[derive(Serialize)]
 struct TokenBody<'a> {
@@ -22,23 +22,23 @@ struct TokenBody<'a> {
 /// POSTs the token to the cookie helper, which answers with `Set-Cookie` for the tunnel.
 ///
 /// A network failure and a CORS refusal look the same to a page (a `TypeError`), so both
-/// become [`SessionError::CookieHelperUnreachable`]; HTTP errors carry their status.
-pub async fn hand_over_token(helper_url: &str, token: &str) -> Result<CookieAnswer, SessionError> {
+/// become [`TunnelError::CookieHelperUnreachable`]; HTTP errors carry their status.
+pub async fn hand_over_token(helper_url: &str, token: &str) -> Result<CookieAnswer, TunnelError> {
     let body = Zeroizing::new(
         serde_json::to_string(&TokenBody {
             token: token.trim(),
         })
-        .map_err(|err| SessionError::Input(format!("the token cannot be sent ({err})")))?,
+        .map_err(|err| TunnelError::Browser(format!("the token cannot be sent ({err})")))?,
     );
     let request = Request::post(helper_url)
         .credentials(RequestCredentials::Include)
         .header("Content-Type", "application/json")
         .body(body.as_str())
-        .map_err(|_| SessionError::Input(format!("{helper_url:?} is not a usable URL")))?;
+        .map_err(|_| TunnelError::Browser(format!("{helper_url:?} is not a usable URL")))?;
     let response = request
         .send()
         .await
-        .map_err(|_| SessionError::CookieHelperUnreachable {
+        .map_err(|_| TunnelError::CookieHelperUnreachable {
             url: helper_url.to_owned(),
         })?;
     let status = response.status();

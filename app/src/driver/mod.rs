@@ -7,6 +7,8 @@
 //!   `burrow_proto`'s endpoint (SERVICE_IDS, service choice, resets → reasons).
 //! - [`stream`]: [`stream::TunnelStream`], the `AsyncRead + AsyncWrite` russh runs over.
 //! - [`answers`]: parsing what the cookie helper and the probe answer into errors.
+//! - [`error`]: [`error::TunnelError`], the driver's errors by fault; the session turns them
+//!   into its own.
 //! - `socket`, `cookie`, `browser` (wasm32 only): the owned WebSocket, the `gloo-net` calls,
 //!   and the pump task that ties the socket, the core and the stream together.
 //! - `api` (wasm32 only): the tunnel API's HTTP calls (Device mode), typed by `crate::tunnel_api`.
@@ -15,6 +17,7 @@
 //! knows nothing about SSH.
 
 pub mod answers;
+pub mod error;
 pub mod stream;
 pub mod tunnel;
 pub mod url;

@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
-use crate::session::SessionError;
+use super::error::TunnelError;
 
 /// What the WebSocket reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +55,14 @@ impl Socket {
     pub fn open(
         url: &str,
         protocols: &[&str],
-    ) -> Result<(Self, UnboundedReceiver<SocketEvent>), SessionError> {
+    ) -> Result<(Self, UnboundedReceiver<SocketEvent>), TunnelError> {
         let list = Array::new();
         for protocol in protocols {
             list.push(&JsValue::from_str(protocol));
         }
         let ws = WebSocket::new_with_str_sequence(url, &list).map_err(|err| {
             // The URL may carry the token (direct AWS), so it is not part of the message.
-            SessionError::Browser(format!(
+            TunnelError::Browser(format!(
                 "cannot open the tunnel WebSocket: {}",
                 js_text(&err)
             ))
@@ -121,9 +121,9 @@ impl Socket {
     }
 
     /// Sends one binary message.
-    pub fn send(&self, bytes: &[u8]) -> Result<(), SessionError> {
+    pub fn send(&self, bytes: &[u8]) -> Result<(), TunnelError> {
         self.ws.send_with_u8_array(bytes).map_err(|err| {
-            SessionError::Browser(format!("WebSocket send failed: {}", js_text(&err)))
+            TunnelError::Browser(format!("WebSocket send failed: {}", js_text(&err)))
         })
     }
 

@@ -6,7 +6,7 @@
 //! SESSION_RESET into the end of the stream with the reason an operator can act on.
 //!
 //! An SSH server speaks first, so a V2/V3 stream that carries nothing back within
-//! [`BANNER_WAIT`] ends with [`SessionError::NoBanner`], which names the format as the likely
+//! [`BANNER_WAIT`] ends with [`TunnelError::NoBanner`], which names the format as the likely
 //! cause (the AWS IoT Device Client never answers V3) and says how to retry.
 //!
 //! Like the endpoint it owns no socket and reads no clock: the browser driver feeds it
@@ -24,7 +24,7 @@ use burrow_proto::endpoint::{
     CloseCause, Config, ConnId, Endpoint, Event, Format, LocalError, Output, Role, StreamIdPlan,
 };
 
-use crate::session::SessionError;
+use super::error::TunnelError;
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum CoreOutput {
     /// Bytes from the device for the SSH client, in order.
     Deliver(Vec<u8>),
     /// The tunnel can carry nothing more for this session.
-    Ended(SessionError),
+    Ended(TunnelError),
 }
 
 #[derive(Debug)]
@@ -79,12 +79,12 @@ pub fn choose_service(
     available: &[String],
     requested: Option<&str>,
     format: Format,
-) -> Result<Option<String>, SessionError> {
+) -> Result<Option<String>, TunnelError> {
     match requested {
         Some(id) if available.is_empty() || available.iter().any(|s| s == id) => {
             Ok(Some(id.to_owned()))
         }
-        Some(id) => Err(SessionError::UnknownService {
+        Some(id) => Err(TunnelError::UnknownService {
             requested: id.to_owned(),
             available: available.to_vec(),
         }),
@@ -92,7 +92,7 @@ pub fn choose_service(
             [] => Ok(None),
             [only] => Ok(Some(only.clone())),
             _ if format == Format::V1 => Ok(None),
-            _ => Err(SessionError::ServiceChoice {
+            _ => Err(TunnelError::ServiceChoice {
                 available: available.to_vec(),
             }),
         },
@@ -100,7 +100,7 @@ pub fn choose_service(
 }
 
 /// How long a V2/V3 stream may stay silent before the session ends with
-/// [`SessionError::NoBanner`] (an SSH server sends its banner at once).
+/// [`TunnelError::NoBanner`] (an SSH server sends its banner at once).
 pub const BANNER_WAIT: Duration = Duration::from_secs(2);
 
 /// 32 random bits (browsers always have randomness; 1 if the platform has none).
@@ -129,11 +129,11 @@ pub fn next_first_stream_id() -> i32 {
 }
 
 /// The operator-facing reason for a closed stream.
-pub fn close_reason(cause: CloseCause) -> SessionError {
+pub fn close_reason(cause: CloseCause) -> TunnelError {
     match cause {
-        CloseCause::SessionReset => SessionError::SessionReset,
+        CloseCause::SessionReset => TunnelError::SessionReset,
         CloseCause::ConnectionReset | CloseCause::StreamReset | CloseCause::StreamReplaced => {
-            SessionError::DestinationUnreachable
+            TunnelError::DestinationUnreachable
         }
     }
 }
@@ -166,13 +166,13 @@ impl TunnelCore {
     }
 
     /// The banner wait ([`BANNER_WAIT`], started when the stream opened) is over. A V2/V3 stream
-    /// on which nothing came back ends with [`SessionError::NoBanner`]; V1 waits on (the SSH
+    /// on which nothing came back ends with [`TunnelError::NoBanner`]; V1 waits on (the SSH
     /// handshake timeout then says whether anything answered).
     pub fn banner_wait_over(&mut self, waited: Duration) {
         let format = self.endpoint.config().format;
         if matches!(self.state, State::Open { heard: false, .. }) && format != Format::V1 {
             let seconds = u32::try_from(waited.as_secs()).unwrap_or(u32::MAX);
-            self.end(SessionError::NoBanner { format, seconds });
+            self.end(TunnelError::NoBanner { format, seconds });
         }
         self.drain_endpoint();
     }
@@ -191,7 +191,7 @@ impl TunnelCore {
             self.open(Some(service_id.to_owned()));
         } else {
             let available = available.clone();
-            self.end(SessionError::UnknownService {
+            self.end(TunnelError::UnknownService {
                 requested: service_id.to_owned(),
                 available,
             });
@@ -205,14 +205,14 @@ impl TunnelCore {
             return;
         }
         if let Err(err) = self.endpoint.handle_bytes(bytes) {
-            self.end(SessionError::Protocol(err.to_string()));
+            self.end(TunnelError::Peer(err.to_string()));
         }
         self.drain_endpoint();
     }
 
     /// A text WebSocket message arrived: a protocol error.
     pub fn handle_text(&mut self) {
-        self.end(SessionError::Protocol(
+        self.end(TunnelError::Peer(
             "a text WebSocket message (the protocol is binary only)".to_owned(),
         ));
     }
@@ -227,7 +227,7 @@ impl TunnelCore {
             self.open(None);
         } else {
             let seconds = u32::try_from(waited.as_secs()).unwrap_or(u32::MAX);
-            self.end(SessionError::ServiceIdsTimeout { seconds });
+            self.end(TunnelError::ServiceIdsTimeout { seconds });
         }
         self.drain_endpoint();
     }
@@ -259,7 +259,7 @@ impl TunnelCore {
         self.queued.pop_front()
     }
 
-    fn end(&mut self, reason: SessionError) {
+    fn end(&mut self, reason: TunnelError) {
         if !matches!(self.state, State::Ended) {
             self.state = State::Ended;
             self.queued.push_back(CoreOutput::Ended(reason));
@@ -268,14 +268,14 @@ impl TunnelCore {
 
     fn local_failure(&mut self, err: LocalError) {
         let reason = match err {
-            LocalError::Failed(peer) => SessionError::Protocol(peer.to_string()),
-            LocalError::NotOpen(_) => SessionError::DestinationUnreachable,
-            LocalError::UnknownService(requested) => SessionError::UnknownService {
+            LocalError::Failed(peer) => TunnelError::Peer(peer.to_string()),
+            LocalError::NotOpen(_) => TunnelError::DestinationUnreachable,
+            LocalError::UnknownService(requested) => TunnelError::UnknownService {
                 requested,
                 available: self.endpoint.service_ids().to_vec(),
             },
-            LocalError::ServiceRequired(available) => SessionError::ServiceChoice { available },
-            other => SessionError::Protocol(other.to_string()),
+            LocalError::ServiceRequired(available) => TunnelError::ServiceChoice { available },
+            other => TunnelError::Local(other),
         };
         self.end(reason);
     }
@@ -312,7 +312,7 @@ impl TunnelCore {
                     let format = self.endpoint.config().format;
                     match choose_service(&ids, self.requested.as_deref(), format) {
                         Ok(service) => self.open(service),
-                        Err(SessionError::ServiceChoice { available }) => {
+                        Err(TunnelError::ServiceChoice { available }) => {
                             self.queued
                                 .push_back(CoreOutput::ChooseService(available.clone()));
                             self.state = State::Choosing(available);
@@ -398,7 +398,7 @@ mod tests {
         destination: Endpoint,
         /// What reached the SSH client.
         delivered: Vec<u8>,
-        ended: Option<SessionError>,
+        ended: Option<TunnelError>,
         opened: Option<String>,
         /// Data the destination application received.
         device_got: Vec<u8>,
@@ -536,7 +536,7 @@ mod tests {
         core.choose("VNC");
         assert_eq!(
             drain(&mut core),
-            vec![CoreOutput::Ended(SessionError::UnknownService {
+            vec![CoreOutput::Ended(TunnelError::UnknownService {
                 requested: "VNC".into(),
                 available: vec!["SSH".into(), "RDP".into()]
             })]
@@ -549,7 +549,7 @@ mod tests {
         core.handle_message(&service_ids(&["SSH"]));
         assert_eq!(
             drain(&mut core),
-            vec![CoreOutput::Ended(SessionError::UnknownService {
+            vec![CoreOutput::Ended(TunnelError::UnknownService {
                 requested: "VNC".into(),
                 available: vec!["SSH".into()]
             })]
@@ -564,7 +564,7 @@ mod tests {
             Vec<String>,
             Option<&'static str>,
             Format,
-            Result<Option<String>, SessionError>,
+            Result<Option<String>, TunnelError>,
         );
         let cases: Vec<Case> = vec![
             (ids(&[]), None, Format::V3, Ok(None)),
@@ -581,7 +581,7 @@ mod tests {
                 ids(&["A", "B"]),
                 None,
                 Format::V2,
-                Err(SessionError::ServiceChoice {
+                Err(TunnelError::ServiceChoice {
                     available: ids(&["A", "B"]),
                 }),
             ),
@@ -618,7 +618,7 @@ mod tests {
         core.handle_message(&frame(&reset));
         assert_eq!(
             drain(&mut core),
-            vec![CoreOutput::Ended(SessionError::DestinationUnreachable)]
+            vec![CoreOutput::Ended(TunnelError::DestinationUnreachable)]
         );
         // Nothing more is sent or delivered after the end.
         core.send(b"late");
@@ -650,7 +650,7 @@ mod tests {
         core.handle_message(&frame(&reset));
         assert_eq!(
             drain(&mut core),
-            vec![CoreOutput::Ended(SessionError::DestinationUnreachable)]
+            vec![CoreOutput::Ended(TunnelError::DestinationUnreachable)]
         );
 
         let mut core = TunnelCore::new(Format::V3, None, 3);
@@ -659,7 +659,7 @@ mod tests {
         core.handle_message(&frame(&Message::of(MessageType::SessionReset)));
         assert_eq!(
             drain(&mut core),
-            vec![CoreOutput::Ended(SessionError::SessionReset)]
+            vec![CoreOutput::Ended(TunnelError::SessionReset)]
         );
     }
 
@@ -686,7 +686,7 @@ mod tests {
         core.services_timed_out(Duration::from_secs(10));
         assert_eq!(
             drain(&mut core),
-            vec![CoreOutput::Ended(SessionError::ServiceIdsTimeout {
+            vec![CoreOutput::Ended(TunnelError::ServiceIdsTimeout {
                 seconds: 10
             })]
         );
@@ -709,14 +709,14 @@ mod tests {
         core.handle_message(&[0, 3, 0xff, 0xff, 0xff]);
         assert!(matches!(
             drain(&mut core).as_slice(),
-            [CoreOutput::Ended(SessionError::Protocol(_))]
+            [CoreOutput::Ended(TunnelError::Peer(_))]
         ));
 
         let mut core = TunnelCore::new(Format::V3, None, 1);
         core.handle_text();
         assert!(matches!(
             drain(&mut core).as_slice(),
-            [CoreOutput::Ended(SessionError::Protocol(_))]
+            [CoreOutput::Ended(TunnelError::Peer(_))]
         ));
     }
 
@@ -747,7 +747,7 @@ mod tests {
         core: TunnelCore,
         delivered: Vec<u8>,
         opened: bool,
-        ended: Option<SessionError>,
+        ended: Option<TunnelError>,
     }
 
     impl DeviceTunnel {
@@ -856,7 +856,7 @@ mod tests {
         tunnel.drive();
         assert_eq!(
             tunnel.ended,
-            Some(SessionError::NoBanner {
+            Some(TunnelError::NoBanner {
                 format: Format::V3,
                 seconds: 2
             })
@@ -893,7 +893,7 @@ mod tests {
         pair.drive();
         assert_eq!(
             pair.ended,
-            Some(SessionError::NoBanner {
+            Some(TunnelError::NoBanner {
                 format: Format::V2,
                 seconds: 2
             })

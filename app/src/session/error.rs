@@ -186,6 +186,46 @@ pub enum SessionError {
     /// A browser API failed unexpectedly.
     #[error("browser error: {0}")]
     Browser(String),
+    /// Burrow misused one of its own parts (a bug, never the device's or the service's fault).
+    #[error("a bug in Burrow: {0}")]
+    Bug(String),
+}
+
+impl From<crate::driver::error::TunnelError> for SessionError {
+    fn from(err: crate::driver::error::TunnelError) -> Self {
+        use crate::driver::error::TunnelError as T;
+        match err {
+            T::Local(local) => SessionError::Bug(format!(
+                "the page asked its tunnel endpoint for something it cannot do ({local})"
+            )),
+            T::Browser(what) => SessionError::Browser(what),
+            T::Timeout { what, seconds } => SessionError::Timeout { what, seconds },
+            T::CookieHelperUnreachable { url } => SessionError::CookieHelperUnreachable { url },
+            T::CookieHelperRefused { status, message } => {
+                SessionError::CookieHelperRefused { status, message }
+            }
+            T::TokenSpent => SessionError::TokenSpent,
+            T::TokenInvalid { detail } => SessionError::TokenInvalid { detail },
+            T::TokenWrongMode => SessionError::TokenWrongMode,
+            T::TunnelClosed => SessionError::TunnelClosed,
+            T::HandshakeRefused { aws, detail } => SessionError::HandshakeRefused { aws, detail },
+            T::Subprotocol(name) => SessionError::Subprotocol(name),
+            T::ServiceIdsTimeout { seconds } => SessionError::ServiceIdsTimeout { seconds },
+            T::ServiceChoice { available } => SessionError::ServiceChoice { available },
+            T::UnknownService {
+                requested,
+                available,
+            } => SessionError::UnknownService {
+                requested,
+                available,
+            },
+            T::DestinationUnreachable => SessionError::DestinationUnreachable,
+            T::NoBanner { format, seconds } => SessionError::NoBanner { format, seconds },
+            T::SessionReset => SessionError::SessionReset,
+            T::WebSocketClosed { code, reason } => SessionError::WebSocketClosed { code, reason },
+            T::Peer(what) => SessionError::Protocol(what),
+        }
+    }
 }
 
 impl SessionError {
@@ -385,6 +425,10 @@ impl SessionError {
             SessionError::Browser(what) => {
                 format!("The browser reported an error: {what}. Reload the page and try again.")
             }
+            SessionError::Bug(what) => format!(
+                "This is a bug in Burrow, not a problem of the device or the service: {what}. \
+                 Reload the page and connect again, and please report it."
+            ),
         }
     }
 }
@@ -525,6 +569,30 @@ mod tests {
                 available: vec!["SSH".into(), "RDP".into()],
             },
             &["SSH, RDP", "choose one"],
+        );
+    }
+
+    #[test]
+    fn a_local_misuse_is_a_bug_of_burrow_not_the_service_s_fault() {
+        use crate::driver::error::TunnelError;
+        let err = SessionError::from(TunnelError::Local(burrow_proto::LocalError::NeedsV3));
+        assert!(matches!(err, SessionError::Bug(_)), "{err:?}");
+        let text = err.user_message();
+        for words in [
+            "bug in Burrow",
+            "not a problem of the device or the service",
+            "V3",
+        ] {
+            assert!(text.contains(words), "{words:?} in {text:?}");
+        }
+        // The service's and the peer's faults keep their own words.
+        assert_eq!(
+            SessionError::from(TunnelError::Peer("a frame too long".into())),
+            SessionError::Protocol("a frame too long".into())
+        );
+        assert_eq!(
+            SessionError::from(TunnelError::TokenSpent),
+            SessionError::TokenSpent
         );
     }
 

@@ -68,6 +68,13 @@ impl From<SessionError> for Stop {
     }
 }
 
+/// The driver's errors become the session's at this boundary.
+impl From<crate::driver::error::TunnelError> for Stop {
+    fn from(err: crate::driver::error::TunnelError) -> Self {
+        Stop::Failed(err.into())
+    }
+}
+
 /// Awaits `work` while watching the operator's commands and a deadline that does not run
 /// out while `asking` is set.
 async fn step<F: Future>(
@@ -263,13 +270,16 @@ impl Attempt<'_> {
         let (tunnel, stream) = match opened {
             Ok(opened) => opened,
             Err(err) => {
+                let err = SessionError::from(err);
                 if let SessionError::UnknownService { available, .. } = &err {
                     host.services(available.clone());
                 }
                 return Err(err.into());
             }
         };
-        let fail = |err: SessionError| Stop::Failed(explain(err, tunnel.end_reason()));
+        let fail = |err: SessionError| {
+            Stop::Failed(explain(err, tunnel.end_reason().map(SessionError::from)))
+        };
 
         host.phase(Phase::SshHandshake);
         let target = known_hosts_target(self.label, self.destination, &tunnel.service_id);
