@@ -6,6 +6,7 @@
 //! - [`driver`]: the only module that touches `web_sys::WebSocket`, plus the cookie-helper call.
 //! - [`term`]: the only module that touches xterm.js (typed `wasm-bindgen` bindings).
 //! - [`endpoint`]: the tunnel endpoint, parsed once at the form into checked values.
+//! - [`js`]: a thrown JavaScript value as text ([`js::JsError`]), shared by every layer.
 //! - [`files`]: the browser's end of file transfers (reading picked files, saving downloads).
 //! - [`tunnel_api`]: the service's tunnel API as the page calls it (typed, sans-IO; Device mode).
 //! - [`record`]: session recording (asciicast v2), sans-IO writer and bounded spool.
@@ -15,6 +16,7 @@ pub mod components;
 pub mod driver;
 pub mod endpoint;
 pub mod files;
+pub mod js;
 pub mod record;
 pub mod session;
 pub mod ssh;

@@ -19,18 +19,18 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::OnceLock;
 
-use burrow_app::session::{Credential, KbdQuestion, SessionError, TabId, UserCommand};
 use burrow_app::ssh::auth::{Credentials, authenticate};
 use burrow_app::ssh::client::{Connection, Prompter, connect};
+use burrow_app::ssh::error::SshError;
 use burrow_app::ssh::known_hosts::{KnownHosts, Verdict, fingerprint};
 use burrow_app::ssh::link::Link;
 use burrow_app::ssh::sftp::{self, FilesError, Kind, Sftp, Sink, Source};
 use burrow_app::ssh::shell::{
     MAX_PACKET_SIZE, Program, ShellEnd, Terminal, UNPARSED_LIMIT, open, open_on, run,
 };
+use burrow_app::ssh::vocab::{Credential, KbdQuestion, TabId, UserCommand};
 use futures_channel::oneshot;
-use futures_util::future::LocalBoxFuture;
-use futures_util::{FutureExt, StreamExt, stream};
+use futures_util::{FutureExt, StreamExt, future::LocalBoxFuture, stream};
 use russh::keys::PublicKey;
 use zeroize::Zeroizing;
 
@@ -251,7 +251,7 @@ impl TestPrompter {
 }
 
 impl Prompter for TestPrompter {
-    fn check_host_key(&self, key: &PublicKey) -> LocalBoxFuture<'_, Result<(), SessionError>> {
+    fn check_host_key(&self, key: &PublicKey) -> LocalBoxFuture<'_, Result<(), SshError>> {
         let verdict = self.hosts.borrow().verdict(TARGET, key);
         let result = match verdict {
             Verdict::Known => Ok(()),
@@ -259,10 +259,10 @@ impl Prompter for TestPrompter {
                 self.hosts.borrow_mut().remember(TARGET, key);
                 Ok(())
             }
-            Verdict::Unknown => Err(SessionError::HostKeyRejected {
+            Verdict::Unknown => Err(SshError::HostKeyRejected {
                 fingerprint: fingerprint(key),
             }),
-            Verdict::Mismatch { remembered } => Err(SessionError::HostKeyMismatch {
+            Verdict::Mismatch { remembered } => Err(SshError::HostKeyMismatch {
                 target: TARGET.into(),
                 algorithm: key.algorithm().as_str().into(),
                 presented: fingerprint(key),
@@ -307,14 +307,14 @@ async fn login(
     sshd: &Sshd,
     prompter: &TestPrompter,
     credentials: &Credentials,
-) -> Result<Connection, SessionError> {
+) -> Result<Connection, SshError> {
     let mut conn = connect(sshd.tcp().await, prompter).await?;
     authenticate(&mut conn, USER, credentials, prompter).await?;
     Ok(conn)
 }
 
 /// Runs `command` without a pty and returns its output and end.
-async fn exec(conn: Connection, command: &str) -> (Vec<u8>, Result<ShellEnd, SessionError>) {
+async fn exec(conn: Connection, command: &str) -> (Vec<u8>, Result<ShellEnd, SshError>) {
     let shell = open(conn, &Program::Exec(command.to_owned()))
         .await
         .expect("exec starts");
@@ -431,7 +431,7 @@ async fn wrong_password_reports_what_was_tried_and_what_is_offered() {
     let sshd = Sshd::start(false);
     let prompter = TestPrompter::new();
     match login(&sshd, &prompter, &password("not the password")).await {
-        Err(SessionError::AuthFailed { offered, tried }) => {
+        Err(SshError::AuthFailed { offered, tried }) => {
             // Without PAM, OpenSSH still offers keyboard-interactive but has no prompts for it.
             assert_eq!(
                 tried.first().map(String::as_str),
@@ -451,7 +451,7 @@ async fn an_unauthorized_key_falls_back_to_nothing_and_says_so() {
     let sshd = Sshd::start(false);
     let prompter = TestPrompter::new();
     match login(&sshd, &prompter, &key("ecdsa384_pkcs8", None)).await {
-        Err(SessionError::AuthFailed { tried, offered }) => {
+        Err(SshError::AuthFailed { tried, offered }) => {
             assert_eq!(
                 tried.first().map(String::as_str),
                 Some("publickey"),
@@ -505,7 +505,7 @@ async fn keyboard_interactive_asks_the_operator_after_a_refused_key() {
     prompter.kbd_answers.borrow_mut().push_back(None);
     assert!(matches!(
         login(&sshd, &prompter, &key("ecdsa384_pkcs8", None)).await,
-        Err(SessionError::AuthCancelled)
+        Err(SshError::AuthCancelled)
     ));
 }
 
@@ -516,7 +516,7 @@ async fn host_key_mismatch_and_refusal_stop_before_authentication() {
     let prompter = TestPrompter::new();
     prompter.hosts.borrow_mut().remember(TARGET, &other);
     match connect(sshd.tcp().await, &prompter).await {
-        Err(SessionError::HostKeyMismatch {
+        Err(SshError::HostKeyMismatch {
             presented,
             remembered,
             ..
@@ -536,7 +536,7 @@ async fn host_key_mismatch_and_refusal_stop_before_authentication() {
     };
     assert!(matches!(
         connect(sshd.tcp().await, &declining).await,
-        Err(SessionError::HostKeyRejected { .. })
+        Err(SshError::HostKeyRejected { .. })
     ));
 }
 

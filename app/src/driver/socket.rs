@@ -35,10 +35,7 @@ pub enum SocketEvent {
 
 /// A JavaScript failure, as text.
 fn js_text(value: &JsValue) -> String {
-    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
-        return String::from(error.message());
-    }
-    value.as_string().unwrap_or_else(|| format!("{value:?}"))
+    crate::js::JsError::from_js(value).0
 }
 
 /// An open (or opening) WebSocket with its callbacks.

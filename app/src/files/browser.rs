@@ -62,12 +62,9 @@ extern "C" {
     fn abort(this: &Writable) -> Result<Promise, JsValue>;
 }
 
+/// A JavaScript failure, as text.
 fn js_text(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|err| String::from(err.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
+    crate::js::JsError::from_js(value).0
 }
 
 async fn wait(promise: Result<Promise, JsValue>, what: &str) -> Result<JsValue, FilesError> {

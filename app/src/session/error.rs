@@ -228,6 +228,36 @@ impl From<crate::driver::error::TunnelError> for SessionError {
     }
 }
 
+impl From<crate::ssh::error::SshError> for SessionError {
+    fn from(err: crate::ssh::error::SshError) -> Self {
+        use crate::ssh::error::SshError as S;
+        match err {
+            S::Closed => SessionError::Ssh("the connection closed".to_owned()),
+            S::Transport(what) => SessionError::Ssh(what),
+            S::Timeout { what, seconds } => SessionError::Timeout { what, seconds },
+            S::HostKeyMismatch {
+                target,
+                algorithm,
+                presented,
+                remembered,
+            } => SessionError::HostKeyMismatch {
+                target,
+                algorithm,
+                presented,
+                remembered,
+            },
+            S::HostKeyRejected { fingerprint } => SessionError::HostKeyRejected { fingerprint },
+            S::AuthFailed { offered, tried } => SessionError::AuthFailed { offered, tried },
+            S::ChannelRefused(what) => SessionError::ChannelRefused(what),
+            S::AuthCancelled => SessionError::AuthCancelled,
+            S::KeyParse(why) => SessionError::KeyParse(why),
+            S::KeyPassphraseNeeded => SessionError::KeyPassphraseNeeded,
+            S::KeyWrongPassphrase => SessionError::KeyWrongPassphrase,
+            S::AnswerCount => SessionError::Bug(S::AnswerCount.to_string()),
+        }
+    }
+}
+
 impl SessionError {
     /// The text shown in the page's error panel.
     pub fn user_message(&self) -> String {

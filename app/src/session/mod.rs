@@ -18,21 +18,7 @@ pub use error::{ROTATE_COMMAND, SUPPORTED_KEY_FORMATS, SessionError, key_type_wo
 pub use run::start;
 
 pub use crate::endpoint::TunnelEndpoint;
-
-/// How the operator proves who they are to the device's sshd.
-pub enum Credential {
-    /// Password (also used to answer a keyboard-interactive password prompt).
-    Password(Zeroizing<String>),
-    /// A private key as pasted or read from a file (OpenSSH, PEM, PKCS#8 or PuTTY).
-    PrivateKey {
-        /// The key file's text.
-        text: Zeroizing<String>,
-        /// Its passphrase, when encrypted.
-        passphrase: Option<Zeroizing<String>>,
-    },
-    /// Neither: the device's keyboard-interactive prompts are asked in the page.
-    None,
-}
+pub use crate::ssh::vocab::{Credential, HostKeyQuestion, KbdQuestion, TabId, UserCommand};
 
 /// Everything needed to connect once, parsed and checked once by the form
 /// (`components::request::build_request`); the session trusts these values as they are.
@@ -91,28 +77,6 @@ pub struct Stats {
     pub bytes_out: u64,
 }
 
-/// The host key the device presented, and what we already knew about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostKeyQuestion {
-    /// The key's algorithm, e.g. `ssh-ed25519`.
-    pub algorithm: String,
-    /// `SHA256:…` as OpenSSH prints it.
-    pub fingerprint: String,
-    /// Where it is remembered (endpoint + tunnel destination + service), for display.
-    pub target: String,
-}
-
-/// One keyboard-interactive round.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KbdQuestion {
-    /// The server's name for the round (may be empty).
-    pub name: String,
-    /// Its instructions (may be empty).
-    pub instructions: String,
-    /// Each prompt and whether the answer may be echoed.
-    pub prompts: Vec<(String, bool)>,
-}
-
 /// The UI side of a session. Every method is called on the browser's single thread.
 pub trait SessionHost {
     /// The session moved to `phase`.
@@ -159,45 +123,6 @@ pub trait SessionHost {
     }
     /// The session is over: `Ok` when the shell exited or the operator disconnected.
     fn ended(&self, outcome: Result<(), crate::session::SessionError>);
-}
-
-/// One terminal tab of a session: a shell channel of its SSH connection. The UI picks the
-/// ids; the session's first shell is [`TabId::FIRST`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TabId(pub u32);
-
-impl TabId {
-    /// The tab the session starts with.
-    pub const FIRST: TabId = TabId(1);
-}
-
-/// What the UI can ask of a running session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserCommand {
-    /// Keystrokes or pasted text from a tab's terminal.
-    Input(TabId, Vec<u8>),
-    /// A tab's terminal size changed.
-    Resize {
-        /// The tab.
-        tab: TabId,
-        /// Columns.
-        cols: u32,
-        /// Rows.
-        rows: u32,
-    },
-    /// Open another shell channel on the same connection, as `tab`.
-    NewTab {
-        /// The new tab's id (not in use yet).
-        tab: TabId,
-        /// Columns.
-        cols: u32,
-        /// Rows.
-        rows: u32,
-    },
-    /// End one tab's channel; the session ends with its last tab.
-    CloseTab(TabId),
-    /// Close the session.
-    Disconnect,
 }
 
 /// The UI's handle on a running session; dropping it does not end the session

@@ -18,7 +18,8 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
 use zeroize::Zeroizing;
 
 use super::client::{Connection, Prompter, serve, ssh_error};
-use crate::session::{Credential, KbdQuestion, SessionError};
+use super::error::SshError;
+use super::vocab::{Credential, KbdQuestion};
 
 /// The operator's secret, ready for authentication.
 pub enum Credentials {
@@ -44,7 +45,7 @@ impl Credentials {
     /// Checks the form's credential before anything is sent: a key is decrypted now, so a
     /// wrong passphrase fails before the single-use token is spent. The key text and
     /// passphrase are wiped when `credential` is dropped here.
-    pub fn prepare(credential: Credential) -> Result<Self, SessionError> {
+    pub fn prepare(credential: Credential) -> Result<Self, SshError> {
         match credential {
             Credential::Password(password) => Ok(Credentials::Password(password)),
             Credential::PrivateKey { text, passphrase } => {
@@ -95,7 +96,7 @@ pub async fn authenticate(
     user: &str,
     credentials: &Credentials,
     prompter: &dyn Prompter,
-) -> Result<(), SessionError> {
+) -> Result<(), SshError> {
     let mut unused = None;
     let first = serve(
         conn.handle.authenticate_none(user),
@@ -116,7 +117,7 @@ pub async fn authenticate(
         let has_key = matches!(credentials, Credentials::Key(_));
         let Some(method) = next_method(&offered, has_key, credentials.password().is_some(), &tried)
         else {
-            return Err(SessionError::AuthFailed {
+            return Err(SshError::AuthFailed {
                 offered: names(&offered),
                 tried: names(&tried),
             });
@@ -159,7 +160,7 @@ async fn try_publickey(
     user: &str,
     key: &Arc<PrivateKey>,
     prompter: &dyn Prompter,
-) -> Result<AuthResult, SessionError> {
+) -> Result<AuthResult, SshError> {
     let mut unused = None;
     let hash = if key.algorithm().is_rsa() {
         // The server's EXT_INFO arrived before its answer to `none`, so this does not wait.
@@ -194,7 +195,7 @@ async fn try_keyboard_interactive(
     user: &str,
     password: Option<&str>,
     prompter: &dyn Prompter,
-) -> Result<AuthResult, SessionError> {
+) -> Result<AuthResult, SshError> {
     let mut unused = None;
     let mut response = serve(
         conn.handle
@@ -241,11 +242,9 @@ async fn try_keyboard_interactive(
                                 answers.iter().map(|a| a.as_str().to_owned()).collect()
                             }
                             Some(_) => {
-                                return Err(SessionError::Input(
-                                    "the number of answers does not match the prompts".into(),
-                                ));
+                                return Err(SshError::AnswerCount);
                             }
-                            None => return Err(SessionError::AuthCancelled),
+                            None => return Err(SshError::AuthCancelled),
                         }
                     }
                 };

@@ -26,7 +26,8 @@ use russh::{Preferred, cipher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use zeroize::Zeroizing;
 
-use crate::session::{KbdQuestion, SessionError};
+use super::error::SshError;
+use super::vocab::KbdQuestion;
 
 /// The SSH channel window this client grants (bytes the server may send before we adjust).
 /// It bounds how much output can be in flight between the device and the page.
@@ -49,7 +50,7 @@ const CIPHERS: &[cipher::Name] = &[
 /// (known-hosts store + the page's questions) and by tests.
 pub trait Prompter {
     /// Decides on the server's host key: `Ok` to go on, or the error that ends the session.
-    fn check_host_key(&self, key: &PublicKey) -> LocalBoxFuture<'_, Result<(), SessionError>>;
+    fn check_host_key(&self, key: &PublicKey) -> LocalBoxFuture<'_, Result<(), SshError>>;
     /// Asks a keyboard-interactive round; `None` cancels.
     fn keyboard_interactive(
         &self,
@@ -149,7 +150,7 @@ pub async fn serve<F: Future>(
     work: F,
     events: &mut UnboundedReceiver<HandlerEvent>,
     prompter: &dyn Prompter,
-    refusal: &mut Option<SessionError>,
+    refusal: &mut Option<SshError>,
 ) -> F::Output {
     let work = work.fuse();
     pin_mut!(work);
@@ -175,7 +176,7 @@ pub async fn serve<F: Future>(
 
 /// Performs the SSH handshake over `stream`: version exchange, key exchange, and the host key
 /// check through `prompter`.
-pub async fn connect<S>(stream: S, prompter: &dyn Prompter) -> Result<Connection, SessionError>
+pub async fn connect<S>(stream: S, prompter: &dyn Prompter) -> Result<Connection, SshError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -197,22 +198,19 @@ where
 
 /// Words for a russh error (the session replaces them with the tunnel's reason when the
 /// tunnel ended first).
-pub fn ssh_error(err: &russh::Error) -> SessionError {
+pub fn ssh_error(err: &russh::Error) -> SshError {
     use russh::Error;
-    let text = match err {
-        Error::Disconnect | Error::HUP | Error::SendError | Error::RecvError => {
-            "the connection closed".to_owned()
+    match err {
+        Error::Disconnect | Error::HUP | Error::SendError | Error::RecvError => SshError::Closed,
+        Error::IO(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => SshError::Closed,
+        Error::NoCommonAlgo { .. } => {
+            SshError::Transport(format!("no common algorithm with the server ({err})"))
         }
-        Error::IO(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the connection closed".to_owned()
-        }
-        Error::NoCommonAlgo { .. } => format!("no common algorithm with the server ({err})"),
-        Error::Version => "the device side did not answer with SSH (is the service an SSH \
-                           server?)"
-            .to_owned(),
-        other => other.to_string(),
-    };
-    SessionError::Ssh(text)
+        Error::Version => SshError::Transport(
+            "the device side did not answer with SSH (is the service an SSH server?)".to_owned(),
+        ),
+        other => SshError::Transport(other.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -231,14 +229,8 @@ mod tests {
 
     #[test]
     fn closed_connections_read_as_closed() {
-        assert_eq!(
-            ssh_error(&russh::Error::Disconnect),
-            SessionError::Ssh("the connection closed".into())
-        );
+        assert_eq!(ssh_error(&russh::Error::Disconnect), SshError::Closed);
         let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
-        assert_eq!(
-            ssh_error(&russh::Error::IO(eof)),
-            SessionError::Ssh("the connection closed".into())
-        );
+        assert_eq!(ssh_error(&russh::Error::IO(eof)), SshError::Closed);
     }
 }

@@ -6,16 +6,16 @@
 
 use russh::keys::PrivateKey;
 
-use crate::session::SessionError;
+use super::error::SshError;
 
 /// Reads a private key, decrypting it with `passphrase` when it is encrypted.
-pub fn parse_private_key(text: &str, passphrase: Option<&str>) -> Result<PrivateKey, SessionError> {
+pub fn parse_private_key(text: &str, passphrase: Option<&str>) -> Result<PrivateKey, SshError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(SessionError::KeyParse("the key is empty".to_owned()));
+        return Err(SshError::KeyParse("the key is empty".to_owned()));
     }
     if looks_like_public_key(trimmed) {
-        return Err(SessionError::KeyParse(
+        return Err(SshError::KeyParse(
             "this is a public key; paste the private key (the file without .pub)".to_owned(),
         ));
     }
@@ -53,19 +53,19 @@ fn looks_like_public_key(text: &str) -> bool {
         || text.contains("BEGIN SSH2 PUBLIC KEY")
 }
 
-fn map_error(err: &russh::keys::Error, encrypted: bool, have_passphrase: bool) -> SessionError {
+fn map_error(err: &russh::keys::Error, encrypted: bool, have_passphrase: bool) -> SshError {
     use russh::keys::Error;
     match err {
-        Error::KeyIsEncrypted => SessionError::KeyPassphraseNeeded,
-        _ if encrypted && !have_passphrase => SessionError::KeyPassphraseNeeded,
-        _ if encrypted => SessionError::KeyWrongPassphrase,
+        Error::KeyIsEncrypted => SshError::KeyPassphraseNeeded,
+        _ if encrypted && !have_passphrase => SshError::KeyPassphraseNeeded,
+        _ if encrypted => SshError::KeyWrongPassphrase,
         Error::CouldNotReadKey => {
-            SessionError::KeyParse("not a private key format this app reads".to_owned())
+            SshError::KeyParse("not a private key format this app reads".to_owned())
         }
         Error::UnsupportedKeyType {
             key_type_string, ..
-        } => SessionError::KeyParse(format!("unsupported key type {key_type_string}")),
-        other => SessionError::KeyParse(other.to_string()),
+        } => SshError::KeyParse(format!("unsupported key type {key_type_string}")),
+        other => SshError::KeyParse(other.to_string()),
     }
 }
 
@@ -124,17 +124,17 @@ mod tests {
             let text = key_file(file);
             assert_eq!(
                 parse_private_key(&text, None).map(|_| ()),
-                Err(SessionError::KeyPassphraseNeeded),
+                Err(SshError::KeyPassphraseNeeded),
                 "{file} without passphrase"
             );
             assert_eq!(
                 parse_private_key(&text, Some("")).map(|_| ()),
-                Err(SessionError::KeyPassphraseNeeded),
+                Err(SshError::KeyPassphraseNeeded),
                 "{file} with an empty passphrase"
             );
             assert_eq!(
                 parse_private_key(&text, Some("wrong horse")).map(|_| ()),
-                Err(SessionError::KeyWrongPassphrase),
+                Err(SshError::KeyWrongPassphrase),
                 "{file} with a wrong passphrase"
             );
         }
@@ -160,10 +160,7 @@ mod tests {
         ];
         for text in cases {
             assert!(
-                matches!(
-                    parse_private_key(&text, None),
-                    Err(SessionError::KeyParse(_))
-                ),
+                matches!(parse_private_key(&text, None), Err(SshError::KeyParse(_))),
                 "{text:?} gave {:?}",
                 parse_private_key(&text, None).map(|_| ())
             );

@@ -14,7 +14,7 @@ use russh::Channel;
 use russh::client::{Handle, Msg};
 
 use super::client::{Client, Connection};
-use crate::session::SessionError;
+use super::error::SshError;
 
 /// One authenticated SSH connection, shared by every channel on it.
 #[derive(Clone)]
@@ -56,10 +56,10 @@ impl Link {
     }
 
     /// Opens a session channel; `what` names its purpose in the error.
-    pub async fn open_session(&self, what: &str) -> Result<Channel<Msg>, SessionError> {
+    pub async fn open_session(&self, what: &str) -> Result<Channel<Msg>, SshError> {
         self.handle
             .channel_open_session()
             .await
-            .map_err(|err| SessionError::ChannelRefused(format!("{what} ({err})")))
+            .map_err(|err| SshError::ChannelRefused(format!("{what} ({err})")))
     }
 }

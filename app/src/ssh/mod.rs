@@ -12,6 +12,9 @@
 //! - [`sftp`]: the Files panel's SFTP channel: listing, changes, and pipelined transfers.
 //! - [`shell`]: pty + shell (or exec), output with the SSH window as backpressure, input,
 //!   resize.
+//! - [`error`]: [`error::SshError`], the layer's errors by fault; the session turns them into
+//!   its own.
+//! - [`vocab`]: what it shares with the session (credential, questions, tab ids, commands).
 //! - [`tabs`]: the shell channels of one connection run together (the page's terminal tabs),
 //!   with the connection's keep-alive round trips.
 //!
@@ -20,6 +23,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod error;
 pub mod keys;
 pub mod known_hosts;
 pub mod link;
@@ -27,3 +31,4 @@ pub mod pacing;
 pub mod sftp;
 pub mod shell;
 pub mod tabs;
+pub mod vocab;

@@ -37,9 +37,10 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 pub use super::client::{CHANNEL_BUFFER, MAX_PACKET_SIZE, WINDOW_SIZE};
 use super::client::{Client, Connection, ssh_error};
+use super::error::SshError;
 use super::link::Link;
 pub use super::tabs::run;
-use crate::session::{SessionError, TabId};
+use super::vocab::TabId;
 
 /// Output handed to the terminal and not yet parsed, above which reading stops.
 pub const UNPARSED_LIMIT: usize = 4 * 1024 * 1024;
@@ -58,7 +59,7 @@ pub trait Terminal {
     fn rtt(&self, ms: f64);
     /// `tab`'s channel ended while others stay open (its program exited, the operator closed
     /// it, or the device refused to open it). The last channel's end is [`run`]'s result.
-    fn tab_ended(&self, tab: TabId, outcome: Result<ShellEnd, SessionError>) {
+    fn tab_ended(&self, tab: TabId, outcome: Result<ShellEnd, SshError>) {
         let _ = (tab, outcome);
     }
 }
@@ -98,13 +99,13 @@ pub struct ShellEnd {
 }
 
 /// Opens a session channel on an authenticated connection and starts `program`.
-pub async fn open(conn: Connection, program: &Program) -> Result<Shell, SessionError> {
+pub async fn open(conn: Connection, program: &Program) -> Result<Shell, SshError> {
     open_on(&Link::new(conn), program).await
 }
 
 /// Opens a session channel on `link` and starts `program`; other channels (SFTP) may share
 /// the connection.
-pub async fn open_on(link: &Link, program: &Program) -> Result<Shell, SessionError> {
+pub async fn open_on(link: &Link, program: &Program) -> Result<Shell, SshError> {
     let handle = Rc::clone(link.handle());
     let channel = link.open_session("a session channel").await?;
     let (mut read, write) = channel.split();
@@ -135,10 +136,10 @@ pub async fn open_on(link: &Link, program: &Program) -> Result<Shell, SessionErr
         match read.wait().await {
             Some(ChannelMsg::Success) => answered += 1,
             Some(ChannelMsg::Failure) => {
-                return Err(SessionError::ChannelRefused(requests[answered].to_owned()));
+                return Err(SshError::ChannelRefused(requests[answered].to_owned()));
             }
             Some(other) => early.push_back(other),
-            None => return Err(SessionError::Ssh("the connection closed".to_owned())),
+            None => return Err(SshError::Closed),
         }
     }
     Ok(Shell {
@@ -232,7 +233,7 @@ pub(super) async fn pump(
     mut commands: UnboundedReceiver<ChannelCommand>,
     terminal: &dyn Terminal,
     paused: &Cell<usize>,
-) -> Result<ShellEnd, SessionError> {
+) -> Result<ShellEnd, SshError> {
     let Shell {
         handle: _,
         mut read,
@@ -288,7 +289,7 @@ pub(super) async fn pump(
                 Some(ChannelMsg::Close) => break Ok(()),
                 Some(_) => {}
                 None if end.exit_status.is_some() || end.exit_signal.is_some() => break Ok(()),
-                None => break Err(SessionError::Ssh("the connection closed".to_owned())),
+                None => break Err(SshError::Closed),
             },
             _ = woken.next() => {}
             command = commands.next() => match command {

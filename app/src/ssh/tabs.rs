@@ -26,14 +26,15 @@ use futures_util::stream::{FusedStream, FuturesUnordered};
 use futures_util::{FutureExt, Stream, StreamExt, select};
 use russh::Disconnect;
 
+use super::error::SshError;
 use super::link::Link;
 use super::shell::{
     ChannelCommand, MISSED_KEEPALIVES, Program, Shell, ShellEnd, Terminal, open_on, pump,
 };
-use crate::session::{SessionError, TabId, UserCommand};
+use super::vocab::{TabId, UserCommand};
 
 /// The channels being opened or running, each ending with its tab and outcome.
-type Running<'a> = FuturesUnordered<LocalBoxFuture<'a, (TabId, Result<ShellEnd, SessionError>)>>;
+type Running<'a> = FuturesUnordered<LocalBoxFuture<'a, (TabId, Result<ShellEnd, SshError>)>>;
 
 /// Runs `shell` as [`TabId::FIRST`] (see [`run_tabs`]).
 pub async fn run<C, K>(
@@ -43,7 +44,7 @@ pub async fn run<C, K>(
     keepalive_secs: u32,
     terminal: &dyn Terminal,
     now_ms: &dyn Fn() -> f64,
-) -> Result<ShellEnd, SessionError>
+) -> Result<ShellEnd, SshError>
 where
     C: Stream<Item = UserCommand> + FusedStream + Unpin,
     K: Stream<Item = ()> + FusedStream + Unpin,
@@ -62,14 +63,14 @@ where
 
 /// Whether a channel's failure is the connection's: anything but the device refusing to open
 /// a new channel (e.g. its `MaxSessions`) means the connection is gone for every tab.
-fn connection_failed(outcome: &Result<ShellEnd, SessionError>) -> bool {
-    matches!(outcome, Err(err) if !matches!(err, SessionError::ChannelRefused(_)))
+fn connection_failed(outcome: &Result<ShellEnd, SshError>) -> bool {
+    matches!(outcome, Err(err) if !matches!(err, SshError::ChannelRefused(_)))
 }
 
 /// Pumps the channel `opening` gives as `tab`, once it is open.
 fn start<'a>(
     tab: TabId,
-    opening: LocalBoxFuture<'static, Result<Shell, SessionError>>,
+    opening: LocalBoxFuture<'static, Result<Shell, SshError>>,
     tabs: &mut BTreeMap<TabId, UnboundedSender<ChannelCommand>>,
     running: &mut Running<'a>,
     terminal: &'a dyn Terminal,
@@ -103,7 +104,7 @@ pub async fn run_tabs<C, K>(
     keepalive_secs: u32,
     terminal: &dyn Terminal,
     now_ms: &dyn Fn() -> f64,
-) -> Result<ShellEnd, SessionError>
+) -> Result<ShellEnd, SshError>
 where
     C: Stream<Item = UserCommand> + FusedStream + Unpin,
     K: Stream<Item = ()> + FusedStream + Unpin,
@@ -185,7 +186,7 @@ where
                 } else if paused.get() == 0 {
                     missed += 1;
                     if missed >= MISSED_KEEPALIVES {
-                        break Err(SessionError::Timeout {
+                        break Err(SshError::Timeout {
                             what: "the device to answer SSH keep-alives".to_owned(),
                             seconds: keepalive_secs.saturating_mul(MISSED_KEEPALIVES),
                         });

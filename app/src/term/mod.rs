@@ -33,28 +33,7 @@ pub use webgl::is_software_renderer;
 
 use settings::Settings;
 
-/// A JavaScript exception, as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsError(pub String);
-
-impl JsError {
-    /// Describes a thrown JavaScript value: an `Error`'s message, a string, or its debug form.
-    pub fn from_js(value: &JsValue) -> Self {
-        if let Some(error) = value.dyn_ref::<js_sys::Error>() {
-            return Self(String::from(error.message()));
-        }
-        match value.as_string() {
-            Some(text) => Self(text),
-            None => Self(format!("{value:?}")),
-        }
-    }
-}
-
-impl std::fmt::Display for JsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::js::JsError;
 
 /// Why the terminal could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -68,6 +68,13 @@ impl From<SessionError> for Stop {
     }
 }
 
+/// The SSH layer's errors become the session's at this boundary.
+impl From<crate::ssh::error::SshError> for Stop {
+    fn from(err: crate::ssh::error::SshError) -> Self {
+        Stop::Failed(err.into())
+    }
+}
+
 /// The driver's errors become the session's at this boundary.
 impl From<crate::driver::error::TunnelError> for Stop {
     fn from(err: crate::driver::error::TunnelError) -> Self {
@@ -280,6 +287,7 @@ impl Attempt<'_> {
         let fail = |err: SessionError| {
             Stop::Failed(explain(err, tunnel.end_reason().map(SessionError::from)))
         };
+        let ssh_fail = |err: crate::ssh::error::SshError| fail(err.into());
 
         host.phase(Phase::SshHandshake);
         let target = known_hosts_target(self.label, self.destination, &tunnel.service_id);
@@ -295,7 +303,7 @@ impl Attempt<'_> {
         )
         .await
         {
-            Ok(result) => result.map_err(fail)?,
+            Ok(result) => result.map_err(ssh_fail)?,
             Err(Stop::Failed(err)) => {
                 let delivered = tunnel.counters.delivered.get();
                 return Err(fail(handshake_timeout(err, delivered)));
@@ -313,7 +321,7 @@ impl Attempt<'_> {
             &asking,
         )
         .await?
-        .map_err(fail)?;
+        .map_err(ssh_fail)?;
 
         host.phase(Phase::Shell);
         // Every tab closed while connecting: nothing left to open.
@@ -330,7 +338,7 @@ impl Attempt<'_> {
             &never,
         )
         .await?
-        .map_err(fail)?;
+        .map_err(ssh_fail)?;
 
         host.phase(Phase::Connected);
         host.linked(link);
@@ -370,7 +378,7 @@ impl Attempt<'_> {
         for tab in terminal.ended.take() {
             pending.ended(tab);
         }
-        result.map(|_end| ()).map_err(fail)
+        result.map(|_end| ()).map_err(ssh_fail)
     }
 }
 

@@ -27,6 +27,7 @@ use super::{
     ConnectRequest, HostKeyQuestion, KbdQuestion, SessionError, SessionHandle, SessionHost, TabId,
 };
 use crate::ssh::client::Prompter;
+use crate::ssh::error::SshError;
 use crate::ssh::known_hosts::{self, Verdict};
 use crate::ssh::shell::{ShellEnd, Terminal};
 
@@ -78,14 +79,14 @@ impl Prompter for PagePrompter<'_> {
     fn check_host_key(
         &self,
         key: &russh::keys::PublicKey,
-    ) -> LocalBoxFuture<'_, Result<(), SessionError>> {
+    ) -> LocalBoxFuture<'_, Result<(), SshError>> {
         let key = key.clone();
         Box::pin(async move {
             let algorithm = known_hosts::algorithm(&key);
             let fingerprint = known_hosts::fingerprint(&key);
             match known_hosts::load().verdict(&self.target, &key) {
                 Verdict::Known => Ok(()),
-                Verdict::Mismatch { remembered } => Err(SessionError::HostKeyMismatch {
+                Verdict::Mismatch { remembered } => Err(SshError::HostKeyMismatch {
                     target: self.target.clone(),
                     algorithm,
                     presented: fingerprint,
@@ -103,7 +104,7 @@ impl Prompter for PagePrompter<'_> {
                         .await;
                     self.asking.set(false);
                     if answer != Ok(true) {
-                        return Err(SessionError::HostKeyRejected { fingerprint });
+                        return Err(SshError::HostKeyRejected { fingerprint });
                     }
                     // Re-read: another tab may have written meanwhile.
                     let mut hosts = known_hosts::load();
@@ -168,9 +169,10 @@ impl Terminal for PageTerminal<'_> {
         self.rtt.set(Some(ms));
     }
 
-    fn tab_ended(&self, tab: TabId, outcome: Result<ShellEnd, SessionError>) {
+    fn tab_ended(&self, tab: TabId, outcome: Result<ShellEnd, SshError>) {
         self.ended.borrow_mut().push(tab);
-        self.host.tab_ended(tab, outcome.map(drop));
+        self.host
+            .tab_ended(tab, outcome.map(drop).map_err(SessionError::from));
     }
 }
 
@@ -457,7 +459,7 @@ mod tests {
         host.trust.set(false);
         assert!(matches!(
             prompter.check_host_key(&key).await,
-            Err(SessionError::HostKeyRejected { .. })
+            Err(SshError::HostKeyRejected { .. })
         ));
         // Accepted: remembered, and the question named algorithm, fingerprint and target.
         host.trust.set(true);
@@ -475,7 +477,7 @@ mod tests {
         // Another key for the same target: refused loudly with both fingerprints.
         let other = test_key("ed25519_encrypted");
         match prompter.check_host_key(&other).await {
-            Err(SessionError::HostKeyMismatch {
+            Err(SshError::HostKeyMismatch {
                 presented,
                 remembered,
                 ..
