@@ -232,7 +232,7 @@ impl From<crate::ssh::error::SshError> for SessionError {
     fn from(err: crate::ssh::error::SshError) -> Self {
         use crate::ssh::error::SshError as S;
         match err {
-            S::Closed => SessionError::Ssh("the connection closed".to_owned()),
+            S::Closed => SessionError::Ssh(S::Closed.to_string()),
             S::Transport(what) => SessionError::Ssh(what),
             S::Timeout { what, seconds } => SessionError::Timeout { what, seconds },
             S::HostKeyMismatch {

@@ -394,10 +394,7 @@ mod tests {
     fn tunnel_reasons_replace_transport_errors_only() {
         let reset = Some(SessionError::DestinationUnreachable);
         assert_eq!(
-            explain(
-                SessionError::Ssh("the connection closed".into()),
-                reset.clone()
-            ),
+            explain(SshError::Closed.into(), reset.clone()),
             SessionError::DestinationUnreachable
         );
         assert_eq!(
