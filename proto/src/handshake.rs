@@ -59,6 +59,17 @@ impl Format {
             _ => None,
         }
     }
+
+    /// The format a message shows by its ids, as a peer that reads one STREAM_START to learn
+    /// the session's format sees it: no service id is V1, a service id without a connection
+    /// id V2, both V3.
+    pub fn of_message(msg: &crate::Message) -> Format {
+        match (msg.service_id.is_empty(), msg.connection_id) {
+            (true, _) => Format::V1,
+            (false, 0) => Format::V2,
+            (false, _) => Format::V3,
+        }
+    }
 }
 
 impl Role {
@@ -119,6 +130,19 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_shows_its_format_by_its_ids() {
+        let msg = |service: &str, conn: u32| crate::Message {
+            service_id: service.to_owned(),
+            connection_id: conn,
+            ..crate::Message::default()
+        };
+        assert_eq!(Format::of_message(&msg("", 0)), Format::V1);
+        assert_eq!(Format::of_message(&msg("", 3)), Format::V1);
+        assert_eq!(Format::of_message(&msg("SSH", 0)), Format::V2);
+        assert_eq!(Format::of_message(&msg("SSH", 1)), Format::V3);
+    }
 
     #[test]
     fn subprotocols_and_formats_round_trip() {

@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use burrow_proto::codec::{FrameDecoder, encode_frame};
-use burrow_proto::{Message, MessageType};
+use burrow_proto::{Format, Message, MessageType};
 
 /// What the modelled SSH server sends first on every connection.
 pub const SSH_BANNER: &[u8] = b"SSH-2.0-OpenSSH_10.0p2 Debian-7\r\n";
@@ -40,26 +40,8 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Its largest DATA payload.
 pub const MAX_DATA: usize = 32 * 1024;
 
-/// The message format a STREAM_START shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireFormat {
-    /// No service id.
-    V1,
-    /// A service id, no connection id.
-    V2,
-    /// A service id and a connection id.
-    V3,
-}
-
-impl WireFormat {
-    fn of(msg: &Message) -> Self {
-        match (msg.service_id.is_empty(), msg.connection_id) {
-            (true, _) => WireFormat::V1,
-            (false, 0) => WireFormat::V2,
-            (false, _) => WireFormat::V3,
-        }
-    }
-}
+/// The message format a STREAM_START shows (the endpoint's [`Format`], read by its ids).
+pub type WireFormat = Format;
 
 /// The Device Client's tunnel side for one destination token.
 #[derive(Debug)]
@@ -204,7 +186,7 @@ impl DeviceClient {
     fn handle_message(&mut self, msg: Message) {
         match msg.kind() {
             Some(MessageType::StreamStart) => {
-                let format = WireFormat::of(&msg);
+                let format = Format::of_message(&msg);
                 match self.session_format {
                     None => self.session_format = Some(format),
                     Some(fixed) if fixed != format => {

@@ -18,28 +18,7 @@
 
 use burrow_proto::codec::{LENGTH_PREFIX_LEN, decode_body};
 use burrow_proto::frames;
-use burrow_proto::{MAX_ID, Message, MessageType};
-
-/// The message format a STREAM_START shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireFormat {
-    /// No service id.
-    V1,
-    /// A service id, no connection id.
-    V2,
-    /// A service id and a connection id.
-    V3,
-}
-
-impl WireFormat {
-    fn of(msg: &Message) -> Self {
-        match (msg.service_id.is_empty(), msg.connection_id) {
-            (true, _) => WireFormat::V1,
-            (false, 0) => WireFormat::V2,
-            (false, _) => WireFormat::V3,
-        }
-    }
-}
+use burrow_proto::{Format, MAX_ID, Message, MessageType};
 
 /// What became of one WebSocket message.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -56,9 +35,9 @@ pub struct Filtered {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Redial {
     /// The session's format.
-    pub session: WireFormat,
+    pub session: Format,
     /// The format of the STREAM_START that came.
-    pub came: WireFormat,
+    pub came: Format,
 }
 
 /// The rules for one WebSocket session.
@@ -66,7 +45,7 @@ pub struct Redial {
 pub struct Rules {
     /// The start of a frame whose end is in a later message.
     carry: Vec<u8>,
-    session: Option<WireFormat>,
+    session: Option<Format>,
     /// The stream the session answers (its last accepted STREAM_START).
     active: Option<i32>,
 }
@@ -104,7 +83,7 @@ impl Rules {
 
     fn judge(&mut self, msg: &Message) -> Result<(), Judged> {
         if msg.r#type() == MessageType::StreamStart {
-            let came = WireFormat::of(msg);
+            let came = Format::of_message(msg);
             match self.session {
                 None => self.session = Some(came),
                 Some(session) if session != came => {
@@ -112,7 +91,7 @@ impl Rules {
                 }
                 Some(_) => {}
             }
-            if came != WireFormat::V1 {
+            if came != Format::V1 {
                 return Err(Judged::Ignore(
                     "its library sends no V1 message in a V2/V3 session",
                 ));
@@ -125,11 +104,11 @@ impl Rules {
             return Ok(());
         }
         match self.session {
-            Some(WireFormat::V2 | WireFormat::V3) => Err(Judged::Ignore(
+            Some(Format::V2 | Format::V3) => Err(Judged::Ignore(
                 "its library sends no V1 message in a V2/V3 session",
             )),
             // A stream it could not answer stays unanswered.
-            Some(WireFormat::V1)
+            Some(Format::V1)
                 if msg.stream_id != 0
                     && self.active.is_none()
                     && msg.r#type() != MessageType::ServiceIds =>
@@ -253,8 +232,8 @@ mod tests {
                 .filter(&frame(MessageType::StreamStart, 8, "", 0))
                 .redial,
             Some(Redial {
-                session: WireFormat::V3,
-                came: WireFormat::V1
+                session: Format::V3,
+                came: Format::V1
             })
         );
         // V2 (a service id, no connection id) is not answered either.
