@@ -21,6 +21,9 @@ use super::controller::Controller;
 use crate::files::browser::{FileSource, open_sink};
 use crate::files::progress::{self, Meter};
 use crate::ssh::sftp::{self, Entry, Failure, FilesError, Kind, Sftp};
+use rows::{FileRowView, TransferView};
+
+mod rows;
 
 /// The progress of a transfer is shown at most this often.
 const PROGRESS_EVERY_MS: f64 = 200.0;
@@ -718,77 +721,17 @@ pub fn FilesPanel(
                         <ul class="transfers" aria-label="Transfers">
                             <For
                                 each=move || panel.transfers.get()
-                                key=|row| (row.id, row.done, row.state.clone())
+                                key=|row| row.id
                                 let:row
                             >
-                                <TransferView panel=panel row=row />
+                                <TransferView panel=panel id=row.id name=row.name.clone()
+                                    label=format!("{} {}", if row.upload { "↑" } else { "↓" }, row.name) />
                             </For>
                         </ul>
                     </Show>
                 </section>
             </Show>
         </div>
-    }
-}
-
-#[component]
-fn FileRowView(panel: Panel, entry: Entry) -> impl IntoView {
-    let is_dir = entry.kind == Kind::Dir;
-    let name = entry.name.clone();
-    let open_entry = entry.clone();
-    let open = move |_| {
-        if open_entry.kind == Kind::Dir {
-            panel.navigate(sftp::join(&panel.path.get_untracked(), &open_entry.name));
-        }
-    };
-    let download_entry = entry.clone();
-    let rename_entry = entry.clone();
-    let delete_entry = entry.clone();
-    view! {
-        <tr data-testid="file-row" data-name=name.clone() data-kind=if is_dir { "dir" } else { "file" }>
-            <td class="file-name">
-                {if is_dir {
-                    view! { <button type="button" class="link" data-testid="file-open" on:click=open>{format!("{name}/")}</button> }.into_any()
-                } else {
-                    view! { <span>{name.clone()}</span> }.into_any()
-                }}
-            </td>
-            <td class="file-size">{if is_dir { String::new() } else { progress::bytes(entry.size) }}</td>
-            <td class="file-time">{progress::time(entry.mtime)}</td>
-            <td class="file-mode">{progress::mode(entry.mode)}</td>
-            <td class="file-actions">
-                {(entry.kind == Kind::File).then(|| view! {
-                    <button type="button" class="small" data-testid="file-download" title="Download"
-                        on:click=move |_| panel.download(download_entry.clone())>"↓"</button>
-                })}
-                <button type="button" class="small" data-testid="file-rename" title="Rename"
-                    on:click=move |_| panel.rename(rename_entry.clone())>"✎"</button>
-                <button type="button" class="small" data-testid="file-delete" title="Delete"
-                    on:click=move |_| panel.delete(delete_entry.clone())>"Delete"</button>
-            </td>
-        </tr>
-    }
-}
-
-#[component]
-fn TransferView(panel: Panel, row: Row) -> impl IntoView {
-    let id = row.id;
-    let (state, message) = match &row.state {
-        RowState::Running => ("running", None),
-        RowState::Done => ("done", Some("Done.".to_owned())),
-        RowState::Cancelled(text) => ("cancelled", Some(text.clone())),
-        RowState::Failed(text) => ("failed", Some(text.clone())),
-    };
-    view! {
-        <li class="transfer" data-testid="transfer" data-state=state data-name=row.name.clone()>
-            <span class="transfer-name">{format!("{} {}", if row.upload { "↑" } else { "↓" }, row.name)}</span>
-            <span class="transfer-figures" data-testid="transfer-figures">{row.figures()}</span>
-            {message.map(|text| view! { <span class="transfer-message" data-testid="transfer-message">{text}</span> })}
-            {(state == "running").then(|| view! {
-                <button type="button" class="small" data-testid="transfer-cancel"
-                    on:click=move |_| panel.cancel(id)>"Cancel"</button>
-            })}
-        </li>
     }
 }
 
