@@ -738,7 +738,7 @@ async fn sftp_shares_the_shell_connection_and_moves_files_both_ways() {
         furthest: 0,
     };
     let reported = Cell::new(0u64);
-    let mut never = futures_util::future::pending::<()>().fuse();
+    let mut never = futures_util::future::pending::<FilesError>().fuse();
     let sent = sftp
         .upload(
             &mut source,
@@ -851,7 +851,7 @@ async fn a_cancelled_transfer_leaves_nothing_that_looks_complete() {
     // Cancel once a quarter is acknowledged.
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
     let cancel_tx = RefCell::new(Some(cancel_tx));
-    let mut cancel = cancel_rx.map(drop).fuse();
+    let mut cancel = cancel_rx.map(|_| FilesError::Cancelled).fuse();
     let failure = sftp
         .upload(
             &mut source,
@@ -938,7 +938,7 @@ async fn a_connection_lost_mid_transfer_leaves_partial_names_only() {
         furthest: 0,
     };
     let cut = cut_once_past(&sshd, 1024 * 1024);
-    let mut never = futures_util::future::pending::<()>().fuse();
+    let mut never = futures_util::future::pending::<FilesError>().fuse();
     let failure = sftp
         .upload(&mut source, &dir, "lost.bin", false, &cut, &mut never)
         .await
@@ -1013,7 +1013,7 @@ async fn a_full_file_system_is_no_space_left_and_the_partial_file_goes() {
         data: noise(3 * 1024 * 1024, 9),
         furthest: 0,
     };
-    let mut never = futures_util::future::pending::<()>().fuse();
+    let mut never = futures_util::future::pending::<FilesError>().fuse();
     let failure = sftp
         .upload(&mut source, &dir, "big.bin", false, &|_| {}, &mut never)
         .await

@@ -22,7 +22,7 @@ const MAX_LINES: usize = 700;
 /// list only shrinks: a file may not grow past its number, and a file back under the limit must
 /// leave the list (lower a number when a file shrinks, so it cannot grow back).
 const LONG_FILES: &[(&str, usize)] = &[
-    ("app/src/components/files.rs", 759),
+    ("app/src/components/files.rs", 756),
     ("app/src/driver/tunnel.rs", 902),
     ("app/src/ssh/sftp.rs", 919),
     ("app/tests/openssh.rs", 1037),

@@ -169,7 +169,7 @@ struct Panel {
     transfers: RwSignal<Vec<Row>>,
     sftp: StoredValue<Option<(u64, Opening)>, LocalStorage>,
     answer: StoredValue<Option<oneshot::Sender<Option<String>>>, LocalStorage>,
-    cancels: StoredValue<HashMap<u64, oneshot::Sender<()>>, LocalStorage>,
+    cancels: StoredValue<HashMap<u64, oneshot::Sender<FilesError>>, LocalStorage>,
     next_id: StoredValue<u64>,
 }
 
@@ -388,7 +388,9 @@ impl Panel {
                 self.transfer(name.clone(), size, true, move |progress, cancel| {
                     async move {
                         let mut source = FileSource::new(file);
-                        let mut cancel = cancel.map(drop).fuse();
+                        let mut cancel = cancel
+                            .map(|why| why.unwrap_or(FilesError::Cancelled))
+                            .fuse();
                         sftp.upload(&mut source, &dir, &name, replace, &*progress, &mut cancel)
                             .await
                     }
@@ -421,7 +423,9 @@ impl Panel {
                 false,
                 move |progress, cancel| {
                     async move {
-                        let mut cancel = cancel.map(drop).fuse();
+                        let mut cancel = cancel
+                            .map(|why| why.unwrap_or(FilesError::Cancelled))
+                            .fuse();
                         sftp.download(&path, &mut *sink, &*progress, &mut cancel)
                             .await
                     }
@@ -439,7 +443,7 @@ impl Panel {
         upload: bool,
         work: impl FnOnce(
             Rc<dyn Fn(u64)>,
-            oneshot::Receiver<()>,
+            oneshot::Receiver<FilesError>,
         ) -> LocalBoxFuture<'static, Result<u64, Failure>>
         + 'static,
     ) {
@@ -457,7 +461,7 @@ impl Panel {
                 state: RowState::Running,
             })
         });
-        let (cancel_sender, cancel) = oneshot::channel::<()>();
+        let (cancel_sender, cancel) = oneshot::channel::<FilesError>();
         self.cancels
             .update_value(|cancels| drop(cancels.insert(id, cancel_sender)));
         let transfers = self.transfers;
@@ -520,7 +524,19 @@ impl Panel {
             .try_update_value(|cancels| cancels.remove(&id))
             .flatten()
         {
-            let _ = sender.send(());
+            let _ = sender.send(FilesError::Cancelled);
+        }
+    }
+
+    /// The connection the transfers ran on is gone: each ends now as lost (requests already
+    /// sent on it would otherwise wait out their timeout), keeping what it has as partial.
+    fn lose_all(self) {
+        let senders = self
+            .cancels
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        for sender in senders.into_values() {
+            let _ = sender.send(FilesError::ConnectionLost);
         }
     }
 }
@@ -564,10 +580,14 @@ pub fn FilesPanel(
     };
 
     // A new connection (or none): list again when the panel is open.
+    // Running transfers were on the connection that is gone.
     Effect::new(move |previous: Option<u64>| {
         let now = link_changes.get();
-        if previous.is_some_and(|p| p != now) && panel.open.get_untracked() && connected() {
-            panel.navigate(panel.path.get_untracked());
+        if previous.is_some_and(|p| p != now) {
+            panel.lose_all();
+            if panel.open.get_untracked() && connected() {
+                panel.navigate(panel.path.get_untracked());
+            }
         }
         now
     });
@@ -732,28 +752,5 @@ pub fn FilesPanel(
                 </section>
             </Show>
         </div>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_row_shows_bytes_percent_speed_and_time_left() {
-        let mut row = Row {
-            id: 1,
-            name: "big.bin".into(),
-            upload: true,
-            total: 50_000_000,
-            done: 12_500_000,
-            speed: Some(2_500_000.0),
-            eta: Some(15.0),
-            state: RowState::Running,
-        };
-        assert_eq!(row.figures(), "12 MB of 50 MB · 25% · 2.5 MB/s · 0:15 left");
-        row.state = RowState::Done;
-        row.done = row.total;
-        assert_eq!(row.figures(), "50 MB of 50 MB · 100%");
     }
 }

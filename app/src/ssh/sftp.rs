@@ -441,13 +441,13 @@ impl Sftp {
     }
 
     /// Downloads `path` into `sink`, reporting bytes written to `progress`, until done or
-    /// `cancel` resolves.
+    /// `cancel` resolves with why it stops (cancelled, or the connection lost).
     pub async fn download(
         &self,
         path: &str,
         sink: &mut dyn Sink,
         progress: &dyn Fn(u64),
-        cancel: &mut (dyn FusedFuture<Output = ()> + Unpin),
+        cancel: &mut (dyn FusedFuture<Output = FilesError> + Unpin),
     ) -> Result<u64, Failure> {
         let fail = |error: FilesError, done: u64| Failure {
             error,
@@ -493,7 +493,7 @@ impl Sftp {
         handle: &str,
         sink: &mut dyn Sink,
         progress: &dyn Fn(u64),
-        cancel: &mut (dyn FusedFuture<Output = ()> + Unpin),
+        cancel: &mut (dyn FusedFuture<Output = FilesError> + Unpin),
         written: &mut u64,
     ) -> Result<(), FilesError> {
         type Reply = (u64, u32, Ticket, Result<Vec<u8>, SftpError>);
@@ -546,7 +546,7 @@ impl Sftp {
             }
             let (offset, len, ticket, reply) = select! {
                 reply = in_flight.select_next_some() => reply,
-                () = &mut *cancel => return Err(FilesError::Cancelled),
+                why = &mut *cancel => return Err(why),
             };
             pacer.answered(ticket, (self.clock)());
             match reply {
@@ -599,7 +599,7 @@ impl Sftp {
         name: &str,
         replace: bool,
         progress: &dyn Fn(u64),
-        cancel: &mut (dyn FusedFuture<Output = ()> + Unpin),
+        cancel: &mut (dyn FusedFuture<Output = FilesError> + Unpin),
     ) -> Result<u64, Failure> {
         let target = join(dir, name);
         let partial = format!("{target}{PARTIAL_SUFFIX}");
@@ -684,7 +684,7 @@ impl Sftp {
         handle: &str,
         source: &mut dyn Source,
         progress: &dyn Fn(u64),
-        cancel: &mut (dyn FusedFuture<Output = ()> + Unpin),
+        cancel: &mut (dyn FusedFuture<Output = FilesError> + Unpin),
         acked: &mut u64,
     ) -> Result<(), FilesError> {
         type Reply = (Ticket, Result<(), SftpError>);
@@ -719,7 +719,7 @@ impl Sftp {
             }
             let (ticket, reply) = select! {
                 reply = in_flight.select_next_some() => reply,
-                () = &mut *cancel => return Err(FilesError::Cancelled),
+                why = &mut *cancel => return Err(why),
             };
             pacer.answered(ticket, (self.clock)());
             match reply {

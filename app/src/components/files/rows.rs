@@ -75,3 +75,26 @@ pub(super) fn TransferView(panel: Panel, id: u64, label: String, name: String) -
         </li>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Row, RowState};
+
+    #[test]
+    fn a_row_shows_bytes_percent_speed_and_time_left() {
+        let mut row = Row {
+            id: 1,
+            name: "big.bin".into(),
+            upload: true,
+            total: 50_000_000,
+            done: 12_500_000,
+            speed: Some(2_500_000.0),
+            eta: Some(15.0),
+            state: RowState::Running,
+        };
+        assert_eq!(row.figures(), "12 MB of 50 MB · 25% · 2.5 MB/s · 0:15 left");
+        row.state = RowState::Done;
+        row.done = row.total;
+        assert_eq!(row.figures(), "50 MB of 50 MB · 100%");
+    }
+}
