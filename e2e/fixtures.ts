@@ -59,9 +59,15 @@ interface TestFixtures {
   /**
    * Opens a tunnel with a connected destination agent in front of a device: by default the
    * worker's service and sshd (what `tunnel` is), or a test's own (a rate-limited service, an
-   * sshd with PAM or without SFTP).
+   * sshd with PAM or without SFTP), with the agent writing `format` and, with
+   * `deviceClientRules`, keeping the AWS IoT Device Client's rules.
    */
-  device: (options?: { service?: BurrowService; sshd?: Sshd }) => Promise<ReadyTunnel>;
+  device: (options?: {
+    service?: BurrowService;
+    sshd?: Sshd;
+    format?: AgentOptions['format'];
+    deviceClientRules?: boolean;
+  }) => Promise<ReadyTunnel>;
 }
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
@@ -152,6 +158,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
         endpoint: service.url,
         token: tunnel.destinationAccessToken,
         destinations: [`SSH=${device.address}`],
+        format: options.format,
+        deviceClientRules: options.deviceClientRules,
       });
       return { ...tunnel, agent: agentProc };
     });

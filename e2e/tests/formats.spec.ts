@@ -7,18 +7,11 @@ import { passwordLogin } from '../pages/burrow-app';
 for (const format of ['V1', 'V2'] as const) {
   test(`a ${format} device: the app set to ${format} logs in and runs a command`, async ({
     app,
-    burrow,
-    agent,
+    device,
     sshd,
     testUser,
   }) => {
-    const tunnel = await burrow.openTunnel(['SSH']);
-    const device = await agent({
-      endpoint: burrow.url,
-      token: tunnel.destinationAccessToken,
-      destinations: [`SSH=${sshd.address}`],
-      format,
-    });
+    const tunnel = await device({ format });
     await app.open();
     await app.login(
       passwordLogin(tunnel.sourceAccessToken, testUser, { format }),
@@ -28,7 +21,7 @@ for (const format of ['V1', 'V2'] as const) {
     await expect(app.format).toHaveValue(format);
     await app.terminal.run(`echo ${format}-device-$((20+3))`);
     await app.terminal.expectText(new RegExp(`^${format}-device-23$`, 'm'));
-    expect(device.hasExited).toBe(false);
+    expect(tunnel.agent.hasExited).toBe(false);
   });
 }
 
@@ -39,18 +32,11 @@ for (const format of ['V1', 'V2'] as const) {
 test('a V1 device that keeps the Device Client rules answers ten sessions out of ten', async ({
   app,
   burrow,
-  agent,
+  device,
   sshd,
   testUser,
 }) => {
-  const tunnel = await burrow.openTunnel(['SSH']);
-  const device = await agent({
-    endpoint: burrow.url,
-    token: tunnel.destinationAccessToken,
-    destinations: [`SSH=${sshd.address}`],
-    format: 'V1',
-    deviceClientRules: true,
-  });
+  const tunnel = await device({ format: 'V1', deviceClientRules: true });
   await app.open();
   let token = tunnel.sourceAccessToken;
   for (let session = 1; session <= 10; session++) {
@@ -66,26 +52,17 @@ test('a V1 device that keeps the Device Client rules answers ten sessions out of
     token = (await burrow.rotateTokens(tunnel.tunnelId, 'SOURCE')).sourceAccessToken as string;
   }
   // Every stream was one it could answer, on the one WebSocket it started with.
-  expect(device.output()).not.toMatch(/not answering/);
-  expect(device.output().match(/connected to the tunneling service/g)).toHaveLength(1);
-  expect(device.hasExited).toBe(false);
+  expect(tunnel.agent.output()).not.toMatch(/not answering/);
+  expect(tunnel.agent.output().match(/connected to the tunneling service/g)).toHaveLength(1);
+  expect(tunnel.agent.hasExited).toBe(false);
 });
 
 test('V3 against a device with the Device Client rules ends with the error that names the format', async ({
   app,
-  burrow,
-  agent,
-  sshd,
+  device,
   testUser,
 }) => {
-  const tunnel = await burrow.openTunnel(['SSH']);
-  const device = await agent({
-    endpoint: burrow.url,
-    token: tunnel.destinationAccessToken,
-    destinations: [`SSH=${sshd.address}`],
-    format: 'V1',
-    deviceClientRules: true,
-  });
+  const tunnel = await device({ format: 'V1', deviceClientRules: true });
   await app.open();
   await app.fill(passwordLogin(tunnel.sourceAccessToken, testUser, { format: 'auto' }));
   await app.connect();
@@ -93,27 +70,20 @@ test('V3 against a device with the Device Client rules ends with the error that 
   expect(text).toContain('AWS IoT Device Client');
   await expect(app.status).toHaveAttribute('data-state', 'ended');
   // The device saw the stream and, as the Device Client would, did not answer it.
-  expect(device.output()).toMatch(/Device Client rules: not answering/);
+  expect(tunnel.agent.output()).toMatch(/Device Client rules: not answering/);
 });
 
 test('Token mode remembers the format that worked under the device name', async ({
   app,
-  burrow,
-  agent,
+  device,
   sshd,
   testUser,
 }) => {
-  const tunnel = await burrow.openTunnel(['SSH']);
-  await agent({
-    endpoint: burrow.url,
-    token: tunnel.destinationAccessToken,
-    destinations: [`SSH=${sshd.address}`],
-    format: 'V1',
-  });
-  const device = `pump-v1-${Date.now()}`;
+  const tunnel = await device({ format: 'V1' });
+  const deviceName = `pump-v1-${Date.now()}`;
   await app.open();
   await app.login(
-    passwordLogin(tunnel.sourceAccessToken, testUser, { format: 'V1', deviceName: device }),
+    passwordLogin(tunnel.sourceAccessToken, testUser, { format: 'V1', deviceName }),
     sshd.hostKeyFingerprints[0],
   );
   await expect(app.status).toHaveAttribute('data-state', 'connected');
@@ -127,7 +97,7 @@ test('Token mode remembers the format that worked under the device name', async 
   await app.byId('device-name').fill('another-device');
   await app.byId('device-name').press('Tab');
   await expect(app.format).toHaveValue('V3');
-  await app.byId('device-name').fill(device);
+  await app.byId('device-name').fill(deviceName);
   await app.byId('device-name').press('Tab');
   await expect(app.format).toHaveValue('V1');
 });

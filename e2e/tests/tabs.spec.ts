@@ -103,18 +103,11 @@ test('closing a tab ends its shell; the connection ends with its last tab', asyn
 
 test('tabs work with a V1 device (channels of one SSH connection, not tunnel connections)', async ({
   app,
-  burrow,
-  agent,
+  device,
   sshd,
   testUser,
 }) => {
-  const tunnel = await burrow.openTunnel(['SSH']);
-  const device = await agent({
-    endpoint: burrow.url,
-    token: tunnel.destinationAccessToken,
-    destinations: [`SSH=${sshd.address}`],
-    format: 'V1',
-  });
+  const tunnel = await device({ format: 'V1' });
   await app.open();
   await app.login(
     passwordLogin(tunnel.sourceAccessToken, testUser, { format: 'V1' }),
@@ -134,7 +127,7 @@ test('tabs work with a V1 device (channels of one SSH connection, not tunnel con
   await tabs.close(second);
   await expect(tabs.all).toHaveCount(1);
   await expect(app.status).toHaveAttribute('data-state', 'connected');
-  expect(device.hasExited).toBe(false);
+  expect(tunnel.agent.hasExited).toBe(false);
 });
 
 test('two tabs printing a lot at once both finish, and a key is answered meanwhile', async ({
