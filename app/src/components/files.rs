@@ -99,6 +99,10 @@ fn now_ms() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
+/// What ends a running transfer early, with why: the operator cancelled, or its connection is
+/// gone.
+type Stop = futures_util::future::Fuse<LocalBoxFuture<'static, FilesError>>;
+
 /// How a transfer row stands.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum RowState {
@@ -385,12 +389,9 @@ impl Panel {
                 let size = file.size() as u64;
                 let sftp = Rc::clone(&sftp);
                 let dir = dir.clone();
-                self.transfer(name.clone(), size, true, move |progress, cancel| {
+                self.transfer(name.clone(), size, true, move |progress, mut cancel| {
                     async move {
                         let mut source = FileSource::new(file);
-                        let mut cancel = cancel
-                            .map(|why| why.unwrap_or(FilesError::Cancelled))
-                            .fuse();
                         sftp.upload(&mut source, &dir, &name, replace, &*progress, &mut cancel)
                             .await
                     }
@@ -421,11 +422,8 @@ impl Panel {
                 entry.name.clone(),
                 entry.size,
                 false,
-                move |progress, cancel| {
+                move |progress, mut cancel| {
                     async move {
-                        let mut cancel = cancel
-                            .map(|why| why.unwrap_or(FilesError::Cancelled))
-                            .fuse();
                         sftp.download(&path, &mut *sink, &*progress, &mut cancel)
                             .await
                     }
@@ -441,10 +439,7 @@ impl Panel {
         name: String,
         total: u64,
         upload: bool,
-        work: impl FnOnce(
-            Rc<dyn Fn(u64)>,
-            oneshot::Receiver<FilesError>,
-        ) -> LocalBoxFuture<'static, Result<u64, Failure>>
+        work: impl FnOnce(Rc<dyn Fn(u64)>, Stop) -> LocalBoxFuture<'static, Result<u64, Failure>>
         + 'static,
     ) {
         let id = self.next_id.get_value();
@@ -491,7 +486,12 @@ impl Panel {
         };
         leptos::task::spawn_local(async move {
             meter.borrow_mut().sample(now_ms(), 0);
-            let result = work(progress, cancel).await;
+            // A sender dropped without a word (the panel went away) stops as cancelled.
+            let stop = cancel
+                .map(|why| why.unwrap_or(FilesError::Cancelled))
+                .boxed_local()
+                .fuse();
+            let result = work(progress, stop).await;
             self.cancels
                 .update_value(|cancels| drop(cancels.remove(&id)));
             let (done, state) = match result {

@@ -92,33 +92,34 @@ impl Rules {
                 Some(_) => {}
             }
             if came != Format::V1 {
-                return Err(Judged::Ignore(
-                    "its library sends no V1 message in a V2/V3 session",
-                ));
+                return Err(Judged::Ignore(MIXED_SESSION));
             }
             if !(1..=MAX_ID).contains(&msg.stream_id) {
                 self.active = None;
-                return Err(Judged::Ignore("its varints cannot encode the stream id"));
+                return Err(Judged::Ignore(UNENCODABLE_ID));
             }
             self.active = Some(msg.stream_id);
             return Ok(());
         }
         match self.session {
-            Some(Format::V2 | Format::V3) => Err(Judged::Ignore(
-                "its library sends no V1 message in a V2/V3 session",
-            )),
+            Some(Format::V2 | Format::V3) => Err(Judged::Ignore(MIXED_SESSION)),
             // A stream it could not answer stays unanswered.
             Some(Format::V1)
                 if msg.stream_id != 0
                     && self.active.is_none()
                     && msg.r#type() != MessageType::ServiceIds =>
             {
-                Err(Judged::Ignore("its varints cannot encode the stream id"))
+                Err(Judged::Ignore(UNENCODABLE_ID))
             }
             _ => Ok(()),
         }
     }
 }
+
+/// Why a V2/V3 session gets no answer.
+const MIXED_SESSION: &str = "its library sends no V1 message in a V2/V3 session";
+/// Why a stream with an id above 2^28−1 gets no answer.
+const UNENCODABLE_ID: &str = "its varints cannot encode the stream id";
 
 /// The session's use of the rules: off (every message is fed on), or on.
 #[derive(Debug)]

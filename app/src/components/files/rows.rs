@@ -56,20 +56,21 @@ pub(super) fn TransferView(panel: Panel, id: u64, label: String, name: String) -
             .transfers
             .with(|rows| rows.iter().find(|r| r.id == id).cloned())
     });
-    let state = move || {
+    // The state and its message change once or twice; the figures on every progress tick.
+    let state = Memo::new(move |_| {
         row.with(|row| match row.as_ref().map(|row| &row.state) {
             Some(RowState::Running) => ("running", None),
             Some(RowState::Done) | None => ("done", Some("Done.".to_owned())),
             Some(RowState::Cancelled(text)) => ("cancelled", Some(text.clone())),
             Some(RowState::Failed(text)) => ("failed", Some(text.clone())),
         })
-    };
+    });
     view! {
-        <li class="transfer" data-testid="transfer" data-state=move || state().0 data-name=name>
+        <li class="transfer" data-testid="transfer" data-state=move || state.get().0 data-name=name>
             <span class="transfer-name">{label}</span>
             <span class="transfer-figures" data-testid="transfer-figures">{move || row.with(|row| row.as_ref().map(Row::figures))}</span>
-            {move || state().1.map(|text| view! { <span class="transfer-message" data-testid="transfer-message">{text}</span> })}
-            <Show when=move || state().0 == "running">
+            {move || state.get().1.map(|text| view! { <span class="transfer-message" data-testid="transfer-message">{text}</span> })}
+            <Show when=move || state.get().0 == "running">
                 <button type="button" class="small" data-testid="transfer-cancel" on:click=move |_| panel.cancel(id)>"Cancel"</button>
             </Show>
         </li>
