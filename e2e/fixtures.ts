@@ -7,6 +7,7 @@
 import { test as base, expect } from '@playwright/test';
 import { BurrowApp } from './pages/burrow-app';
 import { BurrowService, Tunnel, startAgent, AgentOptions } from './support/burrow';
+import { Delay } from './support/delay';
 import { Proc } from './support/process';
 import { Sshd, SshdOptions, TestUser, prepareTestUser, removeTestUserFiles } from './support/sshd';
 
@@ -60,13 +61,15 @@ interface TestFixtures {
    * Opens a tunnel with a connected destination agent in front of a device: by default the
    * worker's service and sshd (what `tunnel` is), or a test's own (a rate-limited service, an
    * sshd with PAM or without SFTP), with the agent writing `format` and, with
-   * `deviceClientRules`, keeping the AWS IoT Device Client's rules.
+   * `deviceClientRules`, keeping the AWS IoT Device Client's rules; with `oneWayDelayMs`, a slow
+   * link (a forwarder holding every chunk that long each way) between the agent and the sshd.
    */
   device: (options?: {
     service?: BurrowService;
     sshd?: Sshd;
     format?: AgentOptions['format'];
     deviceClientRules?: boolean;
+    oneWayDelayMs?: number;
   }) => Promise<ReadyTunnel>;
 }
 
@@ -149,15 +152,20 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     });
   },
 
-  device: async ({ burrow, sshd, agent }, use) => {
+  device: async ({ burrow, sshd, agent, processes }, use) => {
     await use(async (options = {}) => {
       const service = options.service ?? burrow;
-      const device = options.sshd ?? sshd;
+      let address = (options.sshd ?? sshd).address;
+      if (options.oneWayDelayMs !== undefined) {
+        const delay = await Delay.start(address, options.oneWayDelayMs);
+        processes.onCleanup(() => delay.stop());
+        address = delay.address;
+      }
       const tunnel = await service.openTunnel(['SSH']);
       const agentProc = await agent({
         endpoint: service.url,
         token: tunnel.destinationAccessToken,
-        destinations: [`SSH=${device.address}`],
+        destinations: [`SSH=${address}`],
         format: options.format,
         deviceClientRules: options.deviceClientRules,
       });
