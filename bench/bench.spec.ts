@@ -468,6 +468,9 @@ async function terminalSize(page: QuietPage): Promise<{ cols: number; rows: numb
 // ---------------------------------------------------------------------------------------------
 // The figures
 
+/** The scripts the page fetches when a session starts (app/src/term/mod.rs and extras.rs). */
+const SESSION_SCRIPTS = ['xterm.js', 'addon-fit.js', 'addon-unicode11.js', 'addon-web-links.js', 'addon-clipboard.js'];
+
 test('bundle: dist/ sizes and first load to the interactive form', async ({ browser, rig }) => {
   // `cargo xtask` writes a .gz (gzip -9) and a .br (brotli q11) copy beside every file after the
   // build (xtask/scripts/precompress.mjs): their sizes are exactly what `burrow serve` sends.
@@ -488,7 +491,6 @@ test('bundle: dist/ sizes and first load to the interactive form', async ({ brow
   const cold: number[] = [];
   const warm: number[] = [];
   let loaded: string[] = [];
-  let renderer = '';
   for (let run = 0; run < RUNS; run++) {
     const context = await newContext(browser);
     const page = await context.newPage();
@@ -500,7 +502,6 @@ test('bundle: dist/ sizes and first load to the interactive form', async ({ brow
         location.pathname,
         ...performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname),
       ]);
-      renderer = (await page.getByTestId('terminal').getAttribute('data-renderer').catch(() => null)) ?? '';
     }
     await page.reload({ waitUntil: 'commit' });
     await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null, null, { timeout: 60_000 });
@@ -510,13 +511,22 @@ test('bundle: dist/ sizes and first load to the interactive form', async ({ brow
   const loadedNames = new Set(loaded.map((p) => (p === '/' ? 'index.html' : p.replace(/^\//, ''))));
   const pageFiles = files.filter((f) => loadedNames.has(f.name));
   const total = (key: 'raw' | 'gzip' | 'brotli') => pageFiles.reduce((sum, f) => sum + f[key], 0);
+  // What the page fetches when a session starts (e2e wire.spec.ts checks that it does, and that
+  // the first screen does not): xterm.js, its fit addon and the session's addons.
+  const sessionFiles = files.filter((f) => SESSION_SCRIPTS.includes(f.name));
+  const sessionTotal = (key: 'raw' | 'gzip' | 'brotli') => sessionFiles.reduce((sum, f) => sum + f[key], 0);
   save('bundle', {
     files,
     loaded: pageFiles.map((f) => f.name),
     total: { raw: total('raw'), gzip: total('gzip'), brotli: total('brotli') },
+    session: {
+      files: sessionFiles.map((f) => f.name),
+      raw: sessionTotal('raw'),
+      gzip: sessionTotal('gzip'),
+      brotli: sessionTotal('brotli'),
+    },
     coldMs: runs(cold),
     warmMs: runs(warm),
-    renderer,
     chromium: browser.version(),
     load: load(),
   });

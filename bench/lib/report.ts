@@ -85,7 +85,7 @@ export function renderReport(input: ReportInput): string {
   out();
   out(`- **Date**: ${input.date.toISOString().replace(/\.\d+Z$/, 'Z')}`);
   out(`- **Machine**: ${os.cpus().length} CPUs (\`nproc\`), ${cpuModel()}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, Linux ${os.release()}`);
-  out(`- **Browser**: Debian's Chromium ${bundle?.chromium ?? ''} headless (\`--disable-gpu\`, so the terminal uses xterm.js's ${bundle?.renderer || 'DOM'} renderer)`);
+  out(`- **Browser**: Debian's Chromium ${bundle?.chromium ?? ''} headless (\`--disable-gpu\`: no hardware WebGL, so the terminal uses xterm.js's DOM renderer)`);
   out(
     '- **Driving the page**: figures 1–3 use a Chromium started by `bench/lib/quiet.ts` and driven over a bare ' +
       'DevTools pipe (Page, Runtime and Input only). Playwright, used for figure 4, enables the Network domain, ' +
@@ -322,7 +322,21 @@ export function renderReport(input: ReportInput): string {
       out(`| \`${file.name}\` | ${loaded} | ${kb(file.raw)} | ${kb(file.gzip)} | ${kb(file.brotli)} |`);
     }
     out(`| **Everything the page loads** | | **${kb(bundle.total.raw)}** | **${kb(bundle.total.gzip)}** | **${kb(bundle.total.brotli)}** |`);
+    if (bundle.session) {
+      out(
+        `| Fetched when a session starts (${bundle.session.files.map((f: string) => `\`${f}\``).join(', ')}) | | ` +
+          `${kb(bundle.session.raw)} | ${kb(bundle.session.gzip)} | ${kb(bundle.session.brotli)} |`,
+      );
+    }
     out();
+    if (bundle.session) {
+      out(
+        'The first screen is the connect form: it draws no terminal, so xterm.js and the addons a session needs ' +
+          'are fetched when a session starts (the Connect click), in parallel with its first round trips; the ' +
+          `search and WebGL addons on first use. First screen and session together: ${kb(bundle.total.brotli + bundle.session.brotli)} KB brotli.`,
+      );
+      out();
+    }
     out(
       `First load to the interactive form (navigation start → the Connect button is in the page and enabled, i.e. ` +
         `the WebAssembly is compiled and the app mounted), over loopback: cold (a new browser context, empty cache) ` +

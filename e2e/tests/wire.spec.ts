@@ -1,10 +1,11 @@
-// The first screen downloads only what it draws: the addons a session needs (Unicode 11 widths,
-// web links, the OSC 52 clipboard) are fetched when it starts, the search addon when the search
-// box first opens (app/src/term/script.rs), and search works once fetched.
+// The first screen downloads only what it draws, the app and its form: xterm.js, its fit addon
+// and the addons a session needs (Unicode 11 widths, web links, the OSC 52 clipboard) are
+// fetched when a session starts, the search addon when the search box first opens
+// (app/src/term/script.rs), and search works once fetched.
 import { test, expect } from '../fixtures';
 import { passwordLogin } from '../pages/burrow-app';
 
-const SESSION_ADDONS = ['addon-unicode11.js', 'addon-web-links.js', 'addon-clipboard.js'];
+const SESSION_ADDONS = ['xterm.js', 'addon-fit.js', 'addon-unicode11.js', 'addon-web-links.js', 'addon-clipboard.js'];
 const SEARCH_ADDON = 'addon-search.js';
 
 test('addons are fetched on first use, not with the first screen', async ({ app, tunnel, testUser, sshd }) => {
@@ -12,14 +13,17 @@ test('addons are fetched on first use, not with the first screen', async ({ app,
   app.page.on('request', (request) => requested.push(new URL(request.url()).pathname.replace(/^\//, '')));
   await app.open();
   await expect(app.page.getByTestId('connect')).toBeEnabled();
-  // The first screen: the app itself and xterm.js, none of the addons.
+  // The first screen: the app itself and its form, no terminal yet, neither xterm.js nor any addon.
   expect(requested.some((file) => file.endsWith('.wasm'))).toBe(true);
-  expect(requested.some((file) => /^xterm-.*\.js$/.test(file))).toBe(true);
   expect(requested.filter((file) => [...SESSION_ADDONS, SEARCH_ADDON].includes(file))).toEqual([]);
+  expect(requested.filter((file) => /xterm.*\.js$/.test(file))).toEqual([]);
+  await expect(app.page.getByTestId('terminal-hint')).toBeVisible();
+  await expect(app.page.getByTestId('terminal')).toHaveCount(0);
 
   await app.login(passwordLogin(tunnel.sourceAccessToken, testUser), sshd.hostKeyFingerprints[0]);
   await expect(app.status).toHaveAttribute('data-state', 'connected');
   await expect.poll(() => SESSION_ADDONS.filter((file) => requested.includes(file))).toEqual(SESSION_ADDONS);
+  await expect(app.page.getByTestId('terminal-hint')).toHaveCount(0);
   expect(requested).not.toContain(SEARCH_ADDON);
 
   await app.terminal.run('echo found-$((40+2))');

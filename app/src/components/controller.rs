@@ -145,16 +145,52 @@ impl Controller {
         &self.tabs
     }
 
-    /// Hands the controller the pane the tabs' terminals go in, and opens the first tab;
-    /// `on_search` opens the search box.
-    pub fn attach_pane(
-        self: &Rc<Self>,
-        pane: web_sys::HtmlElement,
-        on_search: Rc<dyn Fn()>,
-    ) -> Result<Rc<Term>, crate::term::TermError> {
+    /// Hands the controller the pane the tabs' terminals go in; `on_search` opens the search
+    /// box. The first tab opens when the first session starts ([`Controller::start`]).
+    pub fn attach_pane(self: &Rc<Self>, pane: web_sys::HtmlElement, on_search: Rc<dyn Fn()>) {
         self.tabs.set_pane(pane);
         *self.on_search.borrow_mut() = Some(on_search);
-        self.open_tab(TabId::FIRST)
+    }
+
+    /// Fetches xterm.js (the first session of the page), opens the first tab and then starts
+    /// the session. The status line shows the session starting meanwhile; a Disconnect or
+    /// another Connect in between wins.
+    fn open_terminal_then_start(
+        self: &Rc<Self>,
+        values: FormValues,
+        page_origin: &str,
+        keep_scrollback: bool,
+    ) {
+        self.disconnect();
+        self.cancel_questions();
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        self.state.error.set(None);
+        self.state.status.set(Status::Starting);
+        let controller = Rc::clone(self);
+        let origin = page_origin.to_owned();
+        leptos::task::spawn_local(async move {
+            let opened = match crate::term::load().await {
+                Ok(()) if controller.generation.get() == generation => {
+                    controller.open_tab(TabId::FIRST)
+                }
+                Ok(()) => return,
+                Err(error) => Err(error),
+            };
+            if controller.generation.get() != generation {
+                return;
+            }
+            match opened {
+                Ok(_) => controller.start(values, &origin, keep_scrollback),
+                Err(error) => {
+                    controller.state.error.set(Some(format!(
+                        "{error}. Check that the page's files are all served (xterm.js is \
+                         fetched when a session starts), then reload the page."
+                    )));
+                    controller.state.status.set(Status::Ended);
+                }
+            }
+        });
     }
 
     /// Opens a terminal for `id` and routes its keystrokes, size changes and title to the
@@ -256,6 +292,7 @@ impl Controller {
     /// Starts a Token-mode session from the form. `keep_scrollback` keeps the terminal's
     /// contents (Reconnect); otherwise the terminal is cleared first.
     pub fn connect(self: &Rc<Self>, values: FormValues, page_origin: &str, keep_scrollback: bool) {
+        crate::term::preload();
         // Token mode remembers the format that worked under the device name, as Device mode
         // does under the thing.
         *self.token_device.borrow_mut() = crate::components::request::parse_format(&values.format)
@@ -272,9 +309,7 @@ impl Controller {
     /// token).
     fn start(self: &Rc<Self>, values: FormValues, page_origin: &str, keep_scrollback: bool) {
         let Some(term) = self.term() else {
-            self.state
-                .error
-                .set(Some("The terminal is not ready yet; try again.".to_owned()));
+            self.open_terminal_then_start(values, page_origin, keep_scrollback);
             return;
         };
         term.fit();
@@ -327,7 +362,10 @@ impl Controller {
     /// Asks the running session to end (or stops Device mode's preparations; the tunnel stays
     /// open).
     pub fn disconnect(&self) {
-        if self.state.status.get_untracked().is_preparing() {
+        let status = self.state.status.get_untracked();
+        // Preparing: Device mode's steps, or the terminal's script being fetched.
+        if status.is_preparing() || (status == Status::Starting && self.session.borrow().is_none())
+        {
             self.generation.set(self.generation.get() + 1);
             self.state.status.set(Status::Ended);
         }

@@ -2,8 +2,9 @@
 //! the search box (Ctrl+Shift+F, on the shown tab).
 //!
 //! Once the element is in the page it is handed to the controller, which opens the first tab's
-//! [`crate::term::Term`] in it and owns the terminals ([`super::tabs::TabSet`]); they are
-//! dropped (and xterm.js disposed) when the pane leaves the page.
+//! [`crate::term::Term`] in it when the first session starts and owns the terminals
+//! ([`super::tabs::TabSet`]); they are dropped (and xterm.js disposed) when the pane leaves the
+//! page. Until then the pane shows a hint in place of a terminal.
 
 use std::rc::Rc;
 
@@ -25,6 +26,9 @@ pub fn TerminalPane(
     let search_miss = RwSignal::new(false);
     // Files dropped onto the terminal are uploaded by the Files panel.
     let drops = use_context::<super::files::FileDrops>();
+    // Before the first session there is no terminal (xterm.js is fetched when one starts): the
+    // pane shows what to do instead.
+    let tabs = controller.with_value(|c| c.tabs().state.tabs);
 
     Effect::new(move |created: Option<bool>| {
         if created == Some(true) {
@@ -37,13 +41,7 @@ pub fn TerminalPane(
             return false;
         };
         let element: web_sys::HtmlElement = (*element).clone();
-        match controller.attach_pane(element, Rc::new(move || search_open.set(true))) {
-            Ok(term) => term.write_text(
-                "\x1b[2mBurrow — fill in the form and press Connect. \
-                 Ctrl+Shift+F searches, Ctrl+Shift+C copies.\x1b[0m\r\n",
-            ),
-            Err(error) => controller.state.error.set(Some(error.to_string())),
-        }
+        controller.attach_pane(element, Rc::new(move || search_open.set(true)));
         true
     });
     on_cleanup(move || {
@@ -120,6 +118,12 @@ pub fn TerminalPane(
                     <button type="button" title="Next match (Enter)" on:click=move |_| find(false)>"↓"</button>
                     <button type="button" title="Close (Esc)" on:click=move |_| close_search()>"✕"</button>
                 </div>
+            </Show>
+            <Show when=move || tabs.get().is_empty()>
+                <p class="terminal-hint" data-testid="terminal-hint">
+                    "Burrow — fill in the form and press Connect; the terminal opens here. \
+                     Ctrl+Shift+F searches, Ctrl+Shift+C copies."
+                </p>
             </Show>
             <div class="terminal-tabs" node_ref=host></div>
             <button

@@ -1,5 +1,9 @@
 //! The terminal: the only module that touches xterm.js.
 //!
+//! xterm.js itself is not part of the first screen (a form, with no terminal to draw): [`load`]
+//! fetches its script when a session starts ([`script`]), and [`preload`] starts that fetch at
+//! the Connect click.
+//!
 //! [`Term`] owns one xterm.js `Terminal` with its addons (fit; WebGL with a DOM fallback; web
 //! links, Unicode 11 widths and the write-only OSC 52 clipboard, fetched when a session starts:
 //! [`extras`]; search, fetched on first use: [`search`]), a `ResizeObserver` that keeps
@@ -173,8 +177,40 @@ fn copy_to_clipboard(text: &str) {
     });
 }
 
+/// xterm.js itself: fetched when the first terminal opens (a session starts), not with the first
+/// screen, which draws none ([`load`]).
+const XTERM: script::Script = script::Script {
+    file: "xterm.js",
+    global: "Terminal",
+};
+/// The fit addon, fetched with xterm.js.
+const FIT: script::Script = script::Script {
+    file: "addon-fit.js",
+    global: "FitAddon",
+};
+
+/// Fetches xterm.js and its fit addon (both at once, the first time only), so that
+/// [`Term::open`] can run. A failed fetch is tried again by the next call.
+pub async fn load() -> Result<(), TermError> {
+    let (xterm, fit) = futures_util::join!(script::load(XTERM), script::load(FIT));
+    xterm.and(fit).map_err(|error| TermError::Setup {
+        what: "loading xterm.js",
+        error: JsError(error),
+    })
+}
+
+/// Starts fetching xterm.js without waiting for it: called on the Connect click, so that the
+/// script arrives while the session's first round trips run.
+pub fn preload() {
+    wasm_bindgen_futures::spawn_local(async {
+        // A failure is reported by the [`load`] that needs the script.
+        let _ = load().await;
+    });
+}
+
 impl Term {
-    /// Creates a terminal inside `parent`, loads the addons and fits it to `parent`.
+    /// Creates a terminal inside `parent`, loads the addons and fits it to `parent`; xterm.js
+    /// must be in the page ([`load`]).
     pub fn open(parent: &web_sys::HtmlElement) -> Result<Term, TermError> {
         let terminal = sys::Terminal::new(&options()).map_err(TermError::setup("Terminal"))?;
         let fit = sys::Fit::new().map_err(TermError::setup("fit addon"))?;

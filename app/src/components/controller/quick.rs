@@ -173,6 +173,8 @@ impl Controller {
 
     /// Takes the page into a Device-mode flow: a new generation, the status naming the device.
     fn begin_device_flow(self: &Rc<Self>, plan: &DevicePlan) -> u64 {
+        // The terminal's script arrives while the tunnel is opened and the device awaited.
+        crate::term::preload();
         self.disconnect();
         self.cancel_questions();
         let generation = self.generation.get() + 1;
