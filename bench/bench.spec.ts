@@ -9,7 +9,7 @@
 //
 // `cargo xtask bench` builds what this needs and runs it. Knobs (environment): BENCH_RUNS (5),
 // BENCH_KEYS (500), BENCH_RAW_MB (100), BENCH_RENDERED_MB (100), BENCH_SCALE (1,100,1000),
-// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20; 0 leaves the limited half out), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
+// BENCH_SFTP_MB (100), BENCH_SFTP_LIMITED_MB (20; 0 leaves the limited half out), BENCH_TYPEAHEAD_KEYS (200), BENCH_RTTS (0,50,150,300), BENCH_TABS_MB (30), BENCH_PROFILE (1: also write a CPU profile of each page transfer to results/*.cpuprofile),
 // BENCH_TRACE (1: also write a Chromium trace of each page transfer to results/*-trace-N.json),
 // BENCH_SFTP_COMPARE_DIST (a second build of the app: `-g "sftp compare"` runs the SFTP figure's
 // unlimited half for BURROW_DIST and this build in turns, each round with its own native run).
@@ -45,6 +45,8 @@ const RESULTS = path.join(__dirname, 'results');
 /** Typeahead figure: keys per round trip, and the round trips (ms) the delay forwarder makes. */
 const TYPEAHEAD_KEYS = Number(process.env.BENCH_TYPEAHEAD_KEYS ?? 200);
 const RTTS = (process.env.BENCH_RTTS ?? '0,50,150,300').split(',').map(Number);
+/** Tabs figure: megabytes each of the two printing tabs prints. */
+const TABS_MB = Number(process.env.BENCH_TABS_MB ?? 30);
 const LOAD_BIN = process.env.BENCH_LOAD_BIN ?? path.join(REPO_ROOT, 'target', 'release', 'burrow-bench-load');
 const NATIVE_PTY = path.join(__dirname, 'native_pty.py');
 /** SFTP figure: bytes each way without a rate limit, and with the service's per-tunnel limit. */
@@ -750,7 +752,8 @@ async function scriptedSession(page: QuietPage, oneWayMs: number): Promise<{ scr
   await waitForScreen(page, '^one two three$');
   await keys("read -s -p 'Password: ' pw; echo; echo got-${#pw}-$((3-1))");
   await page.press('Enter');
-  await waitForScreen(page, '^Password: $');
+  // The screen's text drops trailing spaces: the prompt's line reads `Password:`.
+  await waitForScreen(page, '^Password:\\s*$');
   await keys(SECRET);
   await page.press('Enter');
   await waitForScreen(page, '^got-8-2$');
@@ -860,6 +863,95 @@ test('typeahead: displayed echo on slow links, vs native ssh through the same de
     };
   }
   save('typeahead', { keys: TYPEAHEAD_KEYS, runs: RUNS, rtts: byRtt, load: load() });
+});
+
+/** Opens a terminal tab and waits for its prompt (screenText reads the newest terminal). */
+async function newTab(page: QuietPage, rig: Rig): Promise<void> {
+  const before = await page.evaluate(() => (window as any).__bench.terms as number);
+  await page.click('tab-new');
+  await page.waitForFunction((n) => (window as any).__bench.terms > n, before, 30_000);
+  await waitForScreen(page, PROMPT(rig.user.name));
+}
+
+/** The end marker of tab `name`'s output; the typed command shows `$((2+3))`, never `5`. */
+const tabMarker = (name: string) => `TABS-${name}-5-END`;
+
+test('tabs: two tabs printing at once both finish, keys answered in a third', async ({ rig }) => {
+  test.setTimeout(20 * 60_000);
+  const bytes = Math.round(TABS_MB * 1e6);
+  const result = {
+    mb: TABS_MB,
+    finished: [] as number[],
+    seconds: [] as number[],
+    p50: [] as number[],
+    p99: [] as number[],
+    max: [] as number[],
+    keys: [] as number[],
+  };
+  for (let run = 0; run < RUNS; run++) {
+    const page = await QuietPage.open(installHooks);
+    const p = await openPath(rig, false);
+    try {
+      await connectPage(page, rig, p.sourceToken);
+      await page.evaluate(
+        (markers) => ((window as any).__bench.tabMarkers = Object.fromEntries(markers.map((m: string) => [m, null]))),
+        [tabMarker('ONE'), tabMarker('TWO')],
+      );
+      const startAt: number[] = [];
+      // Tab 1 (the session's first shell), then a new tab: each prints `bytes` of base64 text.
+      for (const [i, name] of ['ONE', 'TWO'].entries()) {
+        if (i > 0) {
+          await newTab(page, rig);
+        }
+        await page.click('terminal');
+        await page.type(`head -c ${bytes} ${rig.payload}; echo TABS-${name}-$((2+3))-END`);
+        startAt.push(await page.evaluate(() => performance.now()));
+        await page.press('Enter');
+      }
+      // A third tab, whose shell answers keys while the other two print.
+      await newTab(page, rig);
+      await page.click('terminal');
+      await page.evaluate(() => {
+        (window as any).__bench.echo = [];
+        (window as any).__bench.pendingKeys = [];
+      });
+      const deadline = Date.now() + 10 * 60_000;
+      let typed = 0;
+      const bothDone = async () =>
+        await page.evaluate(() => Object.values((window as any).__bench.tabMarkers).every((at) => at !== null));
+      while (!(await bothDone())) {
+        if (Date.now() > deadline) throw new Error('the two tabs did not finish printing within 10 minutes');
+        if (typed > 0 && typed % 50 === 0) await page.press('Control+U');
+        await page.press('a');
+        typed += 1;
+        await page.waitForFunction((n) => (window as any).__bench.echo.length >= n, typed, 60_000);
+      }
+      const state = await page.evaluate(() => ({
+        echo: (window as any).__bench.echo as number[],
+        markers: (window as any).__bench.tabMarkers as Record<string, number>,
+      }));
+      const ends = [state.markers[tabMarker('ONE')], state.markers[tabMarker('TWO')]];
+      result.finished.push(ends.filter((t) => t !== null).length);
+      result.seconds.push(Math.max(ends[0] - startAt[0], ends[1] - startAt[1]) / 1000);
+      result.keys.push(state.echo.length);
+      result.p50.push(percentile(state.echo, 50));
+      result.p99.push(percentile(state.echo, 99));
+      result.max.push(Math.max(...state.echo));
+    } finally {
+      await page.close();
+      await closePath(rig, p);
+    }
+  }
+  save('tabs', {
+    mb: result.mb,
+    finished: runs(result.finished),
+    seconds: runs(result.seconds),
+    keys: runs(result.keys),
+    p50: runs(result.p50),
+    p99: runs(result.p99),
+    max: runs(result.max),
+    load: load(),
+  });
 });
 
 test('throughput: raw SSH channel bytes and rendered output, vs native ssh', async ({ rig }) => {
@@ -1295,13 +1387,14 @@ test('report: BENCHMARKS.md', async () => {
     scale: read('scale'),
     sftp: read('sftp'),
     typeahead: read('typeahead'),
+    tabs: read('tabs'),
     runs: RUNS,
     keys: KEYS,
     startLoad: process.env.BENCH_START_LOAD ?? '',
     // The run's date: its first figure's results file (the report may be rendered again later).
     date: new Date(
       Math.min(
-        ...['bundle', 'prompt', 'echo', 'throughput', 'scale', 'sftp', 'typeahead']
+        ...['bundle', 'prompt', 'echo', 'throughput', 'scale', 'sftp', 'typeahead', 'tabs']
           .map((name) => path.join(RESULTS, `${name}.json`))
           .filter((file) => fs.existsSync(file))
           .map((file) => fs.statSync(file).mtimeMs),

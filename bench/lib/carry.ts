@@ -15,6 +15,7 @@ export const FIGURES: Record<string, number> = {
   scale: 5,
   sftp: 6,
   typeahead: 7,
+  tabs: 8,
 };
 
 /** The figures BENCH_ONLY asks for (all when unset). */

@@ -69,6 +69,10 @@ export function installHooks(): void {
     echoParts: [] as number[][],
     awaitingPaint: false,
     statusObserver: null as MutationObserver | null,
+    /** End markers watched in every terminal's output (the tabs figure): marker → when seen. */
+    tabMarkers: null as null | Record<string, number | null>,
+    /** Terminals made so far (one per tab). */
+    terms: 0,
   };
   (window as any).__bench = B;
 
@@ -145,6 +149,7 @@ export function installHooks(): void {
         constructor(...args: any[]) {
           super(...args);
           B.term = this;
+          B.terms += 1;
           (window as any).__burrowTerm = this;
           this.onRender(onRender);
         }
@@ -152,6 +157,15 @@ export function installHooks(): void {
         write(data: any, callback?: () => void): void {
           if (B.trace && B.trace.recv !== null && B.trace.write === null) B.trace.write = performance.now();
           const isBytes = typeof data !== 'string';
+          if (B.tabMarkers !== null && isBytes) {
+            // Each terminal's own tail, so a marker split across two writes is still seen.
+            const bytes = data as Uint8Array;
+            const text = ((this as any).__benchTail ?? '') + latin1(bytes.subarray(Math.max(0, bytes.length - 256)));
+            (this as any).__benchTail = text.slice(-64);
+            for (const marker of Object.keys(B.tabMarkers)) {
+              if (B.tabMarkers[marker] === null && text.includes(marker)) B.tabMarkers[marker] = performance.now();
+            }
+          }
           const sawMarker = isBytes ? onBytes(data as Uint8Array) : false;
           if (B.raw && isBytes) {
             if (callback) queueMicrotask(callback);

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Runs, fmt, ratio, spread } from './stats';
+import { tabsSection, tabsSummary } from './report-tabs';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export interface ReportInput {
@@ -15,6 +16,7 @@ export interface ReportInput {
   throughput: any;
   sftp?: any;
   typeahead?: any;
+  tabs?: any;
   scale: any;
   runs: number;
   keys: number;
@@ -180,6 +182,7 @@ export function renderReport(input: ReportInput): string {
   } else out('| 5. Service scale | failed | | | ≥ 1000 tunnels, p99 ≤ 2 ms | not measured |');
   lines.push(...sftpSummary(input.sftp));
   lines.push(...typeaheadSummary(input.typeahead));
+  lines.push(...tabsSummary(input.tabs));
   out();
 
   // --- 1 -----------------------------------------------------------------------------------
@@ -394,6 +397,7 @@ export function renderReport(input: ReportInput): string {
 
   lines.push(...sftpSection(input.sftp));
   lines.push(...typeaheadSection(input.typeahead));
+  lines.push(...tabsSection(input.tabs));
 
   // --- Limits --------------------------------------------------------------------------------
   out('## What limits the figures that miss');

@@ -45,6 +45,7 @@ const FIGURES: &[(&str, &str)] = &[
     ("scale", "service scale"),
     ("sftp", "sftp"),
     ("typeahead", "typeahead"),
+    ("tabs", "tabs"),
 ];
 
 /// The Playwright `--grep` for `BENCH_ONLY` (comma-separated figure names): those figures and
