@@ -198,9 +198,16 @@ fn past_the_connection_cap_new_connections_are_refused_at_once_and_logged_once()
         assert!(Instant::now() < deadline, "never served again");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The all-clear counts every refusal of the episode: the burst's 20, and any first tries of
+    // the loop above that came before the server had seen the holders go.
     let mut serve = serve;
     serve.proc.wait_line("the all-clear", |l| {
-        l.contains("accepting connections again") && l.contains("refused=20")
+        l.contains("accepting connections again")
+            && l.split("refused=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 20)
     });
 }
 
