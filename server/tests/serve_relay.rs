@@ -363,6 +363,11 @@ async fn relay_handshakes_are_rate_limited_per_client_address() {
             .expect("a Retry-After in seconds");
         assert!((1..=20).contains(&retry), "{retry}");
     }
+    // The log is read by a thread of its own: wait for the third dial's line before counting.
+    let mut serve = serve;
+    serve
+        .proc
+        .wait_line_nth("the third dial", 3, |l| l.contains("upstream unreachable"));
     let log = serve.proc.log();
     assert_eq!(
         log.matches("upstream unreachable").count(),
