@@ -161,10 +161,7 @@ impl Controller {
         page_origin: &str,
         keep_scrollback: bool,
     ) {
-        self.disconnect();
-        self.cancel_questions();
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
+        let generation = self.take_over();
         self.state.error.set(None);
         self.state.status.set(Status::Starting);
         let controller = Rc::clone(self);
@@ -264,6 +261,16 @@ impl Controller {
         }
     }
 
+    /// Ends whatever the page is doing (a session, Device mode's steps, a question) for a new
+    /// flow, and returns that flow's generation: reports of the old ones are ignored from now on.
+    fn take_over(&self) -> u64 {
+        self.disconnect();
+        self.cancel_questions();
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        generation
+    }
+
     /// Releases the terminals and ends any session (the page is going away).
     pub fn shut_down(&self) {
         self.disconnect();
@@ -323,11 +330,8 @@ impl Controller {
             }
         };
         // A session still running is replaced: stop it and ignore its further reports.
-        self.disconnect();
-        self.cancel_questions();
+        let generation = self.take_over();
         self.set_link(None);
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
         // A session starts with one shell: the shown tab's terminal becomes its first tab.
         self.tabs.keep_one();
         if keep_scrollback {

@@ -175,10 +175,7 @@ impl Controller {
     fn begin_device_flow(self: &Rc<Self>, plan: &DevicePlan) -> u64 {
         // The terminal's script arrives while the tunnel is opened and the device awaited.
         crate::term::preload();
-        self.disconnect();
-        self.cancel_questions();
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
+        let generation = self.take_over();
         let state = self.state;
         state.error.set(None);
         state.notice.set(None);
