@@ -472,6 +472,9 @@ async function terminalSize(page: QuietPage): Promise<{ cols: number; rows: numb
 
 /** The scripts the page fetches when a session starts (app/src/term/mod.rs and extras.rs). */
 const SESSION_SCRIPTS = ['xterm.js', 'addon-fit.js', 'addon-unicode11.js', 'addon-web-links.js', 'addon-clipboard.js'];
+/** The session machinery's WebAssembly, cut out of the app's (xtask/src/split.rs). */
+const SESSION_MODULE = /-split_[a-z_]+\.wasm$/;
+const isSessionFile = (name: string) => SESSION_SCRIPTS.includes(name) || SESSION_MODULE.test(name);
 
 test('bundle: dist/ sizes and first load to the interactive form', async ({ browser, rig }) => {
   // `cargo xtask` writes a .gz (gzip -9) and a .br (brotli q11) copy beside every file after the
@@ -515,7 +518,7 @@ test('bundle: dist/ sizes and first load to the interactive form', async ({ brow
   const total = (key: 'raw' | 'gzip' | 'brotli') => pageFiles.reduce((sum, f) => sum + f[key], 0);
   // What the page fetches when a session starts (e2e wire.spec.ts checks that it does, and that
   // the first screen does not): xterm.js, its fit addon and the session's addons.
-  const sessionFiles = files.filter((f) => SESSION_SCRIPTS.includes(f.name));
+  const sessionFiles = files.filter((f) => isSessionFile(f.name));
   const sessionTotal = (key: 'raw' | 'gzip' | 'brotli') => sessionFiles.reduce((sum, f) => sum + f[key], 0);
   save('bundle', {
     files,

@@ -157,3 +157,24 @@ test('a cookie helper that does not allow the page is named with the refusal', a
   await app.terminal.waitForPrompt(testUser.name);
   await expect(app.error).toHaveCount(0);
 });
+
+test('the session machinery failing to download is said plainly, and Connect works once it can', async ({
+  app,
+  tunnel,
+  testUser,
+  sshd,
+}) => {
+  // The SSH code is a WebAssembly module of its own (xtask/src/split.rs), fetched on first use.
+  const machinery = /-split_session\.wasm$/;
+  await app.page.route(machinery, (route) => route.abort('connectionfailed'));
+  const form = passwordLogin(tunnel.sourceAccessToken, testUser);
+  const text = await connectExpectingError(app, form, /could not load its SSH code/i);
+  expect(text).toMatch(/reload/i);
+  await expectEnded(app);
+
+  // Nothing was spent: once the module can be fetched, the same token connects.
+  await app.page.unroute(machinery);
+  await app.connect();
+  await app.acceptHostKey(sshd.hostKeyFingerprints[0]);
+  await expect(app.status).toHaveAttribute('data-state', 'connected');
+});

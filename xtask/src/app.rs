@@ -1,7 +1,8 @@
 //! Building the browser app into `dist/`: one place for `cargo xtask test`, `demo` and `bench`.
 //!
 //! Trunk compiles the app with the `wasm-release` cargo profile (see index.html) and optimises
-//! the WebAssembly with `wasm-opt`. It must use binaryen 132 from npm (`node_modules/.bin`,
+//! the WebAssembly with `wasm-opt`; then the WebAssembly is split so the first screen fetches
+//! only what it runs (`split.rs`). It must use binaryen 132 from npm (`node_modules/.bin`,
 //! pinned in package.json): Debian's binaryen 108 produces a module that fails to load, so that
 //! folder is put first on Trunk's `PATH`. Afterwards every text and WebAssembly file gets
 //! gzip and brotli copies beside it (`xtask/scripts/precompress.mjs`), which `burrow serve`
@@ -11,6 +12,25 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::run::{Cmd, XtaskError, say};
+
+/// `cargo xtask app`: installs what the build needs, then builds `dist/`.
+pub fn run(root: &Path) -> Result<(), XtaskError> {
+    crate::setup::ensure_wasm_target()?;
+    crate::setup::ensure_apt(&[crate::setup::CLANG])?;
+    crate::setup::ensure_trunk()?;
+    crate::setup::ensure_wasm_bindgen(root)?;
+    crate::setup::ensure_wasm_split()?;
+    crate::setup::ensure_npm_packages(root)?;
+    build(root)
+}
+
+/// Cargo's target directory for `root` (`CARGO_TARGET_DIR` when set).
+fn target_dir(root: &Path) -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
 
 /// Runs `trunk build --release --offline` in `root`, then precompresses `dist/`.
 pub fn build(root: &Path) -> Result<(), XtaskError> {
@@ -34,6 +54,7 @@ pub fn build(root: &Path) -> Result<(), XtaskError> {
         .dir(root)
         .env("PATH", path)
         .run()?;
+    crate::split::split(&target_dir(root), &root.join("dist"), &npm_bin)?;
     Cmd::new("node")
         .arg(root.join("xtask").join("scripts").join("precompress.mjs"))
         .arg(root.join("dist"))

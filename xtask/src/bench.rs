@@ -101,6 +101,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     ])?;
     setup::ensure_trunk()?;
     setup::ensure_wasm_bindgen(root)?;
+    setup::ensure_wasm_split()?;
     setup::ensure_npm_packages(root)?;
     setup::ensure_npm_packages(&bench)?;
 

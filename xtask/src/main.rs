@@ -2,6 +2,7 @@
 //!
 //! * `cargo xtask test` installs what is missing and runs every test of the project, step by step.
 //! * `cargo xtask demo [ARGS…]` installs what is missing, builds the app and starts `burrow demo`.
+//! * `cargo xtask app` installs what is missing and builds the browser app into `dist/`.
 //! * `cargo xtask bench` installs what is missing, builds, runs the benchmarks against native
 //!   OpenSSH and rewrites `BENCHMARKS.md`.
 //!
@@ -13,6 +14,7 @@ mod bench;
 mod demo;
 mod run;
 mod setup;
+mod split;
 mod test;
 mod wasm_imports;
 
@@ -30,6 +32,8 @@ commands:
         install what is missing, then run every test of the project
         (fmt, clippy, native tests, wasm builds, dependency audit, app build,
         release build, Playwright end-to-end suite); stops at the first failure
+  app   install what is missing and build the browser app into dist/
+        (trunk, then the WebAssembly split at its split points)
   demo [ARGS...]
         install what is missing, build the app and run `burrow demo ARGS...`
   bench
@@ -49,6 +53,10 @@ fn main() -> ExitCode {
     let root = repo_root();
     let result = match command.as_str() {
         "test" => test::parse_options(rest).and_then(|options| test::run(&root, &options)),
+        "app" if rest.is_empty() => app::run(&root),
+        "app" => Err(XtaskError::Usage(
+            "`cargo xtask app` takes no options".to_owned(),
+        )),
         "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "help" | "--help" | "-h" => {

@@ -150,6 +150,37 @@ pub fn ensure_trunk() -> Result<(), XtaskError> {
     }
 }
 
+/// The version of `wasm_split_cli_support` (the `wasm-split-cli` that cuts the app's WebAssembly
+/// at its split points, `split.rs`): it must understand the split-point format of the
+/// `wasm_split_helpers` crate the app links.
+const WASM_SPLIT_VERSION: &str = "0.2.4";
+
+/// Installs `wasm-split-cli` (crate `wasm_split_cli_support`) at [`WASM_SPLIT_VERSION`] when
+/// `cargo install --list` does not show it.
+pub fn ensure_wasm_split() -> Result<(), XtaskError> {
+    let wanted = format!("wasm_split_cli_support v{WASM_SPLIT_VERSION}:");
+    let listed = Cmd::cargo().args(["install", "--list"]).probe();
+    if listed
+        .as_deref()
+        .is_some_and(|list| list.lines().any(|line| line.trim() == wanted))
+    {
+        say(format!("wasm-split-cli {WASM_SPLIT_VERSION} is installed"));
+        return Ok(());
+    }
+    say(format!("installing wasm-split-cli {WASM_SPLIT_VERSION}"));
+    Cmd::cargo()
+        .args([
+            "install",
+            "wasm_split_cli_support",
+            "--version",
+            WASM_SPLIT_VERSION,
+            "--locked",
+            "--features",
+            "build-binary",
+        ])
+        .run()
+}
+
 /// Installs `wasm-bindgen-cli` at exactly the version of the `wasm-bindgen` crate in Cargo.lock.
 ///
 /// The CLI and the crate must match to the patch version, or the generated glue is refused.

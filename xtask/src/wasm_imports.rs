@@ -5,25 +5,35 @@
 //! browser does not provide (ring without clang's wasm target, getrandom without its `wasm_js`
 //! backend, a stray `std::time` or libc call): the page would fail to instantiate, or trap when
 //! the import is first called. `cargo xtask test` runs it right after building the app.
+//!
+//! The app is split (`split.rs`): the main module may also import the split loaders from the
+//! link module (`./__wasm_split.js`), and the split modules import only what the main module
+//! shares with them (`__wasm_split`: its memory, function table and stack pointer).
 
 use std::path::{Path, PathBuf};
 
 use crate::run::{XtaskError, say};
 
-/// Whether imports from `module` are wasm-bindgen's glue: `./burrow-app_bg.js` as Trunk builds
-/// the app today, or `wbg`.
+/// Whether imports from `module` are wasm-bindgen's glue (`./burrow-app_bg.js` as Trunk builds
+/// the app today, or `wbg`) or the split's link between the modules.
 fn is_glue(module: &str) -> bool {
-    module == "wbg"
+    matches!(module, "wbg" | "./__wasm_split.js" | "__wasm_split")
         || module
             .strip_prefix("./")
             .and_then(|rest| rest.strip_suffix("_bg.js"))
             .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
-/// Checks the import section of the one `.wasm` file in `dist`.
+/// Checks the import section of every `.wasm` file in `dist`.
 pub fn check(dist: &Path) -> Result<(), XtaskError> {
-    let wasm = find_wasm(dist)?;
-    let bytes = std::fs::read(&wasm).map_err(|source| XtaskError::Io {
+    for wasm in find_wasm(dist)? {
+        check_module(&wasm)?;
+    }
+    Ok(())
+}
+
+fn check_module(wasm: &Path) -> Result<(), XtaskError> {
+    let bytes = std::fs::read(wasm).map_err(|source| XtaskError::Io {
         what: format!("reading {}", wasm.display()),
         source,
     })?;
@@ -51,8 +61,8 @@ pub fn check(dist: &Path) -> Result<(), XtaskError> {
     Ok(())
 }
 
-/// The `.wasm` Trunk wrote (its precompressed copies aside).
-fn find_wasm(dist: &Path) -> Result<PathBuf, XtaskError> {
+/// The `.wasm` files of the app (their precompressed copies aside).
+fn find_wasm(dist: &Path) -> Result<Vec<PathBuf>, XtaskError> {
     let entries = std::fs::read_dir(dist).map_err(|source| XtaskError::Io {
         what: format!("listing {}", dist.display()),
         source,
@@ -62,17 +72,14 @@ fn find_wasm(dist: &Path) -> Result<PathBuf, XtaskError> {
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
         .collect();
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(XtaskError::Missing(format!(
+    if found.is_empty() {
+        return Err(XtaskError::Missing(format!(
             "no .wasm file in {}: the app build did not produce one",
             dist.display()
-        ))),
-        _ => Err(XtaskError::Usage(format!(
-            "several .wasm files in {}: {found:?}",
-            dist.display()
-        ))),
+        )));
     }
+    found.sort();
+    Ok(found)
 }
 
 /// Every import of a module as (module, name).
@@ -139,9 +146,18 @@ mod tests {
     fn glue_imports_pass() {
         let dist = dist_with(
             "ok",
-            &module(&[("./burrow-app_bg.js", "__wbg_a"), ("wbg", "__wbg_b")]),
+            &module(&[
+                ("./burrow-app_bg.js", "__wbg_a"),
+                ("wbg", "__wbg_b"),
+                ("./__wasm_split.js", "__wasm_split_load_session"),
+            ]),
         );
-        check(&dist).expect("only wasm-bindgen glue");
+        std::fs::write(
+            dist.join("burrow-app-split_session.wasm"),
+            module(&[("__wasm_split", "__indirect_function_table")]),
+        )
+        .expect("write a split module");
+        check(&dist).expect("only wasm-bindgen glue and the split's link");
         let _ = std::fs::remove_dir_all(dist);
     }
 
@@ -162,6 +178,24 @@ mod tests {
         ] {
             assert!(!is_glue(module), "{module}");
         }
+        let _ = std::fs::remove_dir_all(dist);
+    }
+
+    #[test]
+    fn a_split_module_is_checked_too() {
+        let dist = dist_with("split", &module(&[("wbg", "__wbg_b")]));
+        std::fs::write(
+            dist.join("burrow-app-split_session.wasm"),
+            module(&[("env", "abort")]),
+        )
+        .expect("write a split module");
+        let err = check(&dist)
+            .expect_err("the split module imports env")
+            .to_string();
+        assert!(
+            err.contains("split_session") && err.contains("env.abort"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(dist);
     }
 

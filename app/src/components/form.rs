@@ -205,6 +205,8 @@ pub fn ConnectForm(
                 ev.prevent_default();
                 on_connect.run(());
             }
+            // The operator is filling the form in: fetch the session machinery meanwhile.
+            on:focusin=move |_| crate::session::preload()
         >
             <fieldset>
                 <legend>"Tunnel"</legend>

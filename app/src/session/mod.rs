@@ -15,7 +15,7 @@ pub mod run;
 pub mod target;
 
 pub use error::{ROTATE_COMMAND, SUPPORTED_KEY_FORMATS, SessionError, key_type_word};
-pub use run::start;
+pub use run::{preload, start};
 
 pub use crate::endpoint::TunnelEndpoint;
 pub use crate::ssh::vocab::{Credential, HostKeyQuestion, KbdQuestion, TabId, UserCommand};

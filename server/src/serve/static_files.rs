@@ -79,7 +79,9 @@ pub(crate) fn csp(extra_origins: &[String], loopback: bool) -> HeaderValue {
     }
     if loopback {
         for scheme in ["http", "https", "ws", "wss"] {
-            for host in ["127.0.0.1", "localhost", "[::1]"] {
+            // No `[::1]`: a CSP host source cannot be an IPv6 literal (Chromium reports the
+            // whole source as invalid and ignores it).
+            for host in ["127.0.0.1", "localhost"] {
                 connect.push_str(&format!(" {scheme}://{host}:*"));
             }
         }

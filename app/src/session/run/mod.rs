@@ -38,7 +38,14 @@ pub use pending::{MAX_TYPED_AHEAD, Pending};
 pub fn start(request: ConnectRequest, host: Rc<dyn SessionHost>) -> SessionHandle {
     let (commands, receiver) = unbounded();
     #[cfg(target_arch = "wasm32")]
-    wasm_bindgen_futures::spawn_local(browser::run(request, host, receiver));
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = run_loaded(request, host.clone(), receiver).await {
+            host.phase(super::Phase::Closed);
+            host.ended(Err(SessionError::Browser(format!(
+                "the page could not load its SSH code ({e}): check the connection to this page, then connect again (or reload the page)"
+            ))));
+        }
+    });
     #[cfg(not(target_arch = "wasm32"))]
     {
         drop((request, receiver));
@@ -48,6 +55,30 @@ pub fn start(request: ConnectRequest, host: Rc<dyn SessionHost>) -> SessionHandl
         )));
     }
     SessionHandle::new(commands)
+}
+
+/// Starts fetching the session machinery without waiting for it: called when the operator
+/// starts on the form, so that Connect does not wait for the download. A failure is reported by
+/// the session that needs the machinery.
+pub fn preload() {
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(async {
+        let _ = preload_machinery().await;
+    });
+}
+
+/// The session machinery (SSH, key formats, ciphers) as a module of its own (xtask's
+/// `split.rs` cuts it out of the app's WebAssembly): fetched on the first session, or before
+/// by [`preload`]. The first screen's download is about half as large for it.
+#[cfg(target_arch = "wasm32")]
+#[wasm_split_helpers::wasm_split(session, fallible, preload(preload_machinery))]
+fn run_loaded(
+    request: ConnectRequest,
+    host: Rc<dyn SessionHost>,
+    receiver: futures_channel::mpsc::UnboundedReceiver<super::UserCommand>,
+) -> Result<(), wasm_split_helpers::SplitLoaderError> {
+    wasm_bindgen_futures::spawn_local(browser::run(request, host, receiver));
+    Ok(())
 }
 
 /// The page's answers to russh's questions: the known-hosts store for host keys, the
