@@ -313,6 +313,12 @@ interface ConnectTiming {
 async function connectPage(page: QuietPage, rig: Rig, token: string, base = rig.burrow.url): Promise<ConnectTiming> {
   await page.goto(`${base}/`);
   await page.waitForFunction(() => (window as any).__bench.interactiveAt !== null, null);
+  // Token mode: the page opens Device mode once its probe finds the service's tunnel API.
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="connect-form"]')?.getAttribute('data-probed') === 'true',
+    null,
+  );
+  await page.click('mode-token');
   await page.fill('token', token);
   await page.fill('username', rig.user.name);
   await page.fill('password', rig.user.password);
@@ -329,7 +335,15 @@ async function connectPage(page: QuietPage, rig: Rig, token: string, base = rig.
   let hostKeyAsked = false;
   const deadline = Date.now() + 60_000;
   while (!(await page.evaluate(() => (window as any).__bench.promptAt !== null))) {
-    if (Date.now() > deadline) throw new Error('no shell prompt within 60 s of the connect click');
+    if (Date.now() > deadline) {
+      const shown = await page.evaluate(() =>
+        ['status', 'error']
+          .map((id) => document.querySelector(`[data-testid="${id}"]`)?.textContent?.trim())
+          .filter(Boolean)
+          .join(' | '),
+      );
+      throw new Error(`no shell prompt within 60 s of the connect click; the page shows: ${shown || 'nothing'}`);
+    }
     if (!hostKeyAsked && (await page.isVisible('hostkey-accept'))) {
       hostKeyAsked = true;
       await page.click('hostkey-accept');
@@ -1394,10 +1408,11 @@ test('report: BENCHMARKS.md', async () => {
     runs: RUNS,
     keys: KEYS,
     startLoad: process.env.BENCH_START_LOAD ?? '',
-    // The run's date: its first figure's results file (the report may be rendered again later).
+    // The run's date: its first figure's results file (the report may be rendered again later);
+    // only the figures this run measured count (results of earlier runs may lie beside them).
     date: new Date(
       Math.min(
-        ...['bundle', 'prompt', 'echo', 'throughput', 'scale', 'sftp', 'typeahead', 'tabs']
+        ...onlyFigures(process.env.BENCH_ONLY)
           .map((name) => path.join(RESULTS, `${name}.json`))
           .filter((file) => fs.existsSync(file))
           .map((file) => fs.statSync(file).mtimeMs),

@@ -18,6 +18,9 @@ export const FIGURES: Record<string, number> = {
   tabs: 8,
 };
 
+/** How a carried section starts; the run's date follows. */
+const CARRIED_NOTE = '*Not measured in this run: carried over unchanged from the run of';
+
 /** The figures BENCH_ONLY asks for (all when unset). */
 export function onlyFigures(only: string | undefined): string[] {
   const names = (only ?? '')
@@ -73,7 +76,9 @@ export function carryOver(fresh: string, previous: string | null, measured: stri
         } else if (!done.has(n)) {
           done = new Set([...done, n]);
           const rows = oldRows(n);
-          out.push(...(rows.length ? rows.map((row) => row.replace(/^\| (\d+)\. /, '| $1. (carried over) ')) : [line]));
+          // A row carried over before keeps its one mark.
+          const mark = (row: string) => (row.includes('(carried over)') ? row : row.replace(/^\| (\d+)\. /, '| $1. (carried over) '));
+          out.push(...(rows.length ? rows.map(mark) : [line]));
         }
       }
       return out.join('\n');
@@ -82,12 +87,14 @@ export function carryOver(fresh: string, previous: string | null, measured: stri
     if (n === null || !carried.includes(n)) return part;
     const old = oldSection(n);
     if (!old) return part;
+    // A section carried over before already names the run that measured it.
+    if (old.includes(CARRIED_NOTE)) return old;
     const [heading, ...body] = old.split('\n');
-    return [heading, '', `*Not measured in this run: carried over unchanged from the run of ${date}.*`, ...body].join('\n');
+    return [heading, '', `${CARRIED_NOTE} ${date}.*`, ...body].join('\n');
   });
   const note =
     `- **This run**: figures ${[...measuredNumbers].sort().join(', ')} (\`BENCH_ONLY=${measured.join(',')}\`); ` +
-    `figures ${carried.join(', ')} are carried over from the run of ${date}, marked as such.\n`;
+    `figures ${carried.join(', ')} are carried over from earlier runs, marked as such (each section names its run).\n`;
   const head = after.head.replace(/^(- \*\*Date\*\*: .+\n)/m, `$1${note}`);
   return head + parts.join('');
 }

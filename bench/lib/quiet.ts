@@ -197,12 +197,14 @@ export class QuietPage {
     }, testId);
   }
 
-  /** Sets an input's value the way typing does (an `input` event follows). */
+  /** Sets an input's value the way typing does: the field is focused first (as a click or Tab
+   *  would), then an `input` event follows. */
   async fill(testId: string, value: string): Promise<void> {
     const ok = await this.evaluate(
       ([id, text]) => {
         const el = document.querySelector(`[data-testid="${id}"]`) as HTMLInputElement | HTMLTextAreaElement | null;
         if (!el) return false;
+        el.focus();
         const proto = el instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
         Object.getOwnPropertyDescriptor(proto, 'value')?.set?.call(el, text);
         el.dispatchEvent(new Event('input', { bubbles: true }));
