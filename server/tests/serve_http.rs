@@ -596,7 +596,7 @@ fn assert_policy_headers(answer: &Answer) {
         assert!(connect.iter().any(|c| c == source), "{source} in {csp}");
     }
     // Only the page's origin, loopback ports (the test server listens on loopback) and AWS's
-    // data-plane hosts: no scheme-wide or wildcard hosts.
+    // data-plane hosts: no scheme-wide or wildcard hosts, no IPv6 literal (no CSP source can be).
     for c in &connect[1..] {
         let loopback = ["127.0.0.1:*", "localhost:*"]
             .iter()
@@ -604,7 +604,6 @@ fn assert_policy_headers(answer: &Answer) {
         let aws = c.starts_with("wss://data.tunneling.iot.")
             && (c.ends_with(".amazonaws.com") || c.ends_with(".amazonaws.com.cn"))
             && !c.contains('*');
-        // No `[::1]` either: a CSP source cannot be an IPv6 literal.
         assert!((loopback || aws) && !c.contains('['), "{c} in {csp}");
     }
     assert_eq!(d.len(), 11, "unexpected directives in {csp}");
