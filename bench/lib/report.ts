@@ -81,7 +81,9 @@ export function renderReport(input: ReportInput): string {
   out();
   out(`- **Date**: ${input.date.toISOString().replace(/\.\d+Z$/, 'Z')}`);
   out(`- **Machine**: ${os.cpus().length} CPUs (\`nproc\`), ${cpuModel()}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, Linux ${os.release()}`);
-  out(`- **Browser**: Debian's Chromium ${bundle?.chromium ?? ''} headless (\`--disable-gpu\`: no hardware WebGL, so the terminal uses xterm.js's DOM renderer)`);
+  // The bundle figure records the version Playwright saw; a run without it asks the binary.
+  const chromium = bundle?.chromium ?? /\d+(\.\d+)+/.exec(version('/usr/bin/chromium', ['--version']))?.[0] ?? 'unknown';
+  out(`- **Browser**: Debian's Chromium ${chromium} headless (\`--disable-gpu\`: no hardware WebGL, so the terminal uses xterm.js's DOM renderer)`);
   out(
     '- **Driving the page**: figures 1–3 use a Chromium started by `bench/lib/quiet.ts` and driven over a bare ' +
       'DevTools pipe (Page, Runtime and Input only). Playwright, used for figure 4, enables the Network domain, ' +
