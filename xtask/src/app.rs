@@ -17,10 +17,7 @@ use crate::run::{Cmd, XtaskError, say};
 pub fn run(root: &Path) -> Result<(), XtaskError> {
     crate::setup::ensure_wasm_target()?;
     crate::setup::ensure_apt(&[crate::setup::CLANG])?;
-    crate::setup::ensure_trunk()?;
-    crate::setup::ensure_wasm_bindgen(root)?;
-    crate::setup::ensure_wasm_split()?;
-    crate::setup::ensure_npm_packages(root)?;
+    crate::setup::ensure_app_tools(root)?;
     build(root)
 }
 

@@ -99,10 +99,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
         XVFB,
         setup::NODE,
     ])?;
-    setup::ensure_trunk()?;
-    setup::ensure_wasm_bindgen(root)?;
-    setup::ensure_wasm_split()?;
-    setup::ensure_npm_packages(root)?;
+    setup::ensure_app_tools(root)?;
     setup::ensure_npm_packages(&bench)?;
 
     crate::app::build(root)?;

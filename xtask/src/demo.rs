@@ -23,10 +23,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), XtaskError> {
     );
     setup::ensure_wasm_target()?;
     setup::ensure_apt(&[CLANG, setup::MOSQUITTO])?;
-    setup::ensure_trunk()?;
-    setup::ensure_wasm_bindgen(root)?;
-    setup::ensure_wasm_split()?;
-    setup::ensure_npm_packages(root)?;
+    setup::ensure_app_tools(root)?;
     crate::app::build(root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);

@@ -181,6 +181,15 @@ pub fn ensure_wasm_split() -> Result<(), XtaskError> {
         .run()
 }
 
+/// The tools `app::build` runs beyond the apt packages: trunk, wasm-bindgen-cli, wasm-split-cli
+/// and the npm packages of `root` (xterm.js, binaryen's wasm-opt).
+pub fn ensure_app_tools(root: &Path) -> Result<(), XtaskError> {
+    ensure_trunk()?;
+    ensure_wasm_bindgen(root)?;
+    ensure_wasm_split()?;
+    ensure_npm_packages(root)
+}
+
 /// Installs `wasm-bindgen-cli` at exactly the version of the `wasm-bindgen` crate in Cargo.lock.
 ///
 /// The CLI and the crate must match to the patch version, or the generated glue is refused.

@@ -18,7 +18,7 @@
 //! modules get the same hashed stem, and the subresource-integrity hashes in `index.html` are
 //! brought up to date.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha384};
@@ -78,7 +78,7 @@ pub fn split(target: &Path, dist: &Path, npm_bin: &Path) -> Result<(), XtaskErro
     let link_name = format!("{stem}-split.js");
     let mut link = read_text(&work.join(LINK_MODULE))?;
     let mut parts = Vec::new();
-    for path in wasm_files(&work)? {
+    for path in crate::wasm_imports::find_wasm(&work)? {
         let name = file_name(&path);
         if name == format!("{stem}.wasm") {
             continue;
@@ -202,17 +202,6 @@ fn optimise(npm_bin: &Path, input: &Path, output: &Path) -> Result<(), XtaskErro
         .arg("-o")
         .arg(output)
         .run()
-}
-
-fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, XtaskError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| io(dir, "listing", source))?;
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .collect();
-    found.sort();
-    Ok(found)
 }
 
 fn file_name(path: &Path) -> String {

@@ -257,10 +257,7 @@ fn step_setup(context: &Context) -> Result<Counts, XtaskError> {
         apt.push(OPENSSH_SERVER);
     }
     setup::ensure_apt(&apt)?;
-    setup::ensure_trunk()?;
-    setup::ensure_wasm_bindgen(root)?;
-    setup::ensure_wasm_split()?;
-    setup::ensure_npm_packages(root)?;
+    setup::ensure_app_tools(root)?;
     if !context.skips("e2e") {
         setup::ensure_npm_packages(&root.join("e2e"))?;
     }

@@ -61,8 +61,8 @@ fn check_module(wasm: &Path) -> Result<(), XtaskError> {
     Ok(())
 }
 
-/// The `.wasm` files of the app (their precompressed copies aside).
-fn find_wasm(dist: &Path) -> Result<Vec<PathBuf>, XtaskError> {
+/// The `.wasm` files in `dist` (their precompressed copies aside), sorted; at least one.
+pub fn find_wasm(dist: &Path) -> Result<Vec<PathBuf>, XtaskError> {
     let entries = std::fs::read_dir(dist).map_err(|source| XtaskError::Io {
         what: format!("listing {}", dist.display()),
         source,
