@@ -64,7 +64,16 @@ export function carryOver(fresh: string, previous: string | null, measured: stri
   const oldRows = (n: number) =>
     (before.parts.find((part) => part.startsWith('## Summary')) ?? '').split('\n').filter((line) => figureOf(line) === n);
   const date = dateOf(previous);
+  // The limits section is written from this run's figures; carried rows that miss are named there.
+  const missed = carried.flatMap((n) => oldRows(n).filter((row) => /\| \*\*no\*\* \|\s*$/.test(row)));
   const parts = after.parts.map((part) => {
+    if (part.startsWith('## What limits') && missed.length) {
+      const names = missed.map((row) => row.split('|')[1].trim().replace(/^(\d+)\. \(carried over\) /, '$1. '));
+      return part.replace(
+        /\n*$/,
+        `\n- Carried over from earlier runs and not met there (see their sections and the notes of those runs): ${names.join('; ')}.\n\n`,
+      );
+    }
     if (part.startsWith('## Summary')) {
       const lines = part.split('\n');
       const out: string[] = [];

@@ -32,14 +32,18 @@ export class Delay {
 
   private forward(client: net.Socket, host: string, port: number, oneWayMs: number): void {
     const upstream = net.connect(port, host);
+    // No delay means none at all: Node's timers wait at least 1 ms, which would add 2 ms to
+    // every round trip of the "0 ms" link (native ssh's echo through it was 3.4 ms, 0.8 ms
+    // without it). So a zero delay forwards in the data handler itself.
+    const later = (action: () => void) => (oneWayMs > 0 ? setTimeout(action, oneWayMs) : action());
     const pass = (from: net.Socket, to: net.Socket) => {
       from.on('data', (chunk) => {
-        setTimeout(() => {
+        later(() => {
           if (!to.destroyed) to.write(chunk);
-        }, oneWayMs);
+        });
       });
       // The end of a stream is delayed like its data, so it cannot overtake it.
-      from.on('end', () => setTimeout(() => to.end(), oneWayMs));
+      from.on('end', () => later(() => to.end()));
     };
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
