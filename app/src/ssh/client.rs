@@ -30,8 +30,17 @@ use super::error::SshError;
 use super::vocab::KbdQuestion;
 
 /// The SSH channel window this client grants (bytes the server may send before we adjust).
-/// It bounds how much output can be in flight between the device and the page.
-pub const WINDOW_SIZE: u32 = 2 * 1024 * 1024;
+/// It bounds how much output can be in flight between the device and the page, and so how
+/// much of it a keystroke's echo can queue behind: every channel of the connection shares one
+/// stream, and once a busy tab's terminal falls behind, the page drains that stream at the
+/// terminal's parse rate. With 2 MiB, a key typed beside two tabs printing 30 MB each waited
+/// 205–370 ms (p99) for its echo; with 256 KiB, 56–80 ms, and keys during a rate-limited SFTP
+/// download 72 ms instead of 119. Rendered output and SFTP kept their speed on loopback; the
+/// raw channel (output not drawn) fell from about 40 to 27 MB/s (BENCHMARKS.md, figures 3, 6
+/// and 8). The other price is on long round trips: russh tops
+/// the window up once half of it is used, so one channel carries about
+/// `0.75 × 256 KiB / rtt` (640 KB/s at 300 ms, below AWS's 800 KB/s per tunnel).
+pub const WINDOW_SIZE: u32 = 256 * 1024;
 /// The largest SSH packet we accept.
 pub const MAX_PACKET_SIZE: u32 = 32 * 1024;
 /// How many channel messages russh buffers for us before its loop waits (backpressure).

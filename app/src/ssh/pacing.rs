@@ -53,8 +53,9 @@ use std::collections::VecDeque;
 pub const MAX_REQUEST: u32 = 32 * 1024;
 /// The smallest request, used when the limit is small.
 pub const MIN_REQUEST: u32 = 4 * 1024;
-/// The most bytes in flight: OpenSSH's 64 requests of 32 KiB, which is also the SSH window the
-/// page grants a channel ([`super::client::WINDOW_SIZE`]).
+/// The most bytes in flight: OpenSSH's 64 requests of 32 KiB. A download's answers are also
+/// held to the SSH window the page grants ([`super::client::WINDOW_SIZE`], smaller): the
+/// device's server waits for window space, which the round trips measured here include.
 pub const MAX_IN_FLIGHT_BYTES: u64 = 64 * MAX_REQUEST as u64;
 /// What a transfer starts with: two full requests.
 pub const INITIAL_IN_FLIGHT_BYTES: u64 = 2 * MAX_REQUEST as u64;

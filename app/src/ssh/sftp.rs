@@ -8,7 +8,7 @@
 //! cap a transfer at `request size / rtt`; but every byte in flight is also queued in front of
 //! the shell's keystrokes on the same connection. A transfer therefore keeps as many requests
 //! outstanding as its [`Pacer`] allows: up to OpenSSH's 64 requests of 32 KiB
-//! ([`MAX_IN_FLIGHT_BYTES`], also the SSH window the page grants per channel,
+//! ([`MAX_IN_FLIGHT_BYTES`]; downloads are also held to the SSH window the page grants,
 //! [`super::client::WINDOW_SIZE`]) on a fast link, and only what the link carries in a round
 //! trip plus 25 ms when a queue builds (a rate-limited tunnel), so a key is still answered
 //! quickly during a transfer. Uploads go through russh's channel writer, which waits for the

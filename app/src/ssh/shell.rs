@@ -14,7 +14,7 @@
 //! *waits* when that queue is full. So when we stop reading, the queue fills, russh's loop stops
 //! reading the stream, and no more window adjustments go out: the device can send at most the
 //! window it already has. Unparsed output in the page is therefore bounded, per channel, by
-//! `UNPARSED_LIMIT + CHANNEL_BUFFER × MAX_PACKET_SIZE + WINDOW_SIZE` (about 6.3 MiB), and no
+//! `UNPARSED_LIMIT + CHANNEL_BUFFER × MAX_PACKET_SIZE + WINDOW_SIZE` (about 4.5 MiB), and no
 //! byte is dropped. Once the terminal catches up, reading resumes and so do the adjustments.
 //! With several channels the bound holds for each (every tab has its own terminal, count and
 //! window), so N tabs hold at most N times that; a channel that stops reading stalls russh's
