@@ -483,8 +483,26 @@ export function renderReport(input: ReportInput): string {
         'this benchmark, showed it about 86% busy: half of the time in the app\'s JavaScript and WebAssembly ' +
         '(ChaCha20 alone 13–17%), a fifth in Chromium delivering the WebSocket messages, the rest in rendering and ' +
         'garbage collection. A WebAssembly SIMD build was tried and was not faster. Running the SSH session in a Web ' +
-        'Worker, off the main thread, is the lever left. The browser\'s renderer, its network process, sshd, the ' +
+        'Worker, off the main thread, is the lever left. The page also grants each channel only 256 KiB of SSH ' +
+        'window (`app/src/ssh/client.rs`), so that a key\'s echo queues behind little output (figure 8: with 2 MiB ' +
+        'a key beside two busy tabs waited 205–370 ms at p99); the same run with 2 MiB carried about 40 MB/s here. ' +
+        'The browser\'s renderer, its network process, sshd, the ' +
         'agent and the service share the 2 cores.',
+    );
+  }
+  const sftp = input.sftp;
+  const sftpMiss = (['download', 'upload'] as const).filter((dir) => {
+    const ours = sftp?.free?.[dir];
+    const native = sftp?.free?.[dir === 'download' ? 'nativeDownload' : 'nativeUpload'];
+    return ok(ours) && ok(native) && ours.median / native.median < 0.7;
+  });
+  if (sftpMiss.length) {
+    notes.push(
+      `SFTP without the tunnel limit (${sftpMiss.join(' and ')} below 0.7× native): ${fmt(sftp.free.download.median)} MB/s ` +
+        `down and ${fmt(sftp.free.upload.median)} MB/s up against native's ${fmt(sftp.free.nativeDownload.median)} and ` +
+        `${fmt(sftp.free.nativeUpload.median)}. Every byte is encrypted or decrypted in WebAssembly on the page's one ` +
+        'thread, as for the raw channel above (the page\'s CPU during the transfers is in figure 6); at the 800 KB/s ' +
+        'AWS allows a tunnel, the page keeps up (figure 6\'s limited rows).',
     );
   }
   if (throughput && Number.isFinite(rendered) && rendered < 40) {
