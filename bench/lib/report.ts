@@ -56,8 +56,8 @@ function ok(r: Runs | undefined): boolean {
   return !!r && r.values.length > 0 && Number.isFinite(r.median);
 }
 
-/** Which part of a key's time grows most from all keys' medians to the slowest keys'. */
-function tailGrowth(parts: any): string {
+/** Which part of a key's time grows most from all keys' medians to the slowest keys', and by how much. */
+function tailGrowth(parts: any): { key: string; text: string } {
   const names: Array<[string, string]> = [
     ['keyToSend', "the app's handling of the key (keydown → send)"],
     ['roundTrip', 'the round trip (send → message back)'],
@@ -67,7 +67,17 @@ function tailGrowth(parts: any): string {
   const [key, name] = names.reduce((best, next) =>
     parts.tail[next[0]] - parts[next[0]] > parts.tail[best[0]] - parts[best[0]] ? next : best,
   );
-  return `${name}, by ${fmt(parts.tail[key] - parts[key], 1)} ms`;
+  return { key, text: `${name}, by ${fmt(parts.tail[key] - parts[key], 1)} ms` };
+}
+
+/** SFTP without the tunnel limit, each way: ours, native and their ratio (NaN when unmeasured). */
+function sftpFree(sftp: any): Array<{ dir: 'download' | 'upload'; ours: Runs; native: Runs; ratio: number }> {
+  return (
+    [
+      ['download', sftp.free.download, sftp.free.nativeDownload],
+      ['upload', sftp.free.upload, sftp.free.nativeUpload],
+    ] as const
+  ).map(([dir, ours, native]) => ({ dir, ours, native, ratio: ok(ours) && ok(native) ? ours.median / native.median : NaN }));
 }
 
 export function renderReport(input: ReportInput): string {
@@ -273,7 +283,7 @@ export function renderReport(input: ReportInput): string {
             ? ` The slowest ${parts.tail.samples} keys (2%, the p99's neighbourhood; ${fmt(parts.tail.total, 1)} ms at their ` +
               `median): keydown → send ${fmt(parts.tail.keyToSend, 1)}, round trip ${fmt(parts.tail.roundTrip, 1)}, ` +
               `message → write ${fmt(parts.tail.messageToWrite, 1)}, write → painted frame ${fmt(parts.tail.writeToPaint, 1)}; ` +
-              `the part that grows most over its median is ${tailGrowth(parts)}.`
+              `the part that grows most over its median is ${tailGrowth(parts).text}.`
             : ''),
       );
     }
@@ -458,16 +468,17 @@ export function renderReport(input: ReportInput): string {
     notes.push(
       `Echo latency p99: ${fmt(echoP99, 1)} ms.` +
         (tail
-          ? ` In the slowest 2% of keys (${fmt(tail.total, 1)} ms at their median) the wait from xterm.js's write to ` +
-            `the painted frame is ${fmt(tail.writeToPaint, 1)} ms, against ${fmt(parts.writeToPaint, 1)} ms for the median ` +
-            `key, while the app's own work in them stays ${fmt(tail.keyToSend + tail.messageToWrite, 1)} ms (keydown → ` +
-            `send, decryption) and the round trip ${fmt(tail.roundTrip, 1)} ms.`
+          ? ` In the slowest 2% of keys (${fmt(tail.total, 1)} ms at their median) the part that grows most is ` +
+            `${tailGrowth(parts).text}; the app's own work in them is ${fmt(tail.keyToSend + tail.messageToWrite, 1)} ms ` +
+            `(keydown → send, decryption) and the round trip ${fmt(tail.roundTrip, 1)} ms.`
           : '') +
-        ' The display refreshes at 60 Hz: an echo written just after a frame began is painted with the next one, up to ' +
-        '16.7 ms later, and a p99 of 16 ms on top of a 2 ms round trip leaves no room for that wait. Nothing in the ' +
-        'page changes between the key and the echo (no other render, no DOM change: checked while building this ' +
-        'benchmark), so no frame is taken from the echo; running xterm.js\'s renderer inside the write would change ' +
-        'the DOM sooner, and the pixels would still appear at the next refresh.' +
+        (tail && tailGrowth(parts).key === 'writeToPaint'
+          ? ' The display refreshes at 60 Hz: an echo written just after a frame began is painted with the next one, up ' +
+            `to 16.7 ms later, and a p99 of 16 ms on top of a ${fmt(tail.roundTrip, 1)} ms round trip leaves no room for ` +
+            'that wait. Nothing in the page changes between the key and the echo (no other render, no DOM change: ' +
+            'checked while building this benchmark), so no frame is taken from the echo; running xterm.js\'s renderer ' +
+            'inside the write would change the DOM sooner, and the pixels would still appear at the next refresh.'
+          : '') +
         (echo.floor
           ? ` The bare page, which paints its echo in the next animation frame too, has a p99 of ${fmt(echo.floor.p99.median, 1)} ms.`
           : ''),
@@ -485,17 +496,14 @@ export function renderReport(input: ReportInput): string {
         'garbage collection. A WebAssembly SIMD build was tried and was not faster. Running the SSH session in a Web ' +
         'Worker, off the main thread, is the lever left. The page also grants each channel only 256 KiB of SSH ' +
         'window (`app/src/ssh/client.rs`), so that a key\'s echo queues behind little output (figure 8: with 2 MiB ' +
-        'a key beside two busy tabs waited 205–370 ms at p99); the same run with 2 MiB carried about 40 MB/s here. ' +
+        'a key beside two busy tabs waited 205–370 ms at p99); a side-by-side run with 2 MiB, taken while choosing ' +
+        'the window, carried about 40 MB/s here. ' +
         'The browser\'s renderer, its network process, sshd, the ' +
         'agent and the service share the 2 cores.',
     );
   }
   const sftp = input.sftp;
-  const sftpMiss = (['download', 'upload'] as const).filter((dir) => {
-    const ours = sftp?.free?.[dir];
-    const native = sftp?.free?.[dir === 'download' ? 'nativeDownload' : 'nativeUpload'];
-    return ok(ours) && ok(native) && ours.median / native.median < 0.7;
-  });
+  const sftpMiss = sftp ? sftpFree(sftp).filter((way) => way.ratio < 0.7).map((way) => way.dir) : [];
   if (sftpMiss.length) {
     notes.push(
       `SFTP without the tunnel limit (${sftpMiss.join(' and ')} below 0.7× native): ${fmt(sftp.free.download.median)} MB/s ` +
@@ -560,11 +568,7 @@ export function renderReport(input: ReportInput): string {
 export function sftpSummary(sftp: any): string[] {
   if (!sftp) return ['| 6. SFTP | failed | | | ≥ 0.7× native; ≥ 0.95× the tunnel limit | not measured |'];
   const rows: string[] = [];
-  for (const [dir, ours, native] of [
-    ['download', sftp.free.download, sftp.free.nativeDownload],
-    ['upload', sftp.free.upload, sftp.free.nativeUpload],
-  ] as const) {
-    const r = ok(ours) && ok(native) ? ours.median / native.median : NaN;
+  for (const { dir, ours, native, ratio: r } of sftpFree(sftp)) {
     rows.push(
       `| 6. SFTP ${dir}, ${fmt(sftp.bytes / 1e6, 0)} MB (MB/s) | ${spread(ours)} | ${spread(native)} | ${ratio(ours, native)} | ≥ 0.7× native | ${met(Number.isFinite(r) ? r >= 0.7 : null)} |`,
     );
