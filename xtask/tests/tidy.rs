@@ -23,8 +23,7 @@ const MAX_LINES: usize = 700;
 /// leave the list (lower a number when a file shrinks, so it cannot grow back).
 const LONG_FILES: &[(&str, usize)] = &[
     ("app/src/components/files.rs", 756),
-    ("app/src/driver/tunnel.rs", 902),
-    ("app/src/ssh/sftp.rs", 919),
+    ("app/src/ssh/sftp.rs", 814),
     ("app/tests/openssh.rs", 1037),
     ("bench/load/src/main.rs", 836),
     ("proto/src/endpoint.rs", 1134),

@@ -4,7 +4,8 @@
 //! One task (the *pump*) owns the [`Socket`] and the core and waits on a closed set of inputs:
 //! socket events, bytes the SSH client wrote, a close request, the SERVICE_IDS timer and, once
 //! the stream is open, the banner timer ([`BANNER_WAIT`]). After each input it drains the core's
-//! outputs. It holds no `RefCell` borrow across an `.await`
+//! outputs. Bytes the SSH client wrote are taken with everything else it has queued by then, so a
+//! burst of packets (a transfer's read requests) leaves in one WebSocket message, not one each. It holds no `RefCell` borrow across an `.await`
 //! (the only shared cells are counters and the end reason, touched synchronously).
 //!
 //! A handshake the browser reports as failed (close before open; browsers hide the HTTP status)
@@ -261,7 +262,22 @@ async fn pump(state: Pump) {
         // that was made after them.
         select_biased! {
             chunk = outgoing.next() => match chunk {
-                Some(bytes) => core.send(&bytes),
+                Some(bytes) => {
+                    // What else the SSH client has written by now goes out with it, packed
+                    // into as few WebSocket messages as the limit allows.
+                    let mut writes = vec![bytes];
+                    let shut = loop {
+                        match outgoing.try_recv() {
+                            Ok(bytes) => writes.push(bytes),
+                            Err(empty_or_closed) => break empty_or_closed.is_closed(),
+                        }
+                    };
+                    core.send_all(writes.iter().map(Vec::as_slice));
+                    if shut {
+                        core.close();
+                        stop = true;
+                    }
+                }
                 // The SSH client shut its side down.
                 None => {
                     core.close();

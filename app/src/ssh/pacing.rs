@@ -51,6 +51,10 @@ use std::collections::VecDeque;
 
 /// The largest request (OpenSSH's `sftp` asks for 32 KiB at a time).
 pub const MAX_REQUEST: u32 = 32 * 1024;
+/// How many requests a top-up waits room for on a fast path ([`Pacer::may_top_up`]).
+pub const TOP_UP_REQUESTS: u32 = 4;
+/// The limit, in requests, from which top-ups wait for a batch.
+pub const TOP_UP_MIN_REQUESTS: u32 = 32;
 /// The smallest request, used when the limit is small.
 pub const MIN_REQUEST: u32 = 4 * 1024;
 /// The most bytes in flight: OpenSSH's 64 requests of 32 KiB. A download's answers are also
@@ -163,6 +167,22 @@ impl Pacer {
         self.in_flight == 0 || (self.in_flight + u64::from(bytes)) as f64 <= self.limit
     }
 
+    /// Whether to top the window up now, before sending requests of `bytes` each: when nothing
+    /// is in flight, or when room for one has opened; on a fast path (a limit of at least
+    /// [`TOP_UP_MIN_REQUESTS`] requests), once room for [`TOP_UP_REQUESTS`] has. Requests then
+    /// leave in bursts that share a WebSocket message, where topping up after every answer cost
+    /// the page one `send` per request. A slow path sends few requests, and there a batch's
+    /// gap in what is in flight would cost throughput: it keeps topping up one by one.
+    pub fn may_top_up(&self, bytes: u32) -> bool {
+        let one = f64::from(bytes);
+        let batch = if self.limit >= one * f64::from(TOP_UP_MIN_REQUESTS) {
+            one * f64::from(TOP_UP_REQUESTS)
+        } else {
+            one
+        };
+        self.in_flight == 0 || self.in_flight as f64 + batch <= self.limit
+    }
+
     /// Records a request of `bytes` sent at `now` (ms).
     pub fn sent(&mut self, now: f64, bytes: u32) -> Ticket {
         self.in_flight += u64::from(bytes);
@@ -272,7 +292,11 @@ mod tests {
     /// Moves `total` bytes through `link` as a transfer does: send while the pacer allows, take
     /// answers in order. Every 7 ms a one-byte "echo" probes the queue.
     fn transfer(link: &mut Link, total: u64, paced: bool) -> Run {
-        let mut pacer = Pacer::new();
+        transfer_with(&mut Pacer::new(), link, total, paced)
+    }
+
+    /// [`transfer`] with a given pacer, which the caller can look at afterwards.
+    fn transfer_with(pacer: &mut Pacer, link: &mut Link, total: u64, paced: bool) -> Run {
         let mut now = 0.0;
         let mut sent = 0u64;
         let mut done = 0u64;
@@ -280,6 +304,8 @@ mod tests {
         let mut worst_echo: f64 = 0.0;
         let mut next_probe = 50.0;
         while done < total {
+            // Paced, as the transfers do: a top-up starts once room for a batch has opened.
+            let top_up = !paced || pacer.may_top_up(pacer.request_size());
             loop {
                 let size = if paced {
                     pacer.request_size()
@@ -291,7 +317,7 @@ mod tests {
                 } else {
                     pacer.in_flight() + u64::from(size) <= MAX_IN_FLIGHT_BYTES
                 };
-                if sent >= total || !allowed {
+                if !top_up || sent >= total || !allowed {
                     break;
                 }
                 let ticket = pacer.sent(now, size);
@@ -433,6 +459,30 @@ mod tests {
         step(&mut pacer, &mut link, &mut now, 11_000.0);
         assert_eq!(pacer.limit(), MAX_IN_FLIGHT_BYTES);
         assert_eq!(pacer.request_size(), MAX_REQUEST);
+    }
+
+    #[test]
+    fn top_ups_wait_for_a_batch_only_on_a_fast_path() {
+        // Grown to the full window (64 requests): after one answer, no top-up; after four, one.
+        let mut pacer = Pacer::new();
+        let mut link = Link::new(100_000.0, 1.0);
+        let _ = transfer_with(&mut pacer, &mut link, 50_000_000, true);
+        assert_eq!(pacer.limit(), MAX_IN_FLIGHT_BYTES);
+        let tickets: Vec<Ticket> = (0..64).map(|_| pacer.sent(0.0, MAX_REQUEST)).collect();
+        let mut tickets = tickets.into_iter();
+        pacer.answered(tickets.next().expect("sent"), 1.0);
+        assert!(pacer.may_send(MAX_REQUEST));
+        assert!(!pacer.may_top_up(MAX_REQUEST));
+        for ticket in tickets.by_ref().take(3) {
+            pacer.answered(ticket, 1.0);
+        }
+        assert!(pacer.may_top_up(MAX_REQUEST));
+        // A fresh transfer's small limit (two requests) tops up after every answer.
+        let mut small = Pacer::new();
+        let a = small.sent(0.0, MAX_REQUEST / 2);
+        let _b = small.sent(0.0, MAX_REQUEST / 2);
+        small.answered(a, 1.0);
+        assert!(small.may_top_up(MAX_REQUEST / 2));
     }
 
     #[test]

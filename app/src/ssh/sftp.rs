@@ -516,11 +516,14 @@ impl Sftp {
         let mut next = 0u64;
         let mut eof: Option<u64> = None;
         loop {
+            // Requests go out in batches (see `Pacer::may_top_up`).
+            let top_up = pacer.may_top_up(pacer.request_size());
             loop {
                 let size = pacer.request_size();
                 // Out-of-order data waiting for an earlier request counts against the window
                 // too, so a stuck request cannot make the buffer grow without bound.
-                if !pacer.may_send(size)
+                if !top_up
+                    || !pacer.may_send(size)
                     || pacer.in_flight() + ready_bytes >= 2 * MAX_IN_FLIGHT_BYTES
                 {
                     break;
@@ -700,7 +703,9 @@ impl Sftp {
         let mut in_flight = FuturesUnordered::new();
         let mut offset = 0u64;
         loop {
-            while offset < size && pacer.may_send(pacer.request_size()) {
+            // Requests go out in batches (see `Pacer::may_top_up`).
+            let top_up = pacer.may_top_up(pacer.request_size());
+            while top_up && offset < size && pacer.may_send(pacer.request_size()) {
                 let want = (size - offset).min(u64::from(pacer.request_size()));
                 let want = usize::try_from(want).unwrap_or(MAX_REQUEST as usize);
                 let data = source.read(offset, want).await?;
@@ -806,114 +811,4 @@ pub fn classify(err: SftpError, what: &str, path: &str, closed: bool) -> FilesEr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use russh_sftp::protocol::Status;
-
-    fn status(code: StatusCode, message: &str) -> SftpError {
-        SftpError::Status(Status {
-            id: 1,
-            status_code: code,
-            error_message: message.to_owned(),
-            language_tag: "en".to_owned(),
-        })
-    }
-
-    #[test]
-    fn paths_join_and_climb() {
-        assert_eq!(join("/home/u", "a.txt"), "/home/u/a.txt");
-        assert_eq!(join("/", "etc"), "/etc");
-        assert_eq!(parent("/home/u"), "/home");
-        assert_eq!(parent("/home/u/"), "/home");
-        assert_eq!(parent("/home"), "/");
-        assert_eq!(parent("/"), "/");
-        assert!(valid_name("notes.txt"));
-        for bad in ["", ".", "..", "a/b"] {
-            assert!(!valid_name(bad), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn directories_come_first_then_names() {
-        let row = |name: &str, kind| Entry {
-            name: name.into(),
-            kind,
-            link: false,
-            size: 0,
-            mtime: None,
-            mode: None,
-        };
-        let mut rows = vec![
-            row("b.txt", Kind::File),
-            row("zdir", Kind::Dir),
-            row("a.txt", Kind::File),
-            row("adir", Kind::Dir),
-        ];
-        sort_entries(&mut rows);
-        let names: Vec<_> = rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["adir", "zdir", "a.txt", "b.txt"]);
-        assert_eq!(kind_of(Some(0o040755)), Kind::Dir);
-        assert_eq!(kind_of(Some(0o100644)), Kind::File);
-        assert_eq!(kind_of(Some(0o120777)), Kind::Other);
-        assert!(kind_link(Some(0o120777)));
-    }
-
-    #[test]
-    fn errors_read_as_the_operator_needs_them() {
-        assert_eq!(
-            classify(
-                status(StatusCode::NoSuchFile, "No such file"),
-                "x",
-                "/a",
-                false
-            ),
-            FilesError::NotFound { path: "/a".into() }
-        );
-        assert_eq!(
-            classify(status(StatusCode::PermissionDenied, ""), "x", "/a", false),
-            FilesError::PermissionDenied { path: "/a".into() }
-        );
-        assert_eq!(
-            classify(SftpError::Timeout, "x", "/a", true),
-            FilesError::ConnectionLost
-        );
-        assert_eq!(
-            classify(
-                SftpError::UnexpectedBehavior("sender dropped".into()),
-                "x",
-                "/a",
-                false
-            ),
-            FilesError::ConnectionLost
-        );
-        let no_server = FilesError::NoServer {
-            detail: "its SSH server refused the sftp subsystem".into(),
-        }
-        .user_message();
-        assert!(
-            no_server.contains("SFTP is missing on the device"),
-            "{no_server}"
-        );
-        assert!(no_server.contains("openssh-sftp-server"), "{no_server}");
-        assert!(no_server.contains("Dropbear"), "{no_server}");
-    }
-
-    #[test]
-    fn failures_say_what_is_left_behind() {
-        let lost = Failure {
-            error: FilesError::ConnectionLost,
-            done: 10,
-            partial: Some("/home/u/big.bin.partial".into()),
-        };
-        assert!(
-            lost.user_message()
-                .contains("kept as /home/u/big.bin.partial")
-        );
-        let cancelled = Failure {
-            error: FilesError::Cancelled,
-            done: 10,
-            partial: None,
-        };
-        assert_eq!(cancelled.user_message(), "Cancelled. Nothing was kept.");
-    }
-}
+mod tests;
