@@ -78,6 +78,20 @@ function load(): number[] {
   return os.loadavg().map((v) => Math.round(v * 100) / 100);
 }
 
+/** The machine's CPU time so far (all cores, from /proc/stat): busy and total, in ticks. */
+function machineTicks(): { busy: number; total: number } {
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  // idle and iowait
+  return { busy: total - fields[3] - fields[4], total };
+}
+
+/** The share of all cores busy since `since` (0–1). */
+function machineBusySince(since: { busy: number; total: number }): number {
+  const now = machineTicks();
+  return now.total > since.total ? (now.busy - since.busy) / (now.total - since.total) : NaN;
+}
+
 /** Everything the figures share in one worker: the test user, sshd, burrow serve, data. */
 interface Rig {
   user: TestUser;
@@ -1109,6 +1123,11 @@ interface SftpRuns {
   uploadCpu: number[];
   /** WebSocket messages the page received during each download. */
   downloadMessages: number[];
+  /** The share of all the machine's cores busy during each transfer (ours, then native's). */
+  downloadMachine: number[];
+  uploadMachine: number[];
+  nativeDownloadMachine: number[];
+  nativeUploadMachine: number[];
   nativeDownload: number[];
   nativeUpload: number[];
   /** Keys typed into the shell during one more download, each key's echo latency (ms). */
@@ -1128,6 +1147,10 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     downloadCpu: [],
     uploadCpu: [],
     downloadMessages: [],
+    downloadMachine: [],
+    uploadMachine: [],
+    nativeDownloadMachine: [],
+    nativeUploadMachine: [],
     nativeDownload: [],
     nativeUpload: [],
     keysDuringDownload: [],
@@ -1168,6 +1191,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       let stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
       const messages0 = await wsMessages();
       let cpu0 = await pageTaskSeconds(page);
+      let machine0 = machineTicks();
       let t0 = performance.now();
       await page.evaluate(() => {
         const row = document.querySelector('[data-testid="file-row"][data-name="down.bin"]');
@@ -1176,6 +1200,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       await waitTransfers(page, ++finished);
       let secs = (performance.now() - t0) / 1000;
       out.download.push(bytes / secs / 1e6);
+      out.downloadMachine.push(machineBusySince(machine0));
       out.downloadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
       out.downloadMessages.push((await wsMessages()) - messages0);
       if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-download`);
@@ -1183,6 +1208,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       const name = `up-${run}.bin`;
       stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
       cpu0 = await pageTaskSeconds(page);
+      machine0 = machineTicks();
       t0 = performance.now();
       await page.evaluate((fileName) => {
         const transfer = new DataTransfer();
@@ -1193,6 +1219,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       await waitTransfers(page, ++finished);
       secs = (performance.now() - t0) / 1000;
       out.upload.push(bytes / secs / 1e6);
+      out.uploadMachine.push(machineBusySince(machine0));
       out.uploadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
       if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-upload`);
       if (fs.statSync(path.join(dir, name)).size !== bytes) throw new Error(`the upload ${name} is incomplete`);
@@ -1238,10 +1265,14 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     // The login itself is timed apart and taken off: the page's figures start logged in.
     const login = await nativeSftp(rig, n.port as number, ['pwd']);
     for (let run = 0; run < count; run++) {
+      let machine0 = machineTicks();
       const down = await nativeSftp(rig, n.port as number, [`get ${dir}/down.bin ${local}`]);
+      out.nativeDownloadMachine.push(machineBusySince(machine0));
       out.nativeDownload.push(bytes / ((down - login) / 1000) / 1e6);
       fs.chmodSync(local, 0o644);
+      machine0 = machineTicks();
       const up = await nativeSftp(rig, n.port as number, [`put ${local} ${dir}/native-up.bin`]);
+      out.nativeUploadMachine.push(machineBusySince(machine0));
       out.nativeUpload.push(bytes / ((up - login) / 1000) / 1e6);
       fs.rmSync(path.join(dir, 'native-up.bin'), { force: true });
     }
@@ -1263,6 +1294,10 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     downloadCpu: [],
     uploadCpu: [],
     downloadMessages: [],
+    downloadMachine: [],
+    uploadMachine: [],
+    nativeDownloadMachine: [],
+    nativeUploadMachine: [],
     nativeDownload: [],
     nativeUpload: [],
     keysDuringDownload: [],
@@ -1281,6 +1316,10 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     downloadCpu: runs(r.downloadCpu),
     uploadCpu: runs(r.uploadCpu),
     downloadMessages: runs(r.downloadMessages),
+    downloadMachine: runs(r.downloadMachine),
+    uploadMachine: runs(r.uploadMachine),
+    nativeDownloadMachine: runs(r.nativeDownloadMachine),
+    nativeUploadMachine: runs(r.nativeUploadMachine),
     nativeDownload: runs(r.nativeDownload),
     nativeUpload: runs(r.nativeUpload),
     keys: {
@@ -1298,6 +1337,7 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     free: summarise(free),
     limited: summarise(limited),
     limitedRuns: Math.min(RUNS, 2),
+    cores: os.cpus().length,
     load: load(),
   });
 });
@@ -1325,6 +1365,8 @@ if (SFTP_COMPARE_DIST !== '') test('sftp compare: two builds of the app in turns
           uploadRatio: r.upload[0] / r.nativeUpload[0],
           downloadCpu: r.downloadCpu[0],
           uploadCpu: r.uploadCpu[0],
+          downloadMachine: r.downloadMachine[0],
+          nativeDownloadMachine: r.nativeDownloadMachine[0],
           keysP50: percentile(r.keysDuringDownload, 50),
           keysP99: percentile(r.keysDuringDownload, 99),
         };

@@ -592,6 +592,12 @@ export function sftpSummary(sftp: any): string[] {
 }
 
 /** The SFTP figure's section. */
+/** "ours / native" machine CPU shares, as percentages; a dash where a run lacks them. */
+function machinePair(ours: any, native: any): string {
+  const pct = (r: any) => (r && Number.isFinite(r.median) ? `${fmt(r.median * 100, 0)}%` : '–');
+  return `${pct(ours)} / ${pct(native)}`;
+}
+
 export function sftpSection(sftp: any): string[] {
   const lines: string[] = ['## 6. SFTP (Files panel)', ''];
   if (!sftp) return [...lines, 'Not measured: the figure failed (see the `cargo xtask bench` output).', ''];
@@ -601,12 +607,13 @@ export function sftpSection(sftp: any): string[] {
       `through the File System Access API into the origin-private file system (headless Chromium cannot answer the save ` +
       `dialog); uploads read a ${fmt(sftp.bytes / 1e6, 0)} MB \`File\` made in the page. Native: OpenSSH's \`sftp -b\` (64 requests of ` +
       `32 KiB in flight) through a source agent, its login timed alone and subtracted. Page CPU: the main thread's busy time ` +
-      `(DevTools \`TaskDuration\`) over the transfer's wall time.`,
+      `(DevTools \`TaskDuration\`) over the transfer's wall time. Machine CPU: the share of all ${sftp.cores ?? '?'} cores busy ` +
+      `(\`/proc/stat\`) during the transfer, the page's and native's (native's includes its login).`,
     '',
-    `| ${fmt(sftp.bytes / 1e6, 0)} MB, no rate limit | Ours (MB/s) | Native (MB/s) | Ratio | Page CPU (main thread) |`,
-    '| --- | --- | --- | --- | --- |',
-    `| Download | ${spread(sftp.free.download)} | ${spread(sftp.free.nativeDownload)} | ${ratio(sftp.free.download, sftp.free.nativeDownload)} | ${spread(sftp.free.downloadCpu, 2)} |`,
-    `| Upload | ${spread(sftp.free.upload)} | ${spread(sftp.free.nativeUpload)} | ${ratio(sftp.free.upload, sftp.free.nativeUpload)} | ${spread(sftp.free.uploadCpu, 2)} |`,
+    `| ${fmt(sftp.bytes / 1e6, 0)} MB, no rate limit | Ours (MB/s) | Native (MB/s) | Ratio | Page CPU (main thread) | Machine CPU, ours / native |`,
+    '| --- | --- | --- | --- | --- | --- |',
+    `| Download | ${spread(sftp.free.download)} | ${spread(sftp.free.nativeDownload)} | ${ratio(sftp.free.download, sftp.free.nativeDownload)} | ${spread(sftp.free.downloadCpu, 2)} | ${machinePair(sftp.free.downloadMachine, sftp.free.nativeDownloadMachine)} |`,
+    `| Upload | ${spread(sftp.free.upload)} | ${spread(sftp.free.nativeUpload)} | ${ratio(sftp.free.upload, sftp.free.nativeUpload)} | ${spread(sftp.free.uploadCpu, 2)} | ${machinePair(sftp.free.uploadMachine, sftp.free.nativeUploadMachine)} |`,
     '',
     `With \`burrow serve --rate-limit-per-tunnel ${sftp.limit}\` (both directions together, what AWS allows one tunnel), ` +
       `${fmt(sftp.limitedBytes / 1e6, 0)} MB each way, ${sftp.limitedRuns} runs:`,
@@ -641,13 +648,22 @@ export function sftpSection(sftp: any): string[] {
     sftp.free.upload.median / sftp.free.nativeUpload.median,
   );
   if (Number.isFinite(freeRatio) && freeRatio < 0.7) {
+    const machine = Math.max(sftp.free.downloadMachine?.median ?? NaN, sftp.free.uploadMachine?.median ?? NaN);
+    const saturated = Number.isFinite(machine) && machine >= 0.95;
     lines.push(
       `Below 0.7× native without a limit. The page's main thread is busy ${fmt(sftp.free.downloadCpu.median * 100, 0)}% ` +
-        `(download) and ${fmt(sftp.free.uploadCpu.median * 100, 0)}% (upload) of the transfer: the rest of the time it waits for ` +
-        `the next message, so the page's own work (ChaCha20-Poly1305 and russh's framing in WebAssembly) is not what sets the ` +
-        `pace. It waits on the path: the service, the agent, sshd and Chromium's network process share the machine's cores ` +
-        `with the page, and a round trip through them stretches when the machine is busy (the load above). A CPU profile ` +
-        `of the page (\`BENCH_PROFILE=1\`) shows where its busy time goes. With the tunnel's limit on, the page keeps up ` +
+        `(download) and ${fmt(sftp.free.uploadCpu.median * 100, 0)}% (upload) of the transfer, ` +
+        (!Number.isFinite(machine)
+          ? `of the transfer (this run did not measure the machine's CPU). `
+          : saturated
+          ? `and the machine's cores are all busy (${fmt(machine * 100, 0)}%): the page's work (ChaCha20-Poly1305 and russh's ` +
+            `framing in WebAssembly) and the path's (the service, the agent, sshd, Chromium's network process) together take ` +
+            `what the machine has. `
+          : `the machine's cores at most ${fmt(machine * 100, 0)}%: neither is saturated, so part of the time the page waits ` +
+            `on a round trip. A download's answers are held to the SSH window the page grants each channel (256 KiB, ` +
+            `\`app/src/ssh/client.rs\`), and each window's worth waits for the next through the service, the agent and ` +
+            `sshd, which share the machine's cores with the page and stretch when it is busy (the load above). `) +
+        `A CPU profile of the page (\`BENCH_PROFILE=1\`) shows where its busy time goes. With the tunnel's limit on, the page keeps up ` +
         `with the limit at ${fmt(Math.max(sftp.limited.downloadCpu.median, sftp.limited.uploadCpu.median) * 100, 0)}% of its ` +
         `main thread or less.`,
       '',
