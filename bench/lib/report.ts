@@ -126,6 +126,9 @@ export function renderReport(input: ReportInput): string {
         ['echo', echo],
         ['throughput', throughput],
         ['scale', scale],
+        ['sftp', input.sftp],
+        ['typeahead', input.typeahead],
+        ['tabs', input.tabs],
       ]
         .filter(([, f]) => f)
         .map(([name, f]) => `${name} ${(f as any).load?.join(' / ')}`)
