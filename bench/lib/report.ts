@@ -499,8 +499,8 @@ export function renderReport(input: ReportInput): string {
         'garbage collection. A WebAssembly SIMD build was tried and was not faster. Running the SSH session in a Web ' +
         'Worker, off the main thread, is the lever left. The page also grants each channel only 256 KiB of SSH ' +
         'window (`app/src/ssh/client.rs`), so that a key\'s echo queues behind little output (figure 8: with 2 MiB ' +
-        'a key beside two busy tabs waited 205–370 ms at p99); a side-by-side run with 2 MiB, taken while choosing ' +
-        'the window, carried about 40 MB/s here. ' +
+        'a key beside two busy tabs waited 205–370 ms at p99); in a side-by-side run taken while choosing the window, ' +
+        '2 MiB carried about 1.5× what 256 KiB did here (40 against 27 MB/s, in the same minutes). ' +
         'The browser\'s renderer, its network process, sshd, the ' +
         'agent and the service share the 2 cores.',
     );
