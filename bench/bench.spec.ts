@@ -31,6 +31,7 @@ import { QuietPage } from './lib/quiet';
 import { renderReport } from './lib/report';
 import { carryOver, onlyFigures } from './lib/carry';
 import { percentile, runs } from './lib/stats';
+import { CpuWatch, PerMb, cpuMinus, machineBusy, msPerMb, partMedians } from './lib/cpu';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const KEYS = Number(process.env.BENCH_KEYS ?? 500);
@@ -76,20 +77,6 @@ function sleep(ms: number): Promise<void> {
 
 function load(): number[] {
   return os.loadavg().map((v) => Math.round(v * 100) / 100);
-}
-
-/** The machine's CPU time so far (all cores, from /proc/stat): busy and total, in ticks. */
-function machineTicks(): { busy: number; total: number } {
-  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  // idle and iowait
-  return { busy: total - fields[3] - fields[4], total };
-}
-
-/** The share of all cores busy since `since` (0–1). */
-function machineBusySince(since: { busy: number; total: number }): number {
-  const now = machineTicks();
-  return now.total > since.total ? (now.busy - since.busy) / (now.total - since.total) : NaN;
 }
 
 /** Everything the figures share in one worker: the test user, sshd, burrow serve, data. */
@@ -1128,6 +1115,11 @@ interface SftpRuns {
   uploadMachine: number[];
   nativeDownloadMachine: number[];
   nativeUploadMachine: number[];
+  /** Each transfer's CPU per MB by part of the path (lib/cpu.ts), ours then native's. */
+  downloadParts: PerMb[];
+  uploadParts: PerMb[];
+  nativeDownloadParts: PerMb[];
+  nativeUploadParts: PerMb[];
   nativeDownload: number[];
   nativeUpload: number[];
   /** Keys typed into the shell during one more download, each key's echo latency (ms). */
@@ -1151,6 +1143,10 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     uploadMachine: [],
     nativeDownloadMachine: [],
     nativeUploadMachine: [],
+    downloadParts: [],
+    uploadParts: [],
+    nativeDownloadParts: [],
+    nativeUploadParts: [],
     nativeDownload: [],
     nativeUpload: [],
     keysDuringDownload: [],
@@ -1191,7 +1187,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       let stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
       const messages0 = await wsMessages();
       let cpu0 = await pageTaskSeconds(page);
-      let machine0 = machineTicks();
+      let watch = CpuWatch.start();
       let t0 = performance.now();
       await page.evaluate(() => {
         const row = document.querySelector('[data-testid="file-row"][data-name="down.bin"]');
@@ -1200,7 +1196,9 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       await waitTransfers(page, ++finished);
       let secs = (performance.now() - t0) / 1000;
       out.download.push(bytes / secs / 1e6);
-      out.downloadMachine.push(machineBusySince(machine0));
+      let used = watch.stop();
+      out.downloadMachine.push(machineBusy(used));
+      out.downloadParts.push(msPerMb(used, bytes));
       out.downloadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
       out.downloadMessages.push((await wsMessages()) - messages0);
       if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-download`);
@@ -1208,7 +1206,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       const name = `up-${run}.bin`;
       stopProfile = PROFILE && run === 0 ? await page.startProfile() : null;
       cpu0 = await pageTaskSeconds(page);
-      machine0 = machineTicks();
+      watch = CpuWatch.start();
       t0 = performance.now();
       await page.evaluate((fileName) => {
         const transfer = new DataTransfer();
@@ -1219,7 +1217,9 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
       await waitTransfers(page, ++finished);
       secs = (performance.now() - t0) / 1000;
       out.upload.push(bytes / secs / 1e6);
-      out.uploadMachine.push(machineBusySince(machine0));
+      used = watch.stop();
+      out.uploadMachine.push(machineBusy(used));
+      out.uploadParts.push(msPerMb(used, bytes));
       out.uploadCpu.push(((await pageTaskSeconds(page)) - cpu0) / secs);
       if (stopProfile) saveProfile(await stopProfile(), `sftp-${label}-upload`);
       if (fs.statSync(path.join(dir, name)).size !== bytes) throw new Error(`the upload ${name} is incomplete`);
@@ -1263,16 +1263,23 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
   const local = path.join(rig.dataDir, 'sftp-down.bin');
   try {
     // The login itself is timed apart and taken off: the page's figures start logged in.
+    // Its CPU is taken off each transfer's CPU per MB likewise.
+    const loginWatch = CpuWatch.start();
     const login = await nativeSftp(rig, n.port as number, ['pwd']);
+    const loginUsed = loginWatch.stop();
     for (let run = 0; run < count; run++) {
-      let machine0 = machineTicks();
+      let watch = CpuWatch.start();
       const down = await nativeSftp(rig, n.port as number, [`get ${dir}/down.bin ${local}`]);
-      out.nativeDownloadMachine.push(machineBusySince(machine0));
+      let used = watch.stop();
+      out.nativeDownloadMachine.push(machineBusy(used));
+      out.nativeDownloadParts.push(msPerMb(cpuMinus(used, loginUsed), bytes));
       out.nativeDownload.push(bytes / ((down - login) / 1000) / 1e6);
       fs.chmodSync(local, 0o644);
-      machine0 = machineTicks();
+      watch = CpuWatch.start();
       const up = await nativeSftp(rig, n.port as number, [`put ${local} ${dir}/native-up.bin`]);
-      out.nativeUploadMachine.push(machineBusySince(machine0));
+      used = watch.stop();
+      out.nativeUploadMachine.push(machineBusy(used));
+      out.nativeUploadParts.push(msPerMb(cpuMinus(used, loginUsed), bytes));
       out.nativeUpload.push(bytes / ((up - login) / 1000) / 1e6);
       fs.rmSync(path.join(dir, 'native-up.bin'), { force: true });
     }
@@ -1298,6 +1305,10 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     uploadMachine: [],
     nativeDownloadMachine: [],
     nativeUploadMachine: [],
+    downloadParts: [],
+    uploadParts: [],
+    nativeDownloadParts: [],
+    nativeUploadParts: [],
     nativeDownload: [],
     nativeUpload: [],
     keysDuringDownload: [],
@@ -1320,6 +1331,10 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     uploadMachine: runs(r.uploadMachine),
     nativeDownloadMachine: runs(r.nativeDownloadMachine),
     nativeUploadMachine: runs(r.nativeUploadMachine),
+    downloadParts: partMedians(r.downloadParts),
+    uploadParts: partMedians(r.uploadParts),
+    nativeDownloadParts: partMedians(r.nativeDownloadParts),
+    nativeUploadParts: partMedians(r.nativeUploadParts),
     nativeDownload: runs(r.nativeDownload),
     nativeUpload: runs(r.nativeUpload),
     keys: {

@@ -265,7 +265,9 @@ export function renderReport(input: ReportInput): string {
       out(
         'Bare page: the same browser and the same keys into a page with nothing but a text area whose `keydown` ' +
           'sends one byte over a WebSocket to an echo server on loopback (Node, answering at once); the echo ' +
-          'writes a character and the time is taken at the next animation frame (`bench/lib/floor.ts`). No app, ' +
+          'writes a character and the time is taken at the next animation frame (`bench/lib/floor.ts`). The text ' +
+          'area takes keys as xterm.js\'s does (hidden, the key\'s default action prevented), so the key itself ' +
+          'paints nothing and the cursor does not blink, as in the app by default. No app, ' +
           `SSH or tunnel: keydown → message back ${fmt(floor.roundTrip, 1)} ms, message → frame ${fmt(floor.toFrame, 1)} ms ` +
           '(medians). This is what this headless Chromium itself costs a key.' +
           (headed
@@ -483,7 +485,11 @@ export function renderReport(input: ReportInput): string {
             'inside the write would change the DOM sooner, and the pixels would still appear at the next refresh.'
           : '') +
         (echo.floor
-          ? ` The bare page, which paints its echo in the next animation frame too, has a p99 of ${fmt(echo.floor.p99.median, 1)} ms.`
+          ? ` The bare page, which paints its echo in the next animation frame too, has a p99 of ${fmt(echo.floor.p99.median, 1)} ms` +
+            (echo.floor.p99.median > 16
+              ? ` in the same run: above the target itself, so in this browser not even a page with no app, SSH or ` +
+                `tunnel paints 99% of its echoes within 16 ms.`
+              : `.`)
           : ''),
     );
   }
@@ -513,7 +519,8 @@ export function renderReport(input: ReportInput): string {
         `down and ${fmt(sftp.free.upload.median)} MB/s up against native's ${fmt(sftp.free.nativeDownload.median)} and ` +
         `${fmt(sftp.free.nativeUpload.median)}. Every byte is encrypted or decrypted in WebAssembly on the page's one ` +
         'thread, as for the raw channel above (the page\'s CPU during the transfers is in figure 6); at the 800 KB/s ' +
-        'AWS allows a tunnel, the page keeps up (figure 6\'s limited rows).',
+        'AWS allows a tunnel, the page keeps up (figure 6\'s limited rows).' +
+        sftpCpuNote(sftp),
     );
   }
   if (throughput && Number.isFinite(rendered) && rendered < 40) {
@@ -594,13 +601,96 @@ export function sftpSummary(sftp: any): string[] {
   return rows;
 }
 
-/** The SFTP figure's section. */
+/** The parts of the path in the CPU table, as the report names them (bench/lib/cpu.ts). */
+const CPU_PARTS: Array<[string, string]> = [
+  ['chromiumRenderer', "Chromium's renderer (the page's main thread and its other threads)"],
+  ['chromiumNetwork', "Chromium's network service (the WebSocket)"],
+  ['chromiumBrowser', "Chromium's browser process (among others the saved file's writes)"],
+  ['chromiumOther', "Chromium's other processes (GPU, storage, zygotes)"],
+  ['service', '`burrow serve`'],
+  ['agents', '`burrow agent` (destination; and native\'s source)'],
+  ['sshd', 'sshd and its sftp-server'],
+  ['rest', 'the rest (native\'s ssh client, the bench, the kernel)'],
+];
+
+/** The machine's milliseconds of CPU per MB in a transfer's parts, or NaN when not measured. */
+function perMbTotal(parts: any): number {
+  return parts && Number.isFinite(parts.total) ? parts.total : NaN;
+}
+
+/** The cores 0.7× native would keep busy at ours' CPU per MB, each way, and the machine's cores. */
+function sftpCoresNeeded(sftp: any): { down: number; up: number; cores: number } {
+  const f = sftp.free;
+  // rate (MB/s) × ms of CPU per MB = ms of CPU per second, in cores once divided by 1000
+  const need = (ours: any, native: any) => (0.7 * (native?.median ?? NaN) * perMbTotal(ours)) / 1000;
+  return { down: need(f.downloadParts, f.nativeDownload), up: need(f.uploadParts, f.nativeUpload), cores: sftp.cores ?? NaN };
+}
+
+/** The SFTP limits note's sentence on CPU per MB (figure 6's table), or "" when not measured. */
+function sftpCpuNote(sftp: any): string {
+  const f = sftp.free;
+  const { down, up, cores } = sftpCoresNeeded(sftp);
+  if (!Number.isFinite(down) || !Number.isFinite(up)) return '';
+  const d = f.downloadParts;
+  const browserOutsidePage = d.chromiumNetwork + d.chromiumBrowser + d.chromiumOther;
+  return (
+    ` Per MB moved, the machine spends ${fmt(d.total, 1)} ms of CPU on our download and ${fmt(f.uploadParts.total, 1)} ms ` +
+    `on our upload, against ${fmt(f.nativeDownloadParts.total, 1)} and ${fmt(f.nativeUploadParts.total, 1)} for native's ` +
+    `whole path; of our download's, ${fmt(browserOutsidePage, 1)} ms are Chromium's processes outside the page (its ` +
+    `network service and browser process), ${fmt(d.chromiumRenderer, 1)} ms the page's renderer. At that cost 0.7× ` +
+    `native would keep ${fmt(down, 1)} cores busy downloading and ${fmt(up, 1)} uploading; the machine has ${fmt(cores, 0)}.`
+  );
+}
+
+/**
+ * The CPU table under the SFTP figure: milliseconds of CPU per MB moved, by part of the path,
+ * ours and native's, and the cores the 0.7× target would need at ours' cost.
+ */
+function cpuPartsTable(sftp: any): string[] {
+  const f = sftp.free;
+  if (!f.downloadParts || !f.nativeDownloadParts) return [];
+  const cell = (parts: any, key: string) => fmt(parts?.[key], 1);
+  const lines = [
+    `Where the machine's CPU goes: milliseconds of CPU time per MB moved (medians of the runs). Each process's own CPU ` +
+      `time (\`/proc/<pid>/stat\`) is read every 20 ms during the transfer, so native's sshd session, which ends with ` +
+      `each \`sftp\`, counts too (\`bench/lib/cpu.ts\`); native's login is taken off. The rest is the machine's busy ` +
+      `time (\`/proc/stat\`) less the parts.`,
+    '',
+    '| CPU per MB (ms) | Download, ours | Download, native | Upload, ours | Upload, native |',
+    '| --- | --- | --- | --- | --- |',
+  ];
+  for (const [key, name] of CPU_PARTS) {
+    lines.push(
+      `| ${name} | ${cell(f.downloadParts, key)} | ${cell(f.nativeDownloadParts, key)} | ${cell(f.uploadParts, key)} | ${cell(f.nativeUploadParts, key)} |`,
+    );
+  }
+  lines.push(
+    `| **The machine** | ${cell(f.downloadParts, 'total')} | ${cell(f.nativeDownloadParts, 'total')} | ${cell(f.uploadParts, 'total')} | ${cell(f.nativeUploadParts, 'total')} |`,
+    '',
+  );
+  const { down, up, cores } = sftpCoresNeeded(sftp);
+  if (Number.isFinite(down) && Number.isFinite(up)) {
+    const short = [down, up].filter((n) => n > cores * 0.95);
+    lines.push(
+      `At ours' cost per MB, 0.7× native (${fmt(0.7 * f.nativeDownload.median, 0)} MB/s down, ` +
+        `${fmt(0.7 * f.nativeUpload.median, 0)} up) would keep ${fmt(down, 1)} cores busy downloading and ` +
+        `${fmt(up, 1)} uploading; this machine has ${fmt(cores, 0)}. ` +
+        (short.length > 0
+          ? `So on this machine the target needs less CPU per MB, not only more parallel work.`
+          : `So the machine could carry it: what holds the transfer back is the pace of the path, not its cost.`),
+      '',
+    );
+  }
+  return lines;
+}
+
 /** "ours / native" machine CPU shares, as percentages; a dash where a run lacks them. */
 function machinePair(ours: any, native: any): string {
   const pct = (r: any) => (r && Number.isFinite(r.median) ? `${fmt(r.median * 100, 0)}%` : '–');
   return `${pct(ours)} / ${pct(native)}`;
 }
 
+/** The SFTP figure's section. */
 export function sftpSection(sftp: any): string[] {
   const lines: string[] = ['## 6. SFTP (Files panel)', ''];
   if (!sftp) return [...lines, 'Not measured: the figure failed (see the `cargo xtask bench` output).', ''];
@@ -618,6 +708,7 @@ export function sftpSection(sftp: any): string[] {
     `| Download | ${spread(sftp.free.download)} | ${spread(sftp.free.nativeDownload)} | ${ratio(sftp.free.download, sftp.free.nativeDownload)} | ${spread(sftp.free.downloadCpu, 2)} | ${machinePair(sftp.free.downloadMachine, sftp.free.nativeDownloadMachine)} |`,
     `| Upload | ${spread(sftp.free.upload)} | ${spread(sftp.free.nativeUpload)} | ${ratio(sftp.free.upload, sftp.free.nativeUpload)} | ${spread(sftp.free.uploadCpu, 2)} | ${machinePair(sftp.free.uploadMachine, sftp.free.nativeUploadMachine)} |`,
     '',
+    ...cpuPartsTable(sftp),
     `With \`burrow serve --rate-limit-per-tunnel ${sftp.limit}\` (both directions together, what AWS allows one tunnel), ` +
       `${fmt(sftp.limitedBytes / 1e6, 0)} MB each way, ${sftp.limitedRuns} runs:`,
     '',
