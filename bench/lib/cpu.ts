@@ -70,6 +70,8 @@ export class CpuWatch {
   private constructor() {
     this.scan(true);
     this.timer = setInterval(() => this.scan(false), 20);
+    // A transfer that throws before `stop` must not keep the bench's process alive.
+    this.timer.unref();
   }
 
   /** Starts watching: every process running now is counted from now on. */
