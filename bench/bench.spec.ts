@@ -56,6 +56,8 @@ const SFTP_LIMITED_BYTES = Math.round(Number(process.env.BENCH_SFTP_LIMITED_MB ?
 /** What AWS IoT Secure Tunneling allows one tunnel, as the local service's limit. */
 const SFTP_LIMIT = '800KB/s';
 const SFTP_LIMIT_MB_PER_S = 0.8;
+/** The round trip of the SFTP figure's far case (a cellular device: 100–300 ms are normal). */
+const SFTP_FAR_RTT_MS = 300;
 /** A second build of the app to compare with BURROW_DIST (the "sftp compare" figure). */
 const SFTP_COMPARE_DIST = process.env.BENCH_SFTP_COMPARE_DIST ?? '';
 /** The thing name every tunnel gets, so the app remembers the host key across tunnels. */
@@ -1126,14 +1128,9 @@ interface SftpRuns {
   keysDuringDownload: number[];
 }
 
-/** Downloads and uploads `bytes` through `service`, page and native, `count` times each. */
-async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: number): Promise<SftpRuns> {
-  const home = path.join('/home', rig.user.name);
-  const dir = path.join(home, `bench-sftp-${process.pid}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir);
-  runQuiet('sh', ['-c', `head -c ${bytes} /dev/urandom > ${dir}/down.bin && chown -R ${rig.user.name}: ${dir}`]);
-  const out: SftpRuns = {
+/** An `SftpRuns` with no transfers yet. */
+function noSftpRuns(): SftpRuns {
+  return {
     download: [],
     upload: [],
     downloadCpu: [],
@@ -1151,6 +1148,26 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     nativeUpload: [],
     keysDuringDownload: [],
   };
+}
+
+/**
+ * Downloads and uploads `bytes` through `service`, page and native, `count` times each; the
+ * device's agent reaches sshd at `device` (a delaying forwarder, say), and `keys` adds the
+ * download with keys typed meanwhile.
+ */
+async function sftpRuns(
+  rig: Rig,
+  service: BurrowService,
+  bytes: number,
+  count: number,
+  { device = rig.sshd.address, keys = true }: { device?: string; keys?: boolean } = {},
+): Promise<SftpRuns> {
+  const home = path.join('/home', rig.user.name);
+  const dir = path.join(home, `bench-sftp-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir);
+  runQuiet('sh', ['-c', `head -c ${bytes} /dev/urandom > ${dir}/down.bin && chown -R ${rig.user.name}: ${dir}`]);
+  const out = noSftpRuns();
   const page = await QuietPage.open(installHooks);
   // Headless Chromium cannot answer the save dialog: the origin-private file system stands in
   // for the chosen file; the page writes through the same File System Access stream.
@@ -1158,7 +1175,7 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     source: `window.showSaveFilePicker = async (o) => (await navigator.storage.getDirectory()).getFileHandle(o.suggestedName, { create: true });`,
   });
   await page.send('Performance.enable');
-  const p = await openPath(rig, false, service);
+  const p = await openPath(rig, false, service, device);
   try {
     await connectPage(page, rig, p.sourceToken, service.url);
     await page.click('files-toggle');
@@ -1228,38 +1245,56 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     // One more download, not timed, with keys typed into the shell one at a time (each after the
     // previous one's echo) for as long as it runs: the echo latency figure's hooks, keydown to
     // the painted character.
-    await page.click('terminal');
-    await page.evaluate(() => {
-      (window as any).__bench.echo = [];
-      (window as any).__bench.pendingKeys = [];
-    });
-    await page.evaluate(() => {
-      const row = document.querySelector('[data-testid="file-row"][data-name="down.bin"]');
-      (row?.querySelector('[data-testid="file-download"]') as HTMLElement).click();
-    });
-    const running = () =>
-      page.evaluate(() => document.querySelector('[data-testid="transfer"][data-state="running"]') !== null);
-    await page.waitForFunction(() => document.querySelector('[data-testid="transfer"][data-state="running"]') !== null, undefined);
-    // Past the service's one-second burst when there is a limit.
-    await sleep(service === rig.burrow ? 100 : 2000);
-    for (let key = 0; key < 300 && (await running()); key++) {
-      if (key % 50 === 49) {
-        await page.press('Control+U');
-        await sleep(100);
-      }
-      const before: number = await page.evaluate(() => (window as any).__bench.echo.length);
-      await page.press('a');
-      await page.waitForFunction((n) => (window as any).__bench.echo.length > n, before, 30_000);
-    }
-    out.keysDuringDownload = await page.evaluate(() => (window as any).__bench.echo as number[]);
-    await page.press('Control+U');
-    await waitTransfers(page, ++finished);
+    if (keys) await keysDuringDownload(page, rig, service, out, ++finished);
   } finally {
     await page.close();
     await closePath(rig, p, service);
   }
+  await nativeSftpRuns(rig, service, device, dir, bytes, count, out);
+  return out;
+}
 
-  const n = await openPath(rig, true, service);
+/** The download with keys typed meanwhile (see `sftpRuns`); `finished` counts it. */
+async function keysDuringDownload(page: QuietPage, rig: Rig, service: BurrowService, out: SftpRuns, finished: number): Promise<void> {
+  await page.click('terminal');
+  await page.evaluate(() => {
+    (window as any).__bench.echo = [];
+    (window as any).__bench.pendingKeys = [];
+  });
+  await page.evaluate(() => {
+    const row = document.querySelector('[data-testid="file-row"][data-name="down.bin"]');
+    (row?.querySelector('[data-testid="file-download"]') as HTMLElement).click();
+  });
+  const running = () =>
+    page.evaluate(() => document.querySelector('[data-testid="transfer"][data-state="running"]') !== null);
+  await page.waitForFunction(() => document.querySelector('[data-testid="transfer"][data-state="running"]') !== null, undefined);
+  // Past the service's one-second burst when there is a limit.
+  await sleep(service === rig.burrow ? 100 : 2000);
+  for (let key = 0; key < 300 && (await running()); key++) {
+    if (key % 50 === 49) {
+      await page.press('Control+U');
+      await sleep(100);
+    }
+    const before: number = await page.evaluate(() => (window as any).__bench.echo.length);
+    await page.press('a');
+    await page.waitForFunction((n) => (window as any).__bench.echo.length > n, before, 30_000);
+  }
+  out.keysDuringDownload = await page.evaluate(() => (window as any).__bench.echo as number[]);
+  await page.press('Control+U');
+  await waitTransfers(page, finished);
+}
+
+/** Native `sftp`'s side of `sftpRuns`: the same file down and up, `count` times each. */
+async function nativeSftpRuns(
+  rig: Rig,
+  service: BurrowService,
+  device: string,
+  dir: string,
+  bytes: number,
+  count: number,
+  out: SftpRuns,
+): Promise<void> {
+  const n = await openPath(rig, true, service, device);
   const local = path.join(rig.dataDir, 'sftp-down.bin');
   try {
     // The login itself is timed apart and taken off: the page's figures start logged in.
@@ -1288,35 +1323,26 @@ async function sftpRuns(rig: Rig, service: BurrowService, bytes: number, count: 
     fs.rmSync(local, { force: true });
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  return out;
 }
 
 test('sftp: download and upload vs native sftp, with and without the 800 KB/s tunnel limit', async ({ rig }) => {
   test.setTimeout(60 * 60_000);
   const free = await sftpRuns(rig, rig.burrow, SFTP_BYTES, RUNS);
   // BENCH_SFTP_LIMITED_MB=0 leaves the rate-limited half out (a quicker comparison of builds).
-  let limited: SftpRuns = {
-    download: [],
-    upload: [],
-    downloadCpu: [],
-    uploadCpu: [],
-    downloadMessages: [],
-    downloadMachine: [],
-    uploadMachine: [],
-    nativeDownloadMachine: [],
-    nativeUploadMachine: [],
-    downloadParts: [],
-    uploadParts: [],
-    nativeDownloadParts: [],
-    nativeUploadParts: [],
-    nativeDownload: [],
-    nativeUpload: [],
-    keysDuringDownload: [],
-  };
+  let limited = noSftpRuns();
+  // The same limit across a link as far as a cellular device: AWS's limit and a long round trip
+  // together, where the SSH window the page grants can set the pace instead of the limit.
+  let far = noSftpRuns();
   if (SFTP_LIMITED_BYTES > 0) {
     const limitedService = await BurrowService.start(['--rate-limit-per-tunnel', SFTP_LIMIT]);
     try {
       limited = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, Math.min(RUNS, 2));
+      const delay = await Delay.start(rig.sshd.address, SFTP_FAR_RTT_MS / 2);
+      try {
+        far = await sftpRuns(rig, limitedService, SFTP_LIMITED_BYTES, 1, { device: delay.address, keys: false });
+      } finally {
+        await delay.stop();
+      }
     } finally {
       await limitedService.stop();
     }
@@ -1352,6 +1378,8 @@ test('sftp: download and upload vs native sftp, with and without the 800 KB/s tu
     free: summarise(free),
     limited: summarise(limited),
     limitedRuns: Math.min(RUNS, 2),
+    far: summarise(far),
+    farRttMs: SFTP_FAR_RTT_MS,
     cores: os.cpus().length,
     load: load(),
   });

@@ -684,6 +684,53 @@ function cpuPartsTable(sftp: any): string[] {
   return lines;
 }
 
+/** Whether a run measured the far case (the limit across a long round trip). */
+function hasFar(sftp: any): boolean {
+  return Boolean(sftp.far && sftp.far.download?.values?.length && sftp.far.upload?.values?.length);
+}
+
+/** The limited table's rows for the far case, if measured. */
+function farRows(sftp: any): string[] {
+  if (!hasFar(sftp)) return [];
+  const far = sftp.far;
+  const row = (way: string, ours: any, native: any, cpu: any) =>
+    `| ${way}, ${sftp.farRttMs} ms round trip (1 run) | ${spread(ours, 2)} | ${spread(native, 2)} | ` +
+    `${fmt(ours.median / sftp.limitMbPerS, 2)}× | ${spread(cpu, 2)} |`;
+  return [
+    row('Download', far.download, far.nativeDownload, far.downloadCpu),
+    row('Upload', far.upload, far.nativeUpload, far.uploadCpu),
+  ];
+}
+
+/** What the far case shows, when a direction falls short of 0.95× the limit. */
+function farNote(sftp: any): string[] {
+  if (!hasFar(sftp)) return [];
+  const far = sftp.far;
+  const share = (r: any) => r.median / sftp.limitMbPerS;
+  const short = [
+    ['download', far.download, far.nativeDownload],
+    ['upload', far.upload, far.nativeUpload],
+  ].filter(([, ours]) => share(ours) < 0.95);
+  const lines = [
+    `The far rows put a forwarder that holds every byte ${fmt(sftp.farRttMs / 2, 0)} ms each way between the device's agent ` +
+      `and sshd (\`e2e/support/delay.ts\`), as far as a device on a cellular link.`,
+  ];
+  for (const [way, ours, native] of short as Array<[string, any, any]>) {
+    // russh tops a channel's window up once half of it is used: about 0.75 of it per round trip.
+    const windowRate = (0.75 * 256 * 1024) / (sftp.farRttMs / 1000) / 1e6;
+    lines.push(
+      ` Our ${way} reaches ${fmt(share(ours), 2)}× of the limit there (native's ${fmt(share(native), 2)}×)` +
+        (way === 'download'
+          ? `: one channel carries at most the SSH window the page grants per round trip (256 KiB, ` +
+            `\`app/src/ssh/client.rs\`; topped up once half is used, about ${fmt(windowRate, 2)} MB/s at ` +
+            `${fmt(sftp.farRttMs, 0)} ms), and native's window is 2 MiB. The smaller window keeps keys answered beside busy ` +
+            `tabs (figure 8); russh grants every channel the same one.`
+          : '.'),
+    );
+  }
+  return [lines.join(''), ''];
+}
+
 /** "ours / native" machine CPU shares, as percentages; a dash where a run lacks them. */
 function machinePair(ours: any, native: any): string {
   const pct = (r: any) => (r && Number.isFinite(r.median) ? `${fmt(r.median * 100, 0)}%` : '–');
@@ -716,7 +763,9 @@ export function sftpSection(sftp: any): string[] {
     '| --- | --- | --- | --- | --- |',
     `| Download | ${spread(sftp.limited.download, 2)} | ${spread(sftp.limited.nativeDownload, 2)} | ${fmt(sftp.limited.download.median / sftp.limitMbPerS, 2)}× | ${spread(sftp.limited.downloadCpu, 2)} |`,
     `| Upload | ${spread(sftp.limited.upload, 2)} | ${spread(sftp.limited.nativeUpload, 2)} | ${fmt(sftp.limited.upload.median / sftp.limitMbPerS, 2)}× | ${spread(sftp.limited.uploadCpu, 2)} |`,
+    ...farRows(sftp),
     '',
+    ...farNote(sftp),
     `Load at the end of the figure: ${sftp.load?.join(' / ') ?? '?'}.`,
     '',
   );
