@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { Runs, fmt, ratio, spread } from './stats';
 import { tabsSection, tabsSummary } from './report-tabs';
 
@@ -503,10 +504,11 @@ export function renderReport(input: ReportInput): string {
         'this benchmark, showed it about 86% busy: half of the time in the app\'s JavaScript and WebAssembly ' +
         '(ChaCha20 alone 13–17%), a fifth in Chromium delivering the WebSocket messages, the rest in rendering and ' +
         'garbage collection. A WebAssembly SIMD build was tried and was not faster. Running the SSH session in a Web ' +
-        'Worker, off the main thread, is the lever left. The page also grants each channel only 256 KiB of SSH ' +
+        'Worker, off the main thread, is the lever left. The page also grants each channel only ' +
+        `${pageWindowKib()} KiB of SSH ` +
         'window (`app/src/ssh/client.rs`), so that a key\'s echo queues behind little output (figure 8: with 2 MiB ' +
         'a key beside two busy tabs waited 205–370 ms at p99); in a side-by-side run taken while choosing the window, ' +
-        '2 MiB carried about 1.5× what 256 KiB did here (40 against 27 MB/s, in the same minutes). ' +
+        '2 MiB carried about 1.5× what 256 KiB did (40 against 27 MB/s, in the same minutes). ' +
         'The browser\'s renderer, its network process, sshd, the ' +
         'agent and the service share the 2 cores.',
     );
@@ -684,6 +686,17 @@ function cpuPartsTable(sftp: any): string[] {
   return lines;
 }
 
+/** The SSH window the app grants each channel, in KiB, read from its source (NaN if not found). */
+function pageWindowKib(): number {
+  try {
+    const source = fs.readFileSync(path.join(__dirname, '..', '..', 'app', 'src', 'ssh', 'client.rs'), 'utf8');
+    const found = /pub const WINDOW_SIZE: u32 = (\d+) \* 1024;/.exec(source);
+    return found ? Number(found[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Whether a run measured the far case (the limit across a long round trip). */
 function hasFar(sftp: any): boolean {
   return Boolean(sftp.far && sftp.far.download?.values?.length && sftp.far.upload?.values?.length);
@@ -717,11 +730,11 @@ function farNote(sftp: any): string[] {
   ];
   for (const [way, ours, native] of short as Array<[string, any, any]>) {
     // russh tops a channel's window up once half of it is used: about 0.75 of it per round trip.
-    const windowRate = (0.75 * 256 * 1024) / (sftp.farRttMs / 1000) / 1e6;
+    const windowRate = (0.75 * pageWindowKib() * 1024) / (sftp.farRttMs / 1000) / 1e6;
     lines.push(
       ` Our ${way} reaches ${fmt(share(ours), 2)}× of the limit there (native's ${fmt(share(native), 2)}×)` +
         (way === 'download'
-          ? `: one channel carries at most the SSH window the page grants per round trip (256 KiB, ` +
+          ? `: one channel carries at most the SSH window the page grants per round trip (${pageWindowKib()} KiB, ` +
             `\`app/src/ssh/client.rs\`; topped up once half is used, about ${fmt(windowRate, 2)} MB/s at ` +
             `${fmt(sftp.farRttMs, 0)} ms), and native's window is 2 MiB. The smaller window keeps keys answered beside busy ` +
             `tabs (figure 8); russh grants every channel the same one.`
@@ -803,7 +816,7 @@ export function sftpSection(sftp: any): string[] {
             `framing in WebAssembly) and the path's (the service, the agent, sshd, Chromium's network process) together take ` +
             `what the machine has. `
           : `the machine's cores at most ${fmt(machine * 100, 0)}%: neither is saturated, so part of the time the page waits ` +
-            `on a round trip. A download's answers are held to the SSH window the page grants each channel (256 KiB, ` +
+            `on a round trip. A download's answers are held to the SSH window the page grants each channel (${pageWindowKib()} KiB, ` +
             `\`app/src/ssh/client.rs\`), and each window's worth waits for the next through the service, the agent and ` +
             `sshd, which share the machine's cores with the page and stretch when it is busy (the load above). `) +
         `A CPU profile of the page (\`BENCH_PROFILE=1\`) shows where its busy time goes. With the tunnel's limit on, the page keeps up ` +

@@ -34,13 +34,16 @@ use super::vocab::KbdQuestion;
 /// much of it a keystroke's echo can queue behind: every channel of the connection shares one
 /// stream, and once a busy tab's terminal falls behind, the page drains that stream at the
 /// terminal's parse rate. With 2 MiB, a key typed beside two tabs printing 30 MB each waited
-/// 205–370 ms (p99) for its echo; with 256 KiB, 56–80 ms, and keys during a rate-limited SFTP
-/// download 72 ms instead of 119. Rendered output and SFTP kept their speed on loopback; the
-/// raw channel (output not drawn) fell from about 40 to 27 MB/s (BENCHMARKS.md, figures 3, 6
-/// and 8). The other price is on long round trips: russh tops
-/// the window up once half of it is used, so one channel carries about
-/// `0.75 × 256 KiB / rtt` (640 KB/s at 300 ms, below AWS's 800 KB/s per tunnel).
-pub const WINDOW_SIZE: u32 = 256 * 1024;
+/// 205–370 ms (p99) for its echo; with 256 KiB, 56–80 ms.
+///
+/// It also bounds a download on a long round trip: russh tops the window up once half of it is
+/// used, so one channel carries about `0.75 × window / rtt`. Through AWS's 800 KB/s per tunnel
+/// and a 300 ms round trip, 256 KiB gave an SFTP download 0.47 MB/s (0.58× the limit) and
+/// 512 KiB 0.77 (0.96×, native `sftp` 0.97×); measured side by side, keys beside two busy tabs
+/// had the same p99 with either (two sets of runs each: 68 and 62 ms against 63 and 64) and the
+/// tabs finished sooner (BENCHMARKS.md, figures 6 and 8). So 512 KiB: enough for AWS's limit up to a round trip of
+/// about 0.75 × 512 KiB / 800 KB/s ≈ 490 ms.
+pub const WINDOW_SIZE: u32 = 512 * 1024;
 /// The largest SSH packet we accept.
 pub const MAX_PACKET_SIZE: u32 = 32 * 1024;
 /// How many channel messages russh buffers for us before its loop waits (backpressure).
