@@ -17,8 +17,8 @@ import { median } from './stats';
 export const PARTS = ['chromiumRenderer', 'chromiumNetwork', 'chromiumBrowser', 'chromiumOther', 'service', 'agents', 'sshd'] as const;
 export type Part = (typeof PARTS)[number];
 
-/** CPU ticks (USER_HZ) used: the machine's busy and total, and each part's. */
-export interface CpuSnapshot {
+/** CPU ticks (USER_HZ) used over a while: the machine's busy and total, and each part's. */
+export interface CpuUse {
   busy: number;
   total: number;
   parts: Record<Part, number>;
@@ -80,7 +80,7 @@ export class CpuWatch {
   }
 
   /** Stops watching and returns what was used meanwhile. */
-  stop(): CpuSnapshot {
+  stop(): CpuUse {
     clearInterval(this.timer);
     this.scan(false);
     const machine = machineTicks();
@@ -134,13 +134,13 @@ export class CpuWatch {
 }
 
 /** `a` less `b` (a login's own use taken off a transfer that includes it), never below zero. */
-export function cpuMinus(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
+export function cpuMinus(a: CpuUse, b: CpuUse): CpuUse {
   const parts = Object.fromEntries(PARTS.map((p) => [p, Math.max(0, a.parts[p] - b.parts[p])])) as Record<Part, number>;
   return { busy: Math.max(0, a.busy - b.busy), total: Math.max(0, a.total - b.total), parts };
 }
 
 /** The share of all cores busy in a delta (0–1). */
-export function machineBusy(delta: CpuSnapshot): number {
+export function machineBusy(delta: CpuUse): number {
   return delta.total > 0 ? delta.busy / delta.total : NaN;
 }
 
@@ -148,7 +148,7 @@ export function machineBusy(delta: CpuSnapshot): number {
  * Milliseconds of CPU per MB moved in a delta, for each part and the rest (the machine's busy
  * time less the parts), and the machine's total. Both count CPU time summed over cores.
  */
-export function msPerMb(delta: CpuSnapshot, bytes: number): PerMb {
+export function msPerMb(delta: CpuUse, bytes: number): PerMb {
   const tick = 1000 / 100; // ms per tick: USER_HZ is 100 on Linux
   const mb = bytes / 1e6;
   const out = {} as PerMb;

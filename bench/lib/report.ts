@@ -686,15 +686,21 @@ function cpuPartsTable(sftp: any): string[] {
   return lines;
 }
 
+/** The SSH window the app grants each channel, in KiB, once read from its source. */
+let windowKib: number | undefined;
+
 /** The SSH window the app grants each channel, in KiB, read from its source (NaN if not found). */
 function pageWindowKib(): number {
-  try {
-    const source = fs.readFileSync(path.join(__dirname, '..', '..', 'app', 'src', 'ssh', 'client.rs'), 'utf8');
-    const found = /pub const WINDOW_SIZE: u32 = (\d+) \* 1024;/.exec(source);
-    return found ? Number(found[1]) : NaN;
-  } catch {
-    return NaN;
+  if (windowKib === undefined) {
+    try {
+      const source = fs.readFileSync(path.join(__dirname, '..', '..', 'app', 'src', 'ssh', 'client.rs'), 'utf8');
+      const found = /pub const WINDOW_SIZE: u32 = (\d+) \* 1024;/.exec(source);
+      windowKib = found ? Number(found[1]) : NaN;
+    } catch {
+      windowKib = NaN;
+    }
   }
+  return windowKib;
 }
 
 /** Whether a run measured the far case (the limit across a long round trip). */

@@ -41,8 +41,8 @@ use super::vocab::KbdQuestion;
 /// and a 300 ms round trip, 256 KiB gave an SFTP download 0.47 MB/s (0.58× the limit) and
 /// 512 KiB 0.77 (0.96×, native `sftp` 0.97×); measured side by side, keys beside two busy tabs
 /// had the same p99 with either (two sets of runs each: 68 and 62 ms against 63 and 64) and the
-/// tabs finished sooner (BENCHMARKS.md, figures 6 and 8). So 512 KiB: enough for AWS's limit up to a round trip of
-/// about 0.75 × 512 KiB / 800 KB/s ≈ 490 ms.
+/// tabs finished sooner (BENCHMARKS.md, figures 6 and 8). So 512 KiB: enough for AWS's limit up
+/// to a round trip of about 0.75 × 512 KiB / 800 KB/s ≈ 490 ms.
 pub const WINDOW_SIZE: u32 = 512 * 1024;
 /// The largest SSH packet we accept.
 pub const MAX_PACKET_SIZE: u32 = 32 * 1024;
